@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from django.db import models
+
+from studies.models import Study
+
+
+class AnalysisRun(models.Model):
+    """A stored analysis of a study: the tables, the estimators and their versions.
+
+    Results are kept as JSON records so that a published table can be traced to the
+    votes and estimator versions that produced it, even after more votes arrive.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="analysis_runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    n_votes = models.PositiveIntegerField(default=0)
+    params = models.JSONField(default=dict, blank=True)
+    estimators = models.JSONField(default=dict, blank=True)
+    results = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"analysis {self.pk} of {self.study} ({self.status})"

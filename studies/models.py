@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.functional import cached_property
+
+from studies.scales import ScalePreset
+
+
+class ImageAsset(models.Model):
+    """A stored image file (reference, input or output) and its tile pyramid.
+
+    Rater-facing URLs name only the asset's random token, so neither the method nor the
+    scene can be read from a URL.
+    """
+
+    class TileStatus(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    # One random token per use of a file, even when two uses share bytes (the hidden
+    # reference is the reference): equal URLs would tell a rater which is which.
+    token = models.CharField(max_length=40, unique=True)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    # Content-addressed: images/<sha[:2]>/<sha>.<ext>. Stored as uploaded, never
+    # recompressed: raters judge these exact pixels.
+    file = models.FileField(max_length=300)
+    size_bytes = models.BigIntegerField(default=0)
+    content_type = models.CharField(max_length=40)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    tile_status = models.CharField(max_length=10, choices=TileStatus.choices, default=TileStatus.PENDING)
+    tile_error = models.TextField(blank=True)
+    # Deep Zoom pyramids are keyed by content (tiles/<sha>/) and shared by equal files.
+    tiles_dir = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.token
+
+
+class Study(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    class Protocol(models.TextChoices):
+        REFERENCE = "reference", "Output beside the reference (AIM)"
+        INPUT = "input", "Output beside the input photo (PIRM)"
+        SINGLE = "single", "Output alone, no reference (ACR)"
+
+    title = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    protocol = models.CharField(max_length=10, choices=Protocol.choices, default=Protocol.REFERENCE)
+    scale_preset = models.CharField(max_length=10, choices=ScalePreset.choices, default=ScalePreset.AIM5)
+    # Copied from the preset on creation (studies.services.study_create) and never
+    # rewritten afterwards: a running study must keep asking the same question.
+    scale_levels = models.JSONField(default=list, blank=True, editable=False)
+    ratings_per_output = models.PositiveIntegerField(default=10)
+    trials_per_session = models.PositiveIntegerField(default=30)
+    control_rate = models.FloatField(
+        default=0.1, help_text="Fraction of a session's trials that are controls (hidden reference, low anchor)."
+    )
+    seed = models.BigIntegerField(default=0, help_text="Seed for assignment shuffles and bootstrap.")
+    instructions = models.TextField(blank=True)
+    completion_redirect_url = models.URLField(blank=True, help_text="Prolific/MTurk return URL; {code} is replaced.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def scores(self) -> list[int]:
+        return sorted(int(level["score"]) for level in self.scale_levels)
+
+    @property
+    def scale_min(self) -> int:
+        return min(self.scores)
+
+    @property
+    def scale_max(self) -> int:
+        return max(self.scores)
+
+    def label_for(self, score: int) -> str:
+        for level in self.scale_levels:
+            if int(level["score"]) == score:
+                return str(level["label"])
+        raise KeyError(score)
+
+
+class Scene(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="scenes")
+    name = models.CharField(max_length=200)
+    # Null only for scenes created by import_ratings, which analyses votes collected
+    # elsewhere and has no images.
+    reference = models.ForeignKey(
+        ImageAsset, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    input = models.ForeignKey(ImageAsset, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "name"]
+        constraints = [models.UniqueConstraint(fields=["study", "name"], name="scene_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def megapixels(self) -> float | None:
+        if self.width and self.height:
+            return self.width * self.height / 1e6
+        return None
+
+
+class Method(models.Model):
+    class Kind(models.TextChoices):
+        SUBMISSION = "submission", "Team submission"
+        BASELINE = "baseline", "Baseline"
+        HIDDEN_REFERENCE = "hidden_reference", "Hidden reference"
+        LOW_ANCHOR = "low_anchor", "Low anchor"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="methods")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.SUBMISSION)
+    runtime_s = models.FloatField(null=True, blank=True, help_text="Reported runtime per image, seconds.")
+    framework = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["study", "name"]
+        constraints = [models.UniqueConstraint(fields=["study", "name"], name="method_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_control(self) -> bool:
+        return self.kind in {self.Kind.HIDDEN_REFERENCE, self.Kind.LOW_ANCHOR}
+
+
+class Output(models.Model):
+    class MetricStatus(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    method = models.ForeignKey(Method, on_delete=models.CASCADE, related_name="outputs")
+    scene = models.ForeignKey(Scene, on_delete=models.CASCADE, related_name="outputs")
+    image = models.ForeignKey(ImageAsset, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    psnr = models.FloatField(null=True, blank=True)
+    ssim = models.FloatField(null=True, blank=True)
+    metric_status = models.CharField(max_length=10, choices=MetricStatus.choices, default=MetricStatus.PENDING)
+    metric_error = models.TextField(blank=True)
+    metric_settings = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["method", "scene"]
+        constraints = [models.UniqueConstraint(fields=["method", "scene"], name="output_unique_method_scene")]
+
+    def __str__(self) -> str:
+        return f"{self.method} / {self.scene}"
+
+    def clean(self) -> None:
+        if self.method_id and self.scene_id and self.method.study_id != self.scene.study_id:
+            raise ValidationError("An output's method and scene must belong to the same study.")
+
+    @cached_property
+    def study(self) -> Study:
+        return self.method.study
+
+    @property
+    def sha256(self) -> str:
+        return self.image.sha256 if self.image else ""
+
+
