@@ -1,0 +1,149 @@
+"""Shared plumbing for the statistics core: estimator records and vote preparation.
+
+Everything here is Django-free on purpose: the same functions run in a notebook, in a
+Celery task and in the tests, on a plain long-format DataFrame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Vote kinds that count towards every estimate. Training votes never count; control
+#: votes are ordinary votes on hidden-reference / low-anchor outputs.
+COUNTED_KINDS: tuple[str, ...] = ("rating", "control")
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """Name, version and parameters of the estimator that produced a table.
+
+    Every result table carries ``estimator`` and ``estimator_version`` columns (so an
+    exported CSV row can be traced back), and the full record in ``df.attrs``.
+    """
+
+    name: str
+    version: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def stamp(self, frame: pd.DataFrame, **params: Any) -> pd.DataFrame:
+        """Add the estimator columns and attrs to ``frame`` (in place) and return it."""
+        frame["estimator"] = self.name
+        frame["estimator_version"] = self.version
+        frame.attrs["estimator"] = {
+            "name": self.name,
+            "version": self.version,
+            "params": {**dict(self.params), **params},
+        }
+        return frame
+
+
+@dataclass(frozen=True)
+class Votes:
+    """Counted votes as integer codes, ready for ``np.bincount`` style aggregation.
+
+    ``output`` codes are dense over method x scene: ``method * n_scenes + scene``.
+    """
+
+    rater: np.ndarray
+    scene: np.ndarray
+    method: np.ndarray
+    score: np.ndarray
+    raters: pd.Index
+    scenes: pd.Index
+    methods: pd.Index
+
+    @property
+    def n_raters(self) -> int:
+        return len(self.raters)
+
+    @property
+    def n_scenes(self) -> int:
+        return len(self.scenes)
+
+    @property
+    def n_methods(self) -> int:
+        return len(self.methods)
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_methods * self.n_scenes
+
+    @property
+    def output(self) -> np.ndarray:
+        return self.method * self.n_scenes + self.scene
+
+    def output_labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Method and scene label of every dense output code."""
+        codes = np.arange(self.n_outputs)
+        return (
+            np.asarray(self.methods)[codes // self.n_scenes],
+            np.asarray(self.scenes)[codes % self.n_scenes],
+        )
+
+
+def counted(
+    df: pd.DataFrame, *, kind: str = "kind", kinds: Iterable[str] = COUNTED_KINDS
+) -> pd.DataFrame:
+    """Rows that count (drop training votes); all rows when there is no ``kind`` column."""
+    if kind not in df.columns:
+        return df
+    return df[df[kind].isin(tuple(kinds))]
+
+
+def prepare_votes(
+    df: pd.DataFrame,
+    *,
+    rater: str = "rater",
+    scene: str = "scene",
+    method: str = "method",
+    score: str = "score",
+    kind: str = "kind",
+) -> Votes:
+    """Validate a long-format vote frame and encode it as :class:`Votes`.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, a score is not a finite number, or no vote counts.
+    """
+    missing = [c for c in (rater, scene, method, score) if c not in df.columns]
+    if missing:
+        raise ValueError(f"vote frame lacks column(s): {', '.join(missing)}")
+    data = counted(df, kind=kind)
+    if data.empty:
+        raise ValueError("no counted votes (rating or control) in the frame")
+    scores = pd.to_numeric(data[score], errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(scores).all():
+        raise ValueError(f"column {score!r} holds missing or non-numeric scores")
+    r_codes, r_index = pd.factorize(data[rater], sort=True)
+    s_codes, s_index = pd.factorize(data[scene], sort=True)
+    m_codes, m_index = pd.factorize(data[method], sort=True)
+    if (r_codes < 0).any() or (s_codes < 0).any() or (m_codes < 0).any():
+        raise ValueError("rater, scene and method must not be missing")
+    return Votes(
+        rater=r_codes.astype(np.int64),
+        scene=s_codes.astype(np.int64),
+        method=m_codes.astype(np.int64),
+        score=scores,
+        raters=pd.Index(r_index),
+        scenes=pd.Index(s_index),
+        methods=pd.Index(m_index),
+    )
+
+
+def group_mean_std(
+    codes: np.ndarray, values: np.ndarray, size: int, ddof: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count, mean and standard deviation of ``values`` per integer code (two-pass)."""
+    n = np.bincount(codes, minlength=size).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(codes, weights=values, minlength=size) / n
+        ss = np.bincount(codes, weights=(values - mean[codes]) ** 2, minlength=size)
+        std = np.sqrt(ss / (n - ddof))
+    std[n <= ddof] = np.nan
+    return n, mean, std

@@ -1,0 +1,271 @@
+"""Mean opinion scores per output and per method, with confidence intervals.
+
+Definitions (DESIGN.md, "Statistics"):
+
+* ``MOS[m, i]`` is the mean of the scores raters gave output (m, i);
+* ``MOS[m]`` is the mean over scenes of ``MOS[m, i]``, so each scene weighs the same;
+* intervals are Student-t over raters for one output, Student-t over the per-image MOS
+  for a method, or a two-way bootstrap resampling raters and scenes together.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ._common import Estimator, Votes, group_mean_std, prepare_votes
+
+IMAGE_MOS = Estimator("image-mos", "1.0")
+METHOD_MOS = Estimator("method-mos", "1.0")
+BOOTSTRAP = Estimator("bootstrap-raters-scenes", "1.0")
+
+
+def _t_interval(
+    mean: np.ndarray, std: np.ndarray, n: np.ndarray, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Student-t interval ``mean -/+ t(q, n-1) * s / sqrt(n)``; NaN where n < 2."""
+    q = 1 - (1 - confidence) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = stats.t.ppf(q, n - 1) * std / np.sqrt(n)
+    half = np.where(n >= 2, half, np.nan)
+    return mean - half, mean + half
+
+
+def _image_table(votes: Votes, confidence: float) -> pd.DataFrame:
+    n, mean, std = group_mean_std(votes.output, votes.score, votes.n_outputs)
+    low, high = _t_interval(mean, std, n, confidence)
+    methods, scenes = votes.output_labels()
+    table = pd.DataFrame(
+        {
+            "method": methods,
+            "scene": scenes,
+            "n_votes": n.astype(np.int64),
+            "mos": mean,
+            "std": std,
+            "ci_low": low,
+            "ci_high": high,
+        }
+    )
+    return table[table["n_votes"] > 0].reset_index(drop=True)
+
+
+def image_mos(
+    df: pd.DataFrame,
+    *,
+    rater: str = "rater",
+    scene: str = "scene",
+    method: str = "method",
+    score: str = "score",
+    kind: str = "kind",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Per-output MOS with a Student-t interval over the raters of that output.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Long-format votes, one row per vote. Rows whose ``kind`` is ``"training"`` are
+        ignored; ``"rating"`` and ``"control"`` rows count.
+    rater, scene, method, score, kind : str
+        Column names.
+    confidence : float
+        Two-sided confidence level of the interval.
+
+    Returns
+    -------
+    DataFrame
+        One row per (method, scene) with votes: ``n_votes``, ``mos``, ``std`` (sample,
+        ddof=1), ``ci_low``, ``ci_high`` (``t.ppf(q, N-1) * s / sqrt(N)``, NaN when
+        N < 2), ``ci_method`` = ``"t-raters"``, and the estimator columns.
+
+    Examples
+    --------
+    >>> votes = pd.DataFrame({"rater": [1, 2, 3], "scene": "s1", "method": "A",
+    ...                       "score": [4, 5, 3], "kind": "rating"})
+    >>> image_mos(votes)[["method", "scene", "n_votes", "mos"]]
+      method scene  n_votes  mos
+    0      A    s1        3  4.0
+    """
+    votes = prepare_votes(df, rater=rater, scene=scene, method=method, score=score, kind=kind)
+    table = _image_table(votes, confidence)
+    table["ci_method"] = "t-raters"
+    table = table.rename(columns={"method": method, "scene": scene})
+    return IMAGE_MOS.stamp(table, confidence=confidence)
+
+
+def _method_table(votes: Votes, confidence: float) -> pd.DataFrame:
+    n_out, mos_out, _ = group_mean_std(votes.output, votes.score, votes.n_outputs)
+    has = n_out > 0
+    out_method = np.arange(votes.n_outputs) // votes.n_scenes
+    n_scenes, mos, std = group_mean_std(out_method[has], mos_out[has], votes.n_methods)
+    low, high = _t_interval(mos, std, n_scenes, confidence)
+    pairs = np.unique(votes.method * votes.n_raters + votes.rater)
+    n_raters = np.bincount(pairs // votes.n_raters, minlength=votes.n_methods)
+    return pd.DataFrame(
+        {
+            "method": np.asarray(votes.methods),
+            "mos": mos,
+            "n_scenes": n_scenes.astype(np.int64),
+            "n_votes": np.bincount(votes.method, minlength=votes.n_methods),
+            "n_raters": n_raters,
+            "std_scenes": std,
+            "ci_low": low,
+            "ci_high": high,
+            "ci_method": "t-scenes",
+        }
+    )
+
+
+def method_mos(
+    df: pd.DataFrame,
+    *,
+    rater: str = "rater",
+    scene: str = "scene",
+    method: str = "method",
+    score: str = "score",
+    kind: str = "kind",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Per-method MOS: the mean over scenes of the per-image MOS.
+
+    The interval is Student-t over the per-image MOS values of the method (variation
+    across scenes): ``t.ppf(q, n_scenes-1) * std_scenes / sqrt(n_scenes)``.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Long-format votes (see :func:`image_mos`).
+    rater, scene, method, score, kind : str
+        Column names.
+    confidence : float
+        Two-sided confidence level.
+
+    Returns
+    -------
+    DataFrame
+        One row per method: ``mos``, ``n_scenes``, ``n_votes``, ``n_raters``,
+        ``std_scenes``, ``ci_low``, ``ci_high``, ``ci_method`` = ``"t-scenes"``.
+
+    Examples
+    --------
+    >>> votes = pd.DataFrame({"rater": [1, 2, 1], "scene": ["s1", "s1", "s2"],
+    ...                       "method": "A", "score": [4, 2, 5]})
+    >>> float(method_mos(votes)["mos"].iloc[0])  # mean of 3.0 (s1) and 5.0 (s2)
+    4.0
+    """
+    votes = prepare_votes(df, rater=rater, scene=scene, method=method, score=score, kind=kind)
+    table = _method_table(votes, confidence).rename(columns={"method": method})
+    return METHOD_MOS.stamp(table, confidence=confidence)
+
+
+def _bootstrap_arrays(
+    votes: Votes, n_resamples: int, seed: int, confidence: float, chunk: int = 250
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Percentile interval and standard error of the method MOS, raters x scenes bootstrap.
+
+    The votes are folded once into dense (output x rater) sum and count matrices. A
+    resample is a pair of multiplicity vectors (how often each rater and each scene was
+    drawn); the resampled per-image sums are then one matrix product, and the method MOS
+    is a multiplicity-weighted mean over scenes of the resampled per-image MOS.
+    """
+    n_out, n_r, n_s, n_m = votes.n_outputs, votes.n_raters, votes.n_scenes, votes.n_methods
+    cell = votes.output * n_r + votes.rater
+    sums = np.bincount(cell, weights=votes.score, minlength=n_out * n_r).reshape(n_out, n_r)
+    counts = np.bincount(cell, minlength=n_out * n_r).astype(float).reshape(n_out, n_r)
+    rng = np.random.default_rng(seed)
+    boot = np.empty((n_m, n_resamples))
+    done = 0
+    while done < n_resamples:
+        b = min(chunk, n_resamples - done)
+        offsets = (np.arange(b) * n_r)[:, None]
+        w_r = np.bincount(
+            (rng.integers(0, n_r, size=(b, n_r)) + offsets).ravel(), minlength=b * n_r
+        ).reshape(b, n_r)
+        offsets = (np.arange(b) * n_s)[:, None]
+        w_s = np.bincount(
+            (rng.integers(0, n_s, size=(b, n_s)) + offsets).ravel(), minlength=b * n_s
+        ).reshape(b, n_s)
+        w_r = w_r.astype(float)
+        s_b = (sums @ w_r.T).reshape(n_m, n_s, b)
+        c_b = (counts @ w_r.T).reshape(n_m, n_s, b)
+        valid = c_b > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            img = np.where(valid, s_b / np.where(valid, c_b, 1.0), 0.0)
+            weights = valid * w_s.T[None, :, :]
+            boot[:, done : done + b] = (img * weights).sum(axis=1) / weights.sum(axis=1)
+        done += b
+    alpha = 1 - confidence
+    with np.errstate(invalid="ignore"):
+        low = np.nanpercentile(boot, 100 * alpha / 2, axis=1)
+        high = np.nanpercentile(boot, 100 * (1 - alpha / 2), axis=1)
+        se = np.nanstd(boot, axis=1, ddof=1)
+    return low, high, se
+
+
+def bootstrap_ci(
+    df: pd.DataFrame,
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    rater: str = "rater",
+    scene: str = "scene",
+    method: str = "method",
+    score: str = "score",
+    kind: str = "kind",
+) -> pd.DataFrame:
+    """Two-way bootstrap interval of the method MOS, resampling raters and scenes.
+
+    Each resample draws raters with replacement and, independently, scenes with
+    replacement; a rater drawn k times counts k times in every output they rated, a
+    scene drawn k times weighs k times in the mean over scenes. The interval is the
+    percentile interval of the resampled method MOS.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Long-format votes (see :func:`image_mos`).
+    n_resamples : int
+        Number of bootstrap resamples.
+    seed : int
+        Seed of ``numpy.random.default_rng``; the same seed gives the same interval.
+    confidence : float
+        Two-sided confidence level.
+    rater, scene, method, score, kind : str
+        Column names.
+
+    Returns
+    -------
+    DataFrame
+        One row per method: ``mos`` (point estimate, as :func:`method_mos`),
+        ``ci_low``, ``ci_high``, ``boot_se``, ``n_resamples``,
+        ``ci_method`` = ``"bootstrap-raters-scenes"``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> votes = pd.DataFrame({"rater": np.repeat(np.arange(20), 5),
+    ...                       "scene": np.tile(list("abcde"), 20), "method": "A",
+    ...                       "score": rng.integers(1, 6, 100)})
+    >>> ci = bootstrap_ci(votes, n_resamples=500)
+    >>> bool(ci["ci_low"].iloc[0] <= ci["mos"].iloc[0] <= ci["ci_high"].iloc[0])
+    True
+    """
+    if n_resamples < 1:
+        raise ValueError("n_resamples must be at least 1")
+    votes = prepare_votes(df, rater=rater, scene=scene, method=method, score=score, kind=kind)
+    point = _method_table(votes, confidence)
+    low, high, se = _bootstrap_arrays(votes, n_resamples, seed, confidence)
+    table = pd.DataFrame(
+        {
+            method: point["method"],
+            "mos": point["mos"],
+            "ci_low": low,
+            "ci_high": high,
+            "boot_se": se,
+            "n_resamples": n_resamples,
+            "ci_method": "bootstrap-raters-scenes",
+        }
+    )
+    return BOOTSTRAP.stamp(table, n_resamples=n_resamples, seed=seed, confidence=confidence)
