@@ -1,0 +1,107 @@
+"""A generated demo study whose methods are degradations of known strength.
+
+Scenes are photographs bundled with scikit-image, enlarged to about 2.2 megapixels and
+given fine, colourful detail (so that blur and noise are visible at 100% zoom). Each
+method applies a stronger degradation than the one before, so the expected ranking is
+known: the hidden reference first, then team order, then the low anchor.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+from skimage import data as skdata
+
+from studies.models import Method
+
+WIDTH, HEIGHT = 1800, 1200  # 2.16 MP
+SCENES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
+
+
+@dataclass(frozen=True)
+class Degradation:
+    name: str
+    blur: float
+    noise: float
+    jpeg: int | None = None
+    downscale: int = 1
+    kind: str = Method.Kind.SUBMISSION
+    runtime_s: float | None = None
+    framework: str = ""
+
+
+# Ordered best to worst: the expected MOS order of the demo.
+DEGRADATIONS = (
+    Degradation("hidden-reference", 0, 0, kind=Method.Kind.HIDDEN_REFERENCE),
+    Degradation("Team Aurora", 0.6, 1.5, runtime_s=0.8, framework="PyTorch"),
+    Degradation("Team Basalt", 1.0, 3.0, runtime_s=0.4, framework="TensorFlow"),
+    Degradation("Team Cobalt", 1.5, 5.0, runtime_s=1.9, framework="PyTorch"),
+    Degradation("Team Dune", 2.0, 7.0, jpeg=60, runtime_s=0.2, framework="TFLite"),
+    Degradation("Team Ember", 3.0, 10.0, jpeg=40, runtime_s=0.1, framework="ONNX"),
+    Degradation("Team Fjord", 4.0, 14.0, jpeg=25, runtime_s=0.05, framework="TFLite"),
+    Degradation("low-anchor", 2.0, 24.0, jpeg=10, downscale=8, kind=Method.Kind.LOW_ANCHOR),
+)
+
+
+def scene_image(name: str, seed: int) -> np.ndarray:
+    photo = Image.fromarray(getattr(skdata, name)()[..., :3])
+    base = np.asarray(photo.resize((WIDTH, HEIGHT), Image.Resampling.LANCZOS), dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    # Fine coloured grain at two scales: enlarging alone would leave nothing for a
+    # degradation to destroy at 100% zoom.
+    fine = rng.normal(0, 9, size=(HEIGHT, WIDTH, 3)).astype(np.float32)
+    coarse = np.asarray(
+        Image.fromarray(rng.integers(0, 256, size=(HEIGHT // 6, WIDTH // 6, 3), dtype=np.uint8)).resize(
+            (WIDTH, HEIGHT), Image.Resampling.BICUBIC
+        ),
+        dtype=np.float32,
+    )
+    image = base + fine + (coarse - 128) * 0.12
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def degrade(image: np.ndarray, how: Degradation, seed: int) -> np.ndarray:
+    if how.kind == Method.Kind.HIDDEN_REFERENCE:
+        return image
+    result = Image.fromarray(image)
+    if how.downscale > 1:
+        small = result.resize((WIDTH // how.downscale, HEIGHT // how.downscale), Image.Resampling.BOX)
+        result = small.resize((WIDTH, HEIGHT), Image.Resampling.NEAREST)
+    if how.blur:
+        result = result.filter(ImageFilter.GaussianBlur(how.blur))
+    array = np.asarray(result, dtype=np.float32)
+    if how.noise:
+        array = array + np.random.default_rng(seed).normal(0, how.noise, size=array.shape)
+    result = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
+    if how.jpeg:
+        buffer = io.BytesIO()
+        result.save(buffer, format="JPEG", quality=how.jpeg)
+        result = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    return np.asarray(result)
+
+
+def write_demo_folder(root: Path, *, n_scenes: int = 6, seed: int = 2020) -> Path:
+    """Write the import layout (references/, methods/<m>/, methods.csv) under ``root``."""
+    (root / "references").mkdir(parents=True, exist_ok=True)
+    for how in DEGRADATIONS:
+        (root / "methods" / how.name).mkdir(parents=True, exist_ok=True)
+    for index, scene in enumerate(SCENES[:n_scenes]):
+        reference = scene_image(scene, seed + index)
+        _save_png(reference, root / "references" / f"{scene}.png")
+        for offset, how in enumerate(DEGRADATIONS):
+            _save_png(degrade(reference, how, seed * 100 + index * 10 + offset), root / "methods" / how.name / f"{scene}.png")
+    with (root / "methods.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["method", "kind", "runtime_s", "framework"])
+        for how in DEGRADATIONS:
+            writer.writerow([how.name, how.kind, "" if how.runtime_s is None else how.runtime_s, how.framework])
+    return root
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    Image.fromarray(array).save(path, format="PNG", compress_level=1)

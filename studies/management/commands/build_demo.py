@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from studies import demo
+from studies.models import Study
+from studies.services import study_create, study_import, study_open
+
+DEMO_SLUG = "demo"
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "mosaic-demo"
+
+
+class Command(BaseCommand):
+    help = "Build (once) and open the demo study, create the demo admin account and print the links."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--scenes", type=int, default=6, help="number of scenes (at most %d)" % len(demo.SCENES))
+        parser.add_argument("--host", default="http://127.0.0.1:8000")
+
+    def handle(self, *args, scenes: int, host: str, **options) -> None:
+        study = Study.objects.filter(slug=DEMO_SLUG).first()
+        if study is None:
+            started = time.monotonic()
+            self.stdout.write(f"Generating the demo study ({scenes} scenes x {len(demo.DEGRADATIONS)} methods)...")
+            with tempfile.TemporaryDirectory(prefix="mosaic-demo-") as tmp:
+                folder = demo.write_demo_folder(Path(tmp), n_scenes=scenes)
+                with transaction.atomic():
+                    study = study_create(
+                        title="Demo: learned smartphone ISP, perceptual track",
+                        slug=DEMO_SLUG,
+                        trials_per_session=20,
+                        ratings_per_output=5,
+                        instructions=(
+                            "You will see a photo taken with a professional DSLR camera (left) and a "
+                            "photo produced by an algorithm from a phone's raw sensor data (right). "
+                            "Zoom in, compare them carefully and rate how the right image compares."
+                        ),
+                    )
+                    study_import(study=study, source=folder)
+            study_open(study=study)
+            self.stdout.write(f"Built and opened the demo study in {time.monotonic() - started:.0f} s.")
+        else:
+            self.stdout.write(f"The demo study already exists ({study.status}); reusing it.")
+
+        User = get_user_model()
+        admin, _ = User.objects.get_or_create(username=ADMIN_USER, defaults={"is_staff": True, "is_superuser": True})
+        admin.is_staff = admin.is_superuser = True
+        admin.set_password(ADMIN_PASSWORD)
+        admin.save()
+
+        self.stdout.write(self.style.SUCCESS("\nMosaic demo is ready."))
+        self.stdout.write(f"  Rater link:  {host}/s/{DEMO_SLUG}/")
+        self.stdout.write(f"  Admin:       {host}/admin/   user: {ADMIN_USER}   password: {ADMIN_PASSWORD}")
+        self.stdout.write(f"  Results:     {host}/results/{DEMO_SLUG}/")
+        self.stdout.write(f"  API docs:    {host}/api/docs/\n")
