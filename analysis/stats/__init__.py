@@ -1,0 +1,48 @@
+"""Django-free statistics core of Mosaic: pure functions over long-format vote frames.
+
+A vote frame has one row per vote with columns ``rater``, ``scene``, ``method``,
+``score`` and ``kind`` ("rating", "control" or "training"; training votes never count).
+Every function takes the column names as keyword arguments with those defaults, and
+every result table carries ``estimator`` and ``estimator_version`` columns plus the
+estimator's parameters in ``df.attrs["estimator"]``.
+"""
+
+from __future__ import annotations
+
+from ._common import COUNTED_KINDS, Estimator, prepare_votes
+from .correlation import fit_logistic_4, logistic_4, metric_correlations
+from .mos import bootstrap_ci, image_mos, method_mos
+from .pirm import total_score
+from .ranking import mixed_model_ranking, rank_methods
+from .report import full_report
+from .screening import (
+    bt500_screening,
+    control_screening,
+    correlation_screening,
+    exclude_raters,
+    screen_raters,
+)
+from .subject_model import SubjectModelResult, p910_model
+
+__all__ = [
+    "COUNTED_KINDS",
+    "Estimator",
+    "SubjectModelResult",
+    "bootstrap_ci",
+    "bt500_screening",
+    "control_screening",
+    "correlation_screening",
+    "exclude_raters",
+    "fit_logistic_4",
+    "full_report",
+    "image_mos",
+    "logistic_4",
+    "method_mos",
+    "metric_correlations",
+    "mixed_model_ranking",
+    "p910_model",
+    "prepare_votes",
+    "rank_methods",
+    "screen_raters",
+    "total_score",
+]

@@ -86,9 +86,7 @@ class Votes:
         )
 
 
-def counted(
-    df: pd.DataFrame, *, kind: str = "kind", kinds: Iterable[str] = COUNTED_KINDS
-) -> pd.DataFrame:
+def counted(df: pd.DataFrame, *, kind: str = "kind", kinds: Iterable[str] = COUNTED_KINDS) -> pd.DataFrame:
     """Rows that count (drop training votes); all rows when there is no ``kind`` column."""
     if kind not in df.columns:
         return df
@@ -120,9 +118,9 @@ def prepare_votes(
     scores = pd.to_numeric(data[score], errors="coerce").to_numpy(dtype=float)
     if not np.isfinite(scores).all():
         raise ValueError(f"column {score!r} holds missing or non-numeric scores")
-    r_codes, r_index = pd.factorize(data[rater], sort=True)
-    s_codes, s_index = pd.factorize(data[scene], sort=True)
-    m_codes, m_index = pd.factorize(data[method], sort=True)
+    r_codes, r_index = _encode(data[rater])
+    s_codes, s_index = _encode(data[scene])
+    m_codes, m_index = _encode(data[method])
     if (r_codes < 0).any() or (s_codes < 0).any() or (m_codes < 0).any():
         raise ValueError("rater, scene and method must not be missing")
     return Votes(
@@ -134,6 +132,24 @@ def prepare_votes(
         scenes=pd.Index(s_index),
         methods=pd.Index(m_index),
     )
+
+
+def _encode(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes of a column and its sorted labels (codes follow label order)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        used = np.unique(column.cat.codes.to_numpy())
+        used = used[used >= 0]
+        labels = column.cat.categories[used]
+        order = np.argsort(np.asarray(labels), kind="stable")
+        lookup = np.full(len(column.cat.categories) + 1, -1, dtype=np.int64)
+        lookup[used[order]] = np.arange(len(used))
+        return lookup[column.cat.codes.to_numpy()], pd.Index(np.asarray(labels)[order])
+    values = column.to_numpy()
+    if values.dtype.kind not in "biuf":
+        # factorizing a plain object array is markedly faster than pandas' string array
+        values = column.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes, pd.Index(uniques)
 
 
 def group_mean_std(

@@ -21,9 +21,7 @@ METHOD_MOS = Estimator("method-mos", "1.0")
 BOOTSTRAP = Estimator("bootstrap-raters-scenes", "1.0")
 
 
-def _t_interval(
-    mean: np.ndarray, std: np.ndarray, n: np.ndarray, confidence: float
-) -> tuple[np.ndarray, np.ndarray]:
+def _t_interval(mean: np.ndarray, std: np.ndarray, n: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
     """Student-t interval ``mean -/+ t(q, n-1) * s / sqrt(n)``; NaN where n < 2."""
     q = 1 - (1 - confidence) / 2
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -179,13 +177,9 @@ def _bootstrap_arrays(
     while done < n_resamples:
         b = min(chunk, n_resamples - done)
         offsets = (np.arange(b) * n_r)[:, None]
-        w_r = np.bincount(
-            (rng.integers(0, n_r, size=(b, n_r)) + offsets).ravel(), minlength=b * n_r
-        ).reshape(b, n_r)
+        w_r = np.bincount((rng.integers(0, n_r, size=(b, n_r)) + offsets).ravel(), minlength=b * n_r).reshape(b, n_r)
         offsets = (np.arange(b) * n_s)[:, None]
-        w_s = np.bincount(
-            (rng.integers(0, n_s, size=(b, n_s)) + offsets).ravel(), minlength=b * n_s
-        ).reshape(b, n_s)
+        w_s = np.bincount((rng.integers(0, n_s, size=(b, n_s)) + offsets).ravel(), minlength=b * n_s).reshape(b, n_s)
         w_r = w_r.astype(float)
         s_b = (sums @ w_r.T).reshape(n_m, n_s, b)
         c_b = (counts @ w_r.T).reshape(n_m, n_s, b)

@@ -110,14 +110,7 @@ def _solve(x: np.ndarray, w: np.ndarray) -> _Solution:
             wt_psi = w.T @ psi
             wt_psi2 = w.T @ (psi * psi)
             r_sum = col_x - wt_psi - n_s * bias
-            r2_sum = (
-                col_x2
-                - 2 * xt_psi
-                - 2 * bias * col_x
-                + wt_psi2
-                + 2 * bias * wt_psi
-                + n_s * bias * bias
-            )
+            r2_sum = col_x2 - 2 * xt_psi - 2 * bias * col_x + wt_psi2 + 2 * bias * wt_psi + n_s * bias * bias
             r_mean = r_sum / n_s
             upsilon = np.sqrt(np.maximum(r2_sum / n_s - r_mean * r_mean, 0.0))
             weight = 1.0 / (upsilon * upsilon + WEIGHT_EPSILON)
@@ -132,12 +125,7 @@ def _solve(x: np.ndarray, w: np.ndarray) -> _Solution:
         bias_std = 1.0 / np.sqrt(np.maximum(n_s * inv_var, 0.0))
         # observed information of upsilon: sum over votes of 1/v^2 - 3 r^2 / v^4
         r2_sum = (
-            col_x2
-            - 2 * (x.T @ psi)
-            - 2 * bias * col_x
-            + w.T @ (psi * psi)
-            + 2 * bias * (w.T @ psi)
-            + n_s * bias * bias
+            col_x2 - 2 * (x.T @ psi) - 2 * bias * col_x + w.T @ (psi * psi) + 2 * bias * (w.T @ psi) + n_s * bias * bias
         )
         info = n_s * inv_var - 3 * r2_sum * inv_var * inv_var
         upsilon_std = 1.0 / np.sqrt(np.maximum(-info, 0.0))
@@ -236,10 +224,11 @@ def p910_model(
     ...                       "score": [3, 4, 5, 4, 5, 5, 2, 3, 4]})
     >>> fit = p910_model(votes)
     >>> fit.raters["bias"].round(2).tolist()   # rater 2 rates high, rater 3 low
-    [0.0, 0.67, -0.67]
+    [0.11, 0.78, -0.89]
     """
     votes = prepare_votes(df, rater=rater, scene=scene, method=method, score=score, kind=kind)
     result = _p910_from_votes(votes, confidence)
-    result.outputs.rename(columns={"method": method, "scene": scene}, inplace=True)
-    result.raters.rename(columns={"rater": rater}, inplace=True)
-    return result
+    return result._replace(
+        outputs=result.outputs.rename(columns={"method": method, "scene": scene}),
+        raters=result.raters.rename(columns={"rater": rater}),
+    )

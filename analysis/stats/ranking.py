@@ -1,0 +1,246 @@
+"""Ranking of methods by MOS, with groups the data cannot separate shown as tied ranks.
+
+Pairwise tests run over scenes: for methods a and b, the paired sample is
+``MOS[a, i] - MOS[b, i]`` over the scenes i where both have votes. p-values are Holm
+corrected over all pairs. A method's rank is ``1 + (number of methods significantly
+better than it)``, so methods nobody beats share rank 1; the display string is the
+range ``rank .. (number of methods not significantly worse than it)``, e.g. ``"1-2"``
+for two leaders the data cannot separate and ``"3"`` for a method separated from all.
+"""
+
+from __future__ import annotations
+
+import warnings
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from ._common import Estimator, Votes, prepare_votes
+
+RANKING = Estimator("ranking-paired-holm", "1.0")
+MIXED = Estimator("mixed-model-rater-scene", "1.0")
+
+
+def _image_matrix(votes: Votes) -> np.ndarray:
+    """methods x scenes per-image MOS, NaN where an output has no vote."""
+    n = np.bincount(votes.output, minlength=votes.n_outputs)
+    s = np.bincount(votes.output, weights=votes.score, minlength=votes.n_outputs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (s / n).reshape(votes.n_methods, votes.n_scenes)
+
+
+def _rank(votes: Votes, alpha: float, test: str, method_key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    img = _image_matrix(votes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mos = np.nanmean(img, axis=1)
+    names = np.asarray(votes.methods)
+    order = np.lexsort((names.astype(str), -mos))
+    rows = []
+    for ia, ib in combinations(order, 2):
+        both = ~np.isnan(img[ia]) & ~np.isnan(img[ib])
+        a, b = img[ia, both], img[ib, both]
+        diff = a - b
+        stat, p = np.nan, np.nan
+        if both.sum() >= 2 and np.any(diff != 0):
+            if test == "t":
+                res = stats.ttest_rel(a, b)
+            elif test == "wilcoxon":
+                res = stats.wilcoxon(a, b)
+            else:
+                raise ValueError("test must be 't' or 'wilcoxon'")
+            stat, p = float(res.statistic), float(res.pvalue)
+        elif both.sum() >= 2:
+            p = 1.0  # identical per-image MOS: no evidence of a difference
+        rows.append(
+            {
+                "method_a": names[ia],
+                "method_b": names[ib],
+                "pair": f"{names[ia]} vs {names[ib]}",
+                "n_scenes": int(both.sum()),
+                "diff": float(diff.mean()) if both.any() else np.nan,
+                "statistic": stat,
+                "p": p,
+            }
+        )
+    pairwise = pd.DataFrame(
+        rows,
+        columns=["method_a", "method_b", "pair", "n_scenes", "diff", "statistic", "p"],
+    )
+    p = pairwise["p"].to_numpy(float)
+    p_holm = np.full_like(p, np.nan)
+    finite = np.isfinite(p)
+    if finite.any():
+        p_holm[finite] = multipletests(p[finite], alpha=alpha, method="holm")[1]
+    pairwise["p_holm"] = p_holm
+    pairwise["significant"] = np.nan_to_num(p_holm, nan=1.0) < alpha
+    pairwise["test"] = "paired-t" if test == "t" else "wilcoxon"
+
+    better = {name: 0 for name in names}
+    worse = {name: 0 for name in names}
+    for a, b, d, sig in pairwise[["method_a", "method_b", "diff", "significant"]].itertuples(index=False):
+        if not sig:
+            continue
+        winner, loser = (a, b) if d > 0 else (b, a)
+        better[loser] += 1
+        worse[winner] += 1
+    m = len(names)
+    ranked = names[order]
+    low = np.array([1 + better[n] for n in ranked])
+    high = np.array([m - worse[n] for n in ranked])
+    ranking = pd.DataFrame(
+        {
+            method_key: ranked,
+            "mos": mos[order],
+            "n_scenes": (~np.isnan(img[order])).sum(axis=1),
+            "rank": low,
+            "rank_high": high,
+            "rank_display": [str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in zip(low, high, strict=True)],
+            "n_better": low - 1,
+            "n_worse": m - high,
+        }
+    )
+    pairwise = pairwise.rename(columns={"method_a": f"{method_key}_a", "method_b": f"{method_key}_b"})
+    params = {"alpha": alpha, "test": test, "correction": "holm"}
+    return RANKING.stamp(ranking, **params), RANKING.stamp(pairwise, **params)
+
+
+def rank_methods(
+    df: pd.DataFrame,
+    *,
+    alpha: float = 0.05,
+    test: str = "t",
+    rater: str = "rater",
+    scene: str = "scene",
+    method: str = "method",
+    score: str = "score",
+    kind: str = "kind",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rank methods by MOS and say which differences the data supports.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Long-format votes; training rows are ignored.
+    alpha : float
+        Family-wise error rate for the Holm-corrected pairwise tests.
+    test : {"t", "wilcoxon"}
+        Paired t-test (``scipy.stats.ttest_rel``) or Wilcoxon signed-rank test on the
+        per-image MOS over scenes.
+    rater, scene, method, score, kind : str
+        Column names.
+
+    Returns
+    -------
+    ranking : DataFrame
+        Methods sorted by MOS (ties by name): ``mos``, ``n_scenes``, ``rank``
+        (1 + methods significantly better), ``rank_high`` (methods not significantly
+        worse), ``rank_display`` (``"1"`` or ``"2-4"``), ``n_better``, ``n_worse``.
+    pairwise : DataFrame
+        One row per pair (a ranked above b): ``pair``, ``n_scenes``, ``diff`` (mean of
+        ``MOS[a, i] - MOS[b, i]``), ``statistic``, ``p``, ``p_holm``, ``significant``.
+
+    Examples
+    --------
+    >>> votes = pd.DataFrame({"rater": 1, "scene": np.tile(list("abcdef"), 3),
+    ...                       "method": np.repeat(["A", "B", "C"], 6),
+    ...                       "score": [5, 5, 4, 5, 5, 4, 5, 4, 5, 5, 4, 5,
+    ...                                 1, 2, 1, 2, 1, 1]})
+    >>> ranking, pairwise = rank_methods(votes)
+    >>> ranking["rank_display"].tolist()
+    ['1-2', '1-2', '3']
+    """
+    votes = prepare_votes(df, rater=rater, scene=scene, method=method, score=score, kind=kind)
+    return _rank(votes, alpha, test, method)
+
+
+def mixed_model_ranking(
+    df: pd.DataFrame,
+    *,
+    confidence: float = 0.95,
+    rater: str = "rater",
+    scene: str = "scene",
+    method: str = "method",
+    score: str = "score",
+    kind: str = "kind",
+) -> pd.DataFrame:
+    """Second opinion: linear mixed model ``score ~ method + (1|rater) + (1|scene)``.
+
+    Fitted with ``statsmodels`` ``MixedLM`` as crossed random intercepts for rater and
+    scene (variance components inside a single group). The fixed effects are the method
+    means (no intercept), reported with their Wald intervals. The model builds dense
+    design matrices, so it suits studies of up to some tens of thousands of votes.
+
+    If the fit fails or does not converge, the table still has one row per method with
+    the plain vote mean, NaN intervals, ``converged`` False and the reason in
+    ``message``.
+
+    Returns
+    -------
+    DataFrame
+        One row per method, sorted by estimate: ``estimate``, ``ci_low``, ``ci_high``,
+        ``converged``, ``message``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> votes = pd.DataFrame({"rater": np.tile(np.repeat(np.arange(8), 4), 2),
+    ...                       "scene": np.tile(list("abcd"), 16),
+    ...                       "method": np.repeat(["A", "B"], 32)})
+    >>> votes["score"] = np.where(votes["method"] == "A", 4, 2) + rng.normal(0, .5, 64)
+    >>> mixed_model_ranking(votes)["method"].tolist()
+    ['A', 'B']
+    """
+    import statsmodels.formula.api as smf
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    votes = prepare_votes(df, rater=rater, scene=scene, method=method, score=score, kind=kind)
+    data = pd.DataFrame(
+        {
+            "score": votes.score,
+            "method": np.asarray(votes.methods)[votes.method].astype(str),
+            "rater": votes.rater,
+            "scene": votes.scene,
+            "group": 0,
+        }
+    )
+    names = [str(n) for n in votes.methods]
+    means = data.groupby("method")["score"].mean().reindex(names).to_numpy()
+    estimate, low, high = means, np.full(len(names), np.nan), np.full(len(names), np.nan)
+    converged, message = False, ""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = smf.mixedlm(
+                "score ~ 0 + C(method)",
+                data,
+                groups="group",
+                re_formula="0",
+                vc_formula={"rater": "0 + C(rater)", "scene": "0 + C(scene)"},
+            )
+            fit = model.fit(reml=True)
+        problems = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+        keys = [f"C(method)[{n}]" for n in names]
+        ci = fit.conf_int(alpha=1 - confidence)
+        estimate = fit.fe_params.reindex(keys).to_numpy()
+        low = ci.loc[keys, 0].to_numpy()
+        high = ci.loc[keys, 1].to_numpy()
+        converged = bool(getattr(fit, "converged", True)) and not problems
+        message = "; ".join(str(w.message) for w in problems) if problems else "ok"
+    except Exception as exc:  # noqa: BLE001 - any fitting failure falls back to means
+        message = f"mixed model failed, plain vote means reported: {exc}"
+    table = pd.DataFrame(
+        {
+            method: list(votes.methods),
+            "estimate": estimate,
+            "ci_low": low,
+            "ci_high": high,
+            "converged": converged,
+            "message": message,
+        }
+    )
+    table = table.sort_values("estimate", ascending=False, kind="stable").reset_index(drop=True)
+    return MIXED.stamp(table, confidence=confidence, formula="score ~ 0 + C(method)")

@@ -1,0 +1,145 @@
+"""One call that runs the whole analysis of a study and returns every table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np  # noqa: F401 - used by the docstring example
+import pandas as pd
+
+from ._common import Votes, prepare_votes
+from .correlation import metric_correlations
+from .mos import BOOTSTRAP, IMAGE_MOS, METHOD_MOS, _bootstrap_arrays, _image_table, _method_table
+from .ranking import _rank
+from .screening import _screen, exclude_raters
+from .subject_model import _p910_from_votes
+
+
+def _method_mos_both(votes: Votes, n_boot: int, seed: int, confidence: float) -> pd.DataFrame:
+    table = _method_table(votes, confidence)
+    low, high, se = _bootstrap_arrays(votes, n_boot, seed, confidence)
+    table = table.rename(columns={"ci_method": "ci_method_t"})
+    table["ci_low_boot"] = low
+    table["ci_high_boot"] = high
+    table["boot_se"] = se
+    table["ci_method_boot"] = BOOTSTRAP.name
+    return METHOD_MOS.stamp(table, confidence=confidence, n_resamples=n_boot, seed=seed, bootstrap=BOOTSTRAP.name)
+
+
+def full_report(
+    df: pd.DataFrame,
+    methods_info: pd.DataFrame | None = None,
+    metrics: pd.DataFrame | None = None,
+    *,
+    exclude: bool = False,
+    n_boot: int = 2000,
+    seed: int = 0,
+    scale_min: float = 1,
+    scale_max: float = 5,
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+    metric_cols: Sequence[str] = ("psnr", "ssim"),
+    correlation_threshold: float = 0.7,
+    rater: str = "rater",
+    scene: str = "scene",
+    method: str = "method",
+    score: str = "score",
+    kind: str = "kind",
+) -> dict[str, pd.DataFrame]:
+    """Run screening, MOS, intervals, ranking, P.910 model and metric correlations.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Long-format votes (``rater``, ``scene``, ``method``, ``score``, ``kind``).
+    methods_info : DataFrame, optional
+        ``method`` and ``method_kind`` per method (for the control rule).
+    metrics : DataFrame, optional
+        One row per output with ``method``, ``scene`` and metric columns (PSNR, SSIM).
+        Method-level metric values are the means over scenes.
+    exclude : bool
+        Drop the raters flagged by screening before every later step. The unscreened
+        method MOS is then also returned as ``method_mos_unscreened``.
+    n_boot, seed : int
+        Bootstrap resamples and seed.
+    scale_min, scale_max : float
+        Ends of the rating scale (control thresholds).
+    alpha : float
+        Family-wise error rate of the ranking.
+    confidence : float
+        Level of every interval.
+    metric_cols : sequence of str
+        Metric columns of ``metrics`` to correlate (those present are used).
+    correlation_threshold : float
+        Rater-correlation screening threshold.
+    rater, scene, method, score, kind : str
+        Column names.
+
+    Returns
+    -------
+    dict of str to DataFrame
+        ``screening``, ``image_mos``, ``method_mos`` (Student-t over scenes and
+        bootstrap intervals), ``ranking``, ``pairwise``, ``p910`` (per output),
+        ``p910_raters``, ``correlations_method`` and ``correlations_image`` (empty when
+        no metrics are given), and ``method_mos_unscreened`` when ``exclude``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> votes = pd.DataFrame({"rater": np.repeat(np.arange(10), 6),
+    ...                       "scene": np.tile(list("abc"), 20),
+    ...                       "method": np.tile(np.repeat(["A", "B"], 3), 10),
+    ...                       "score": rng.integers(1, 6, 60), "kind": "rating"})
+    >>> sorted(full_report(votes, n_boot=100))[:4]
+    ['correlations_image', 'correlations_method', 'image_mos', 'method_mos']
+    """
+    cols = {"rater": rater, "scene": scene, "method": method, "score": score, "kind": kind}
+    votes = prepare_votes(df, **cols)
+    screening = _screen(
+        votes,
+        methods_info,
+        method,
+        scale_min=scale_min,
+        scale_max=scale_max,
+        correlation_threshold=correlation_threshold,
+        correlation_method="pearson",
+        min_outputs=3,
+        hidden_ref_max=None,
+        low_anchor_min=None,
+        max_failures_fraction=0.25,
+        bt500_ddof=1,
+    )
+    result: dict[str, pd.DataFrame] = {}
+    if exclude and screening["excluded"].any():
+        result["method_mos_unscreened"] = _method_mos_both(votes, n_boot, seed, confidence)
+        votes = prepare_votes(exclude_raters(df, screening, rater=rater), **cols)
+    result["screening"] = screening
+    image = _image_table(votes, confidence)
+    image["ci_method"] = "t-raters"
+    result["image_mos"] = IMAGE_MOS.stamp(image, confidence=confidence)
+    result["method_mos"] = _method_mos_both(votes, n_boot, seed, confidence)
+    result["ranking"], result["pairwise"] = _rank(votes, alpha, "t", "method")
+    p910 = _p910_from_votes(votes, confidence)
+    result["p910"], result["p910_raters"] = p910.outputs, p910.raters
+
+    empty = pd.DataFrame()
+    result["correlations_method"] = empty
+    result["correlations_image"] = empty
+    if metrics is not None and len(metrics):
+        present = [c for c in metric_cols if c in metrics.columns]
+        per_output = metrics.rename(columns={method: "method", scene: "scene"})
+        per_output = per_output.astype({"method": object, "scene": object})
+        img = result["image_mos"].astype({"method": object, "scene": object})
+        joined = img.merge(per_output[["method", "scene", *present]], on=["method", "scene"])
+        result["correlations_image"] = metric_correlations(joined, present, "mos", level="image", confidence=confidence)
+        per_method = joined.groupby("method")[present].mean().reset_index()
+        meth = result["method_mos"][["method", "mos"]].merge(per_method, on="method")
+        result["correlations_method"] = metric_correlations(meth, present, "mos", level="method", confidence=confidence)
+
+    renames = {"rater": rater, "method": method, "scene": scene}
+    for key, table in result.items():
+        if not table.empty:
+            renamed = table.rename(columns={k: v for k, v in renames.items() if k in table})
+            renamed.attrs = table.attrs
+            result[key] = renamed
+    return result
