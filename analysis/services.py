@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
 from django.db import transaction
 from django.utils import timezone
 
+from analysis import results as analysis_results
+from analysis.frames import ratings_frame
 from analysis.imports import ParsedVotes, Problem, RatingsImportError, VoteRow, parse_votes
+from analysis.models import AnalysisRun
+from analysis.selectors import study_methods_frame
 from raters.models import Rater, Rating, Session, Trial
 from studies.models import Method, Output, Scene, Study
-from studies.scales import SCALE_LEVELS, ScalePreset, levels_for
+from studies.scales import SCALE_LEVELS, ScalePreset
+from studies.services import study_create
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -24,22 +36,6 @@ class ImportSummary:
     outputs_created: int
     raters_created: int
     votes: int
-
-
-def _study_create(*, title: str, slug: str, scale_preset: str, protocol: str) -> Study:
-    # studies.services owns study creation (it copies the scale and sets defaults); the
-    # direct create is the same thing for a tree where that service is not there yet.
-    try:
-        from studies.services import study_create
-    except ImportError:
-        return Study.objects.create(
-            title=title,
-            slug=slug,
-            scale_preset=scale_preset,
-            scale_levels=levels_for(scale_preset),
-            protocol=protocol,
-        )
-    return study_create(title=title, slug=slug, scale_preset=scale_preset, protocol=protocol)
 
 
 def _check_against_study(study: Study, rows: list[VoteRow]) -> list[Problem]:
@@ -54,28 +50,14 @@ def _check_against_study(study: Study, rows: list[VoteRow]) -> list[Problem]:
     if has_images:
         scenes = set(Scene.objects.filter(study=study).values_list("name", flat=True))
         methods = set(Method.objects.filter(study=study).values_list("name", flat=True))
-        outputs = set(
-            Output.objects.filter(method__study=study).values_list("method__name", "scene__name")
-        )
+        outputs = set(Output.objects.filter(method__study=study).values_list("method__name", "scene__name"))
         for row in rows:
             if row.scene not in scenes:
-                problems.append(
-                    Problem(row.line, f"unknown scene {row.scene!r} in study {study.slug!r}")
-                )
+                problems.append(Problem(row.line, f"unknown scene {row.scene!r} in study {study.slug!r}"))
             if row.method not in methods:
-                problems.append(
-                    Problem(row.line, f"unknown method {row.method!r} in study {study.slug!r}")
-                )
-            if (
-                row.scene in scenes
-                and row.method in methods
-                and (row.method, row.scene) not in outputs
-            ):
-                problems.append(
-                    Problem(
-                        row.line, f"method {row.method!r} has no output for scene {row.scene!r}"
-                    )
-                )
+                problems.append(Problem(row.line, f"unknown method {row.method!r} in study {study.slug!r}"))
+            if row.scene in scenes and row.method in methods and (row.method, row.scene) not in outputs:
+                problems.append(Problem(row.line, f"method {row.method!r} has no output for scene {row.scene!r}"))
     stored = set(
         Rating.objects.filter(
             trial__session__study=study, trial__session__rater__platform=Rater.Platform.IMPORTED
@@ -115,6 +97,11 @@ def ratings_import(
     """
     study = Study.objects.select_for_update().filter(slug=study_slug).first()
     if study is None:
+        try:
+            validate_slug(study_slug)
+        except ValidationError:
+            message = f"{study_slug!r} is not a valid slug (letters, digits, - and _)"
+            raise RatingsImportError([Problem(0, message)]) from None
         if scale_preset not in SCALE_LEVELS:
             raise RatingsImportError([Problem(0, f"unknown scale preset {scale_preset!r}")])
         scores = [score for score, _ in SCALE_LEVELS[scale_preset]]
@@ -129,9 +116,7 @@ def ratings_import(
 
     study_created = study is None
     if study is None:
-        study = _study_create(
-            title=title or study_slug, slug=study_slug, scale_preset=scale_preset, protocol=protocol
-        )
+        study = study_create(title=title or study_slug, slug=study_slug, scale_preset=scale_preset, protocol=protocol)
     return _write_votes(study, parsed.rows, study_created=study_created)
 
 
@@ -148,9 +133,7 @@ def _write_votes(study: Study, rows: list[VoteRow], *, study_created: bool) -> I
 
     outputs = {
         (m, s): pk
-        for m, s, pk in Output.objects.filter(method__study=study).values_list(
-            "method__name", "scene__name", "id"
-        )
+        for m, s, pk in Output.objects.filter(method__study=study).values_list("method__name", "scene__name", "id")
     }
     new_outputs = sorted({(r.method, r.scene) for r in rows} - outputs.keys())
     Output.objects.bulk_create(
@@ -168,35 +151,27 @@ def _write_votes(study: Study, rows: list[VoteRow], *, study_created: bool) -> I
     )
     outputs = {
         (m, s): pk
-        for m, s, pk in Output.objects.filter(method__study=study).values_list(
-            "method__name", "scene__name", "id"
-        )
+        for m, s, pk in Output.objects.filter(method__study=study).values_list("method__name", "scene__name", "id")
     }
 
     # Rater ids are unique per platform, so a rater imported into two studies is one row
     # with a session in each.
     external_ids = sorted({r.rater for r in rows})
     raters = dict(
-        Rater.objects.filter(
-            platform=Rater.Platform.IMPORTED, external_id__in=external_ids
-        ).values_list("external_id", "id")
+        Rater.objects.filter(platform=Rater.Platform.IMPORTED, external_id__in=external_ids).values_list(
+            "external_id", "id"
+        )
     )
     new_raters = [e for e in external_ids if e not in raters]
-    Rater.objects.bulk_create(
-        [Rater(platform=Rater.Platform.IMPORTED, external_id=e) for e in new_raters]
-    )
+    Rater.objects.bulk_create([Rater(platform=Rater.Platform.IMPORTED, external_id=e) for e in new_raters])
     raters = dict(
-        Rater.objects.filter(
-            platform=Rater.Platform.IMPORTED, external_id__in=external_ids
-        ).values_list("external_id", "id")
+        Rater.objects.filter(platform=Rater.Platform.IMPORTED, external_id__in=external_ids).values_list(
+            "external_id", "id"
+        )
     )
 
     now = timezone.now()
-    sessions = dict(
-        Session.objects.filter(study=study, rater_id__in=raters.values()).values_list(
-            "rater_id", "id"
-        )
-    )
+    sessions = dict(Session.objects.filter(study=study, rater_id__in=raters.values()).values_list("rater_id", "id"))
     Session.objects.bulk_create(
         [
             Session(
@@ -210,11 +185,7 @@ def _write_votes(study: Study, rows: list[VoteRow], *, study_created: bool) -> I
             if rater_id not in sessions
         ]
     )
-    sessions = dict(
-        Session.objects.filter(study=study, rater_id__in=raters.values()).values_list(
-            "rater_id", "id"
-        )
-    )
+    sessions = dict(Session.objects.filter(study=study, rater_id__in=raters.values()).values_list("rater_id", "id"))
     # Continue each session's positions after what an earlier import stored.
     next_position: dict[int, int] = defaultdict(int)
     for session_id, position in Trial.objects.filter(session_id__in=sessions.values()).values_list(
@@ -253,3 +224,87 @@ def _write_votes(study: Study, rows: list[VoteRow], *, study_created: bool) -> I
         raters_created=len(new_raters),
         votes=len(rows),
     )
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import pandas
+    import scipy
+    import statsmodels
+
+    return {
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "scipy": scipy.__version__,
+        "statsmodels": statsmodels.__version__,
+    }
+
+
+@transaction.atomic
+def analysis_run_create(*, study: Study, params: Mapping[str, Any] | None = None) -> AnalysisRun:
+    """A pending run whose parameters are fixed now (defaults filled in, votes cut off).
+
+    The cut-off is the newest rating id: ratings are append-only, so the run analyses
+    exactly the votes stored at this moment, however late the task runs.
+    """
+    merged = analysis_results.params_with_defaults(params)
+    last = Rating.objects.filter(trial__session__study=study).order_by("-id").first()
+    merged["upto_rating_id"] = last.pk if last else 0
+    merged["scale_min"] = study.scale_min
+    merged["scale_max"] = study.scale_max
+    return AnalysisRun.objects.create(study=study, params=merged)
+
+
+def analysis_run_queue(*, study: Study, params: Mapping[str, Any] | None = None) -> AnalysisRun:
+    """Create a run and hand it to Celery once the row is committed."""
+    from analysis.tasks import analysis_run_task
+
+    with transaction.atomic():
+        run = analysis_run_create(study=study, params=params)
+        # A worker must be able to read the run: queue only after the commit.
+        transaction.on_commit(lambda: analysis_run_task.delay(run.pk))
+    return run
+
+
+def analysis_run_execute(*, run_id: int) -> AnalysisRun:
+    """Compute a run's tables and store them; a failure is stored on the run.
+
+    Statistics failures (no votes yet, a degenerate study) are deterministic, so they
+    end the run as failed instead of being retried.
+    """
+    with transaction.atomic():
+        run = AnalysisRun.objects.select_for_update().select_related("study").get(pk=run_id)
+        if run.status == AnalysisRun.Status.DONE:
+            return run  # a redelivered task (acks_late) must not compute twice
+        run.status = AnalysisRun.Status.RUNNING
+        run.save(update_fields=["status"])
+    study = run.study
+    try:
+        votes = ratings_frame(study, upto_rating_id=run.params.get("upto_rating_id"))
+        methods = study_methods_frame(study=study)
+        computed = analysis_results.compute(votes, methods, run.params)
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded for the organizer
+        logger.exception("analysis run %s of %s failed", run.pk, study.slug)
+        run.status = AnalysisRun.Status.FAILED
+        run.error = f"{type(exc).__name__}: {exc}"
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "error", "finished_at"])
+        return run
+    run.n_votes = len(votes)
+    run.estimators = {
+        "pipeline": analysis_results.PIPELINE,
+        "tables": computed.estimators,
+        "libraries": _versions(),
+    }
+    run.results = analysis_results.to_json(computed)
+    run.status = AnalysisRun.Status.DONE
+    run.error = ""
+    run.finished_at = timezone.now()
+    run.save(update_fields=["n_votes", "estimators", "results", "status", "error", "finished_at"])
+    return run
+
+
+def analysis_run_now(*, study: Study, params: Mapping[str, Any] | None = None) -> AnalysisRun:
+    """Create and compute a run in this process (the export command needs it at once)."""
+    run = analysis_run_create(study=study, params=params)
+    return analysis_run_execute(run_id=run.pk)

@@ -222,3 +222,7 @@ def test_byte_order_mark_and_spreadsheet_integers_are_accepted(tmp_path: Path) -
     path.write_bytes("\ufeffrater,scene,method,score\nw1,s1,A,4.0\n".encode())
     run_import("bom", path)
     assert Rating.objects.get().score == 4
+
+
+def test_invalid_slug_of_a_new_study_is_refused(tmp_path: Path) -> None:
+    assert_rejected(tmp_path, "no spaces!", GOOD, "is not a valid slug")

@@ -1,0 +1,80 @@
+"""Reads of the analysis app: stored runs, coverage, the per-method facts of a study."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+import pandas as pd
+from django.db.models import Avg, Count, Q, QuerySet
+
+from analysis.frames import COUNTED_KINDS
+from analysis.models import AnalysisRun
+from studies.models import Method, Output, Study
+
+
+def study_runs(*, study: Study) -> QuerySet[AnalysisRun]:
+    return AnalysisRun.objects.filter(study=study).order_by("-created_at", "-id")
+
+
+def study_latest_run(*, study: Study, done_only: bool = True) -> AnalysisRun | None:
+    runs = study_runs(study=study)
+    if done_only:
+        runs = runs.filter(status=AnalysisRun.Status.DONE)
+    return runs.first()
+
+
+def study_methods_frame(*, study: Study) -> pd.DataFrame:
+    """One row per method: kind, PSNR/SSIM averaged over its outputs, runtime, framework.
+
+    The method-level PSNR is the mean of the per-output PSNR, as challenge reports give
+    it; outputs whose metrics are not computed are left out of the mean.
+    """
+    rows = (
+        Method.objects.filter(study=study)
+        .annotate(psnr=Avg("outputs__psnr"), ssim=Avg("outputs__ssim"))
+        .order_by("name")
+        .values_list("name", "kind", "psnr", "ssim", "runtime_s", "framework")
+    )
+    frame = pd.DataFrame.from_records(
+        list(rows), columns=["method", "method_kind", "psnr", "ssim", "runtime_s", "framework"]
+    )
+    return frame.astype({"psnr": "float64", "ssim": "float64", "runtime_s": "float64"})
+
+
+@dataclass(frozen=True)
+class Coverage:
+    target: int
+    n_outputs: int
+    n_votes: int
+    min: int
+    median: float
+    max: int
+    below_target: list[tuple[str, str, int]]
+
+    @property
+    def n_below_target(self) -> int:
+        return len(self.below_target)
+
+
+def study_coverage(*, study: Study) -> Coverage:
+    """Counted votes per output (training excluded), live from the database."""
+    counts = list(
+        Output.objects.filter(method__study=study)
+        .annotate(
+            n=Count("trials__rating", filter=Q(trials__kind__in=COUNTED_KINDS)),
+        )
+        .order_by("n", "method__name", "scene__name")
+        .values_list("method__name", "scene__name", "n")
+    )
+    values = [n for _, _, n in counts]
+    target = study.ratings_per_output
+    return Coverage(
+        target=target,
+        n_outputs=len(values),
+        n_votes=sum(values),
+        min=min(values, default=0),
+        median=statistics.median(values) if values else 0,
+        max=max(values, default=0),
+        below_target=[(m, s, n) for m, s, n in counts if n < target],
+    )
