@@ -8,6 +8,7 @@ judge, and a name made of the hash reveals nothing about the method.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,10 +80,13 @@ def inspect_image(path: Path, *, max_pixels: int | None = None) -> ImageInfo:
             return ImageInfo(path=path, format=image.format, width=width, height=height, mode=mode)
     except ImageProblem:
         raise
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses huge images already in open(), before our own check sees the size.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = f"{int(found.group(1)) / 1e6:.1f} megapixels" if found else "too many pixels"
+        raise ImageProblem(f"{pixels}, more than the limit of {limit / 1e6:.1f} megapixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageProblem(f"not a decodable image ({exc})") from None
-    except Image.DecompressionBombError as exc:  # pragma: no cover - caught by our own limit first
-        raise ImageProblem(str(exc)) from None
 
 
 def file_sha256(path: Path) -> str:

@@ -55,7 +55,8 @@ def compute_metrics(reference: np.ndarray, output: np.ndarray) -> tuple[float | 
     ssim = structural_similarity(
         reference, output, data_range=data_range, channel_axis=channel_axis, **SSIM_SETTINGS
     )
-    psnr = peak_signal_noise_ratio(reference, output, data_range=data_range)
+    identical = bool(np.array_equal(reference, output))
+    psnr = math.inf if identical else peak_signal_noise_ratio(reference, output, data_range=data_range)
     settings = {
         **SSIM_SETTINGS,
         "data_range": data_range,

@@ -41,9 +41,9 @@ class ImageAssetFactory(factory.django.DjangoModelFactory):
 
     class Params:
         seed = 0
-        width = 32
-        height = 24
 
+    width = 32
+    height = 24
     token = factory.LazyFunction(lambda: secrets.token_urlsafe(24))
     content_type = "image/png"
 

@@ -1,0 +1,275 @@
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import NoReverseMatch, path, reverse
+from django.utils.html import format_html, format_html_join
+
+from studies import selectors, services
+from studies.forms import ImportZipForm
+from studies.importer import ImportProblems
+from studies.models import ImageAsset, Method, Output, Scene, Study
+from studies.scales import levels_for
+
+
+def thumbnail(asset: ImageAsset | None, size: int = 96) -> str:
+    if asset is None:
+        return "—"
+    url = reverse("studies:image-file", kwargs={"token": asset.token, "ext": asset.file.name.rsplit(".", 1)[-1]})
+    return format_html(
+        '<a href="{}" target="_blank"><img src="{}" loading="lazy" style="max-width:{}px;max-height:{}px"></a>',
+        url, url, size, size,
+    )
+
+
+class SceneInline(admin.TabularInline):
+    model = Scene
+    extra = 0
+    can_delete = False
+    fields = ("name", "reference_thumbnail", "width", "height")
+    readonly_fields = fields
+    show_change_link = True
+
+    @admin.display(description="reference")
+    def reference_thumbnail(self, scene: Scene) -> str:
+        return thumbnail(scene.reference, 64)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class MethodInline(admin.TabularInline):
+    model = Method
+    extra = 0
+    fields = ("name", "kind", "runtime_s", "framework", "outputs_done")
+    readonly_fields = ("name", "outputs_done")
+    show_change_link = True
+
+    @admin.display(description="outputs with metrics")
+    def outputs_done(self, method: Method) -> str:
+        total = method.outputs.count()
+        done = method.outputs.filter(metric_status=Output.MetricStatus.DONE).count()
+        return f"{done} / {total}"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = ("title", "slug", "status", "protocol", "scale_preset", "n_scenes", "n_methods", "created_at")
+    list_filter = ("status", "protocol")
+    search_fields = ("title", "slug")
+    prepopulated_fields = {"slug": ("title",)}
+    inlines = [MethodInline, SceneInline]
+    change_form_template = "admin/studies/study/change_form.html"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            scene_count=Count("scenes", distinct=True), method_count=Count("methods", distinct=True)
+        )
+
+    @admin.display(description="scenes", ordering="scene_count")
+    def n_scenes(self, study: Study) -> int:
+        return study.scene_count
+
+    @admin.display(description="methods", ordering="method_count")
+    def n_methods(self, study: Study) -> int:
+        return study.method_count
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = ["status", "scale_table", "rater_link", "metric_summary", "opened_at", "closed_at"]
+        if obj is not None:
+            # The scale was copied on creation; changing the preset of an existing study
+            # would not change what it asks, so it is shown, not edited.
+            fields += ["scale_preset", "slug"]
+            if obj.status != Study.Status.DRAFT:
+                fields += ["protocol"]
+        return fields
+
+    def get_fieldsets(self, request, obj=None):
+        main = ["title", "slug", "status", "protocol", "scale_preset"]
+        if obj is not None:
+            main += ["scale_table", "rater_link", "metric_summary", "opened_at", "closed_at"]
+        return [
+            (None, {"fields": main}),
+            ("Sessions", {"fields": ["ratings_per_output", "trials_per_session", "control_rate", "seed"]}),
+            ("Raters see", {"fields": ["instructions", "completion_redirect_url"]}),
+        ]
+
+    @admin.display(description="scale")
+    def scale_table(self, study: Study) -> str:
+        return format_html_join("", "<div><b>{}</b> {}</div>", ((lv["score"], lv["label"]) for lv in study.scale_levels))
+
+    @admin.display(description="rater link")
+    def rater_link(self, study: Study) -> str:
+        try:
+            url = reverse("raters:arrive", kwargs={"slug": study.slug})
+        except NoReverseMatch:
+            return "—"
+        return format_html('<a href="{}" target="_blank">{}</a>', url, url)
+
+    @admin.display(description="metrics")
+    def metric_summary(self, study: Study) -> str:
+        counts = selectors.study_metric_summary(study=study)
+        return "{done} done, {pending} pending, {failed} failed of {total} outputs".format(**counts)
+
+    def save_model(self, request, obj: Study, form, change: bool) -> None:
+        if not change:
+            obj.scale_levels = levels_for(obj.scale_preset)
+        super().save_model(request, obj, form, change)
+
+    def get_urls(self):
+        own = [
+            path("<int:pk>/import/", self.admin_site.admin_view(self.import_view), name="studies_study_import"),
+            path("<int:pk>/open/", self.admin_site.admin_view(self.open_view), name="studies_study_open"),
+            path("<int:pk>/close/", self.admin_site.admin_view(self.close_view), name="studies_study_close"),
+        ]
+        return own + super().get_urls()
+
+    def _change_url(self, study: Study) -> str:
+        return reverse("admin:studies_study_change", args=[study.pk])
+
+    def import_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        study = get_object_or_404(Study, pk=pk)
+        if not self.has_change_permission(request, study):
+            return HttpResponse(status=403)
+        problems: list[str] = []
+        if request.method == "POST":
+            form = ImportZipForm(request.POST, request.FILES)
+            if form.is_valid():
+                problems = self._import_upload(request, study, form.cleaned_data["archive"])
+                if not problems:
+                    return HttpResponseRedirect(self._change_url(study))
+        else:
+            form = ImportZipForm()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": study,
+            "title": f"Import images into {study}",
+            "form": form,
+            "problems": problems,
+        }
+        return render(request, "admin/studies/study/import.html", context)
+
+    def _import_upload(self, request: HttpRequest, study: Study, upload) -> list[str]:
+        with tempfile.NamedTemporaryFile(suffix=".zip") as handle:
+            for chunk in upload.chunks():
+                handle.write(chunk)
+            handle.flush()
+            try:
+                summary = services.study_import(study=study, source=Path(handle.name))
+            except ImportProblems as exc:
+                messages.error(request, f"Nothing was imported: {len(exc.problems)} problem(s) to fix.")
+                return exc.problems
+            except services.StudyStateError as exc:
+                messages.error(request, str(exc))
+                return [str(exc)]
+        messages.success(
+            request,
+            f"Imported {summary.scenes} scene(s), {summary.methods} method(s) and {summary.outputs} output(s). "
+            "PSNR/SSIM and tile pyramids are being computed.",
+        )
+        return []
+
+    def _transition(self, request: HttpRequest, pk: int, action) -> HttpResponse:
+        study = get_object_or_404(Study, pk=pk)
+        if request.method != "POST" or not self.has_change_permission(request, study):
+            return HttpResponse("Use the buttons on the study page.", status=405)
+        try:
+            study = action(study=study)
+        except services.StudyStateError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"'{study.title}' is now {study.get_status_display().lower()}.")
+        return HttpResponseRedirect(self._change_url(study))
+
+    def open_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._transition(request, pk, services.study_open)
+
+    def close_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._transition(request, pk, services.study_close)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        results_url = None
+        if obj is not None:
+            try:
+                results_url = reverse("analysis:study-results", kwargs={"slug": obj.slug})
+            except NoReverseMatch:
+                results_url = None
+        context["results_url"] = results_url
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+@admin.register(Output)
+class OutputAdmin(admin.ModelAdmin):
+    list_display = ("preview", "method", "scene", "psnr_display", "ssim_display", "metric_status", "metric_error")
+    list_filter = ("method__study", "metric_status", "method__kind")
+    search_fields = ("method__name", "scene__name")
+    list_select_related = ("method", "scene", "image")
+    readonly_fields = ("method", "scene", "preview_large", "sha256", "psnr", "ssim", "metric_status", "metric_error",
+                       "metric_settings")
+    fields = readonly_fields
+    list_per_page = 50
+
+    @admin.display(description="image")
+    def preview(self, output: Output) -> str:
+        return thumbnail(output.image, 72)
+
+    @admin.display(description="image")
+    def preview_large(self, output: Output) -> str:
+        return thumbnail(output.image, 480)
+
+    @admin.display(description="PSNR (dB)", ordering="psnr")
+    def psnr_display(self, output: Output) -> str:
+        if output.metric_status != Output.MetricStatus.DONE:
+            return "—"
+        return "∞ (identical)" if output.psnr is None else f"{output.psnr:.2f}"
+
+    @admin.display(description="SSIM", ordering="ssim")
+    def ssim_display(self, output: Output) -> str:
+        return "—" if output.ssim is None else f"{output.ssim:.4f}"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Scene)
+class SceneAdmin(admin.ModelAdmin):
+    list_display = ("preview", "name", "study", "width", "height")
+    list_filter = ("study",)
+    list_select_related = ("study", "reference")
+    readonly_fields = ("study", "name", "preview_large", "input_preview", "width", "height")
+    fields = readonly_fields
+
+    @admin.display(description="reference")
+    def preview(self, scene: Scene) -> str:
+        return thumbnail(scene.reference, 72)
+
+    @admin.display(description="reference")
+    def preview_large(self, scene: Scene) -> str:
+        return thumbnail(scene.reference, 480)
+
+    @admin.display(description="input")
+    def input_preview(self, scene: Scene) -> str:
+        return thumbnail(scene.input, 240)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Method)
+class MethodAdmin(admin.ModelAdmin):
+    list_display = ("name", "study", "kind", "runtime_s", "framework")
+    list_filter = ("study", "kind")
+    readonly_fields = ("study", "name")
+    fields = ("study", "name", "kind", "runtime_s", "framework")
+
+    def has_add_permission(self, request) -> bool:
+        return False
