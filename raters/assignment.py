@@ -1,0 +1,148 @@
+"""Choosing and ordering a session's trials: pure functions, no ORM.
+
+raters.services.session_assign loads the study's outputs and their current load (votes
+plus outstanding assignments) under a per-study lock, then calls these functions. Keeping
+them pure lets the balance rules be tested exhaustively without a database.
+
+The rules, in order of priority:
+1. Every method appears equally often within the session (plus or minus one).
+2. Outputs with the lowest load go first, so once every session is complete the vote
+   counts of a study's outputs differ by at most one (greedy "+1 to a minimum" keeps the
+   spread of each method's and each output's load within one).
+3. No output twice in a session while another of the same method is as little loaded,
+   and scenes spread out so that no two consecutive trials need to share a scene.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    output_id: int
+    method_id: int
+    scene_id: int
+    load: int
+
+
+def choose(
+    candidates: Sequence[Candidate],
+    *,
+    count: int,
+    rng: random.Random,
+    scene_counts: Counter[int] | None = None,
+    method_counts: Counter[int] | None = None,
+    output_counts: Counter[int] | None = None,
+    scene_cap: int | None = None,
+) -> list[Candidate]:
+    """Pick ``count`` outputs, one at a time, each time the least loaded choice.
+
+    ``scene_counts`` / ``method_counts`` / ``output_counts`` describe what the session
+    already holds (they are updated in place, so rating trials and controls can be chosen
+    in turn against the same session). ``scene_cap`` is the most trials one scene may
+    have in the session before ordering without consecutive repeats becomes impossible.
+    """
+    if count <= 0 or not candidates:
+        return []
+    scene_counts = scene_counts if scene_counts is not None else Counter()
+    method_counts = method_counts if method_counts is not None else Counter()
+    output_counts = output_counts if output_counts is not None else Counter()
+    load = {c.output_id: c.load for c in candidates}
+    by_method: dict[int, list[Candidate]] = {}
+    for c in candidates:
+        by_method.setdefault(c.method_id, []).append(c)
+    method_load = {m: sum(load[c.output_id] for c in cs) for m, cs in by_method.items()}
+    # Random tie-breaks drawn once, so equal loads are resolved differently per session
+    # but deterministically for a given seed.
+    method_tie = {m: rng.random() for m in by_method}
+    output_tie = {c.output_id: rng.random() for c in candidates}
+
+    chosen: list[Candidate] = []
+    for _ in range(count):
+        method = min(by_method, key=lambda m: (method_counts[m], method_load[m], method_tie[m]))
+
+        def output_key(c: Candidate) -> tuple[object, ...]:
+            over_cap = scene_cap is not None and scene_counts[c.scene_id] >= scene_cap
+            return (
+                over_cap,
+                load[c.output_id],
+                output_counts[c.output_id],
+                scene_counts[c.scene_id],
+                output_tie[c.output_id],
+            )
+
+        pick = min(by_method[method], key=output_key)
+        chosen.append(pick)
+        load[pick.output_id] += 1
+        method_load[method] += 1
+        method_counts[method] += 1
+        output_counts[pick.output_id] += 1
+        scene_counts[pick.scene_id] += 1
+    return chosen
+
+
+def control_count(*, trials: int, control_rate: float) -> int:
+    """Controls among ``trials`` trials: the rate rounded, at least one if the rate is set."""
+    if control_rate <= 0 or trials <= 0:
+        return 0
+    return min(trials, max(1, round(trials * control_rate)))
+
+
+def scene_cap(total: int) -> int:
+    """Most trials of one scene that can still be ordered without consecutive repeats."""
+    return (total + 1) // 2
+
+
+def _feasible(counts: Counter[Hashable], prev: Hashable | None) -> bool:
+    remaining = sum(counts.values())
+    for key, n in counts.items():
+        # The scene just shown cannot take the first slot, so it has one slot fewer.
+        limit = remaining // 2 if key == prev else (remaining + 1) // 2
+        if n > limit:
+            return False
+    return True
+
+
+def order_without_repeats(
+    items: Sequence[T], *, key: Callable[[T], Hashable], rng: random.Random, prev: Hashable | None = None
+) -> list[T]:
+    """Shuffle ``items`` so that no two neighbours share ``key(item)``.
+
+    Random at each step among the choices that keep the rest arrangeable; when no such
+    order exists (one scene holds more than half the trials) repeats are kept as few as
+    a greedy pass allows rather than failing the session.
+    """
+    pool = list(items)
+    rng.shuffle(pool)
+    counts: Counter[Hashable] = Counter(key(item) for item in pool)
+    strict = _feasible(counts, prev)
+    ordered: list[T] = []
+    last = prev
+    while pool:
+        pick_index = None
+        for index, item in enumerate(pool):
+            k = key(item)
+            if k == last:
+                continue
+            counts[k] -= 1
+            ok = not strict or _feasible(counts, k)
+            counts[k] += 1
+            if ok:
+                pick_index = index
+                break
+        if pick_index is None:
+            # Only the previous scene is left (or no strict order exists): take the
+            # most frequent remaining key to keep later repeats to a minimum.
+            pick_index = max(range(len(pool)), key=lambda i: (key(pool[i]) != last, counts[key(pool[i])]))
+        item = pool.pop(pick_index)
+        counts[key(item)] -= 1
+        ordered.append(item)
+        last = key(item)
+    return ordered

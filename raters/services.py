@@ -1,0 +1,437 @@
+"""Writes of the rater flow: sessions, their trials and votes.
+
+The HTML pages and the API call these same functions. Assignment is serialised per study
+(``select_for_update`` on the Study row on PostgreSQL; SQLite's IMMEDIATE transactions
+serialise writers anyway) so that concurrent session starts see each other's outstanding
+trials and coverage stays even.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from raters import assignment
+from raters.models import Rater, Rating, Session, Trial
+from raters.platforms import RaterIdentity
+from studies.models import Method, Output, Study
+
+TRIAL_KINDS_COUNTED = (Trial.Kind.RATING, Trial.Kind.CONTROL)
+CONTROL_KINDS = (Method.Kind.HIDDEN_REFERENCE, Method.Kind.LOW_ANCHOR)
+DEVICE_FIELDS = (
+    "screen_width",
+    "screen_height",
+    "viewport_width",
+    "viewport_height",
+    "device_pixel_ratio",
+    "user_agent",
+)
+# Unambiguous characters only: raters copy the code by hand into Prolific or MTurk.
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+class RaterFlowError(Exception):
+    """Base of the errors a rater can cause; the message is safe to show them."""
+
+
+class StudyNotOpen(RaterFlowError):
+    pass
+
+
+class TrialNotFound(RaterFlowError):
+    pass
+
+
+class InvalidScore(RaterFlowError):
+    pass
+
+
+class VoteConflict(RaterFlowError):
+    def __init__(self, rating: Rating) -> None:
+        super().__init__("This trial already has a different vote.")
+        self.rating = rating
+
+
+class TrialReleased(RaterFlowError):
+    pass
+
+
+@dataclass(frozen=True)
+class _OutputRow:
+    candidate: assignment.Candidate
+    method_kind: str
+    psnr: float | None
+
+
+def session_timeout() -> timedelta:
+    return timedelta(minutes=getattr(settings, "MOSAIC_SESSION_TIMEOUT_MINUTES", 60))
+
+
+def _new_token(nbytes: int) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def _completion_code() -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
+
+
+def _lock_study(study: Study) -> Study:
+    return Study.objects.select_for_update().get(pk=study.pk)
+
+
+def _study_rows(study: Study) -> list[_OutputRow]:
+    """The study's ratable outputs with their load: votes plus outstanding assignments."""
+    counted = Q(trials__kind__in=TRIAL_KINDS_COUNTED) & (
+        Q(trials__released_at__isnull=True) | Q(trials__rating__isnull=False)
+    )
+    outputs = Output.objects.filter(method__study=study, image__isnull=False)
+    if study.protocol == Study.Protocol.REFERENCE:
+        outputs = outputs.filter(scene__reference__isnull=False)
+    elif study.protocol == Study.Protocol.INPUT:
+        outputs = outputs.filter(scene__input__isnull=False)
+    rows = outputs.annotate(load=Count("trials", filter=counted)).values_list(
+        "id", "method_id", "method__kind", "scene_id", "load", "psnr"
+    )
+    return [
+        _OutputRow(assignment.Candidate(oid, mid, sid, load), kind, psnr)
+        for oid, mid, kind, sid, load, psnr in rows
+    ]
+
+
+def _training_rows(rows: list[_OutputRow], rng: random.Random) -> list[_OutputRow]:
+    """A hidden reference, a low anchor and a middling output, on different scenes."""
+    picks: list[_OutputRow] = []
+    used_scenes: set[int] = set()
+
+    def pick(pool: list[_OutputRow]) -> None:
+        fresh = [r for r in pool if r.candidate.scene_id not in used_scenes] or pool
+        if fresh:
+            row = fresh[0]
+            picks.append(row)
+            used_scenes.add(row.candidate.scene_id)
+
+    for kind in CONTROL_KINDS:
+        pool = [r for r in rows if r.method_kind == kind]
+        rng.shuffle(pool)
+        pick(pool)
+    submissions = [r for r in rows if r.method_kind not in CONTROL_KINDS]
+    rng.shuffle(submissions)
+    with_metric = [r for r in submissions if r.psnr is not None]
+    if with_metric:
+        # The median PSNR output stands for "a typical result" better than a random one.
+        with_metric.sort(key=lambda r: r.psnr or 0.0)
+        middle = len(with_metric) // 2
+        submissions = with_metric[middle:] + with_metric[:middle]
+    pick(submissions)
+    return picks
+
+
+def _append_trials(
+    *,
+    session: Session,
+    study: Study,
+    rows: list[_OutputRow],
+    rating_count: int,
+    control_count: int,
+    start_position: int,
+    existing: list[Trial],
+    rng: random.Random,
+) -> list[Trial]:
+    main = [r.candidate for r in rows if r.method_kind not in CONTROL_KINDS]
+    controls = [r.candidate for r in rows if r.method_kind in CONTROL_KINDS]
+    if not controls:
+        rating_count += control_count
+        control_count = 0
+    by_id = {r.candidate.output_id: r for r in rows}
+    kept = [t for t in existing if t.kind in TRIAL_KINDS_COUNTED]
+    scene_counts: Counter[int] = Counter()
+    method_counts: Counter[int] = Counter()
+    output_counts: Counter[int] = Counter()
+    for trial in existing:
+        # A pair seen in training would be recognised if it came back as a control.
+        output_counts[trial.output_id] += trial.kind == Trial.Kind.TRAINING
+    for trial in kept:
+        row = by_id.get(trial.output_id)
+        if row is not None:
+            scene_counts[row.candidate.scene_id] += 1
+            method_counts[row.candidate.method_id] += 1
+            output_counts[trial.output_id] += 1
+    cap = assignment.scene_cap(rating_count + control_count)
+    chosen = [
+        (c, Trial.Kind.RATING)
+        for c in assignment.choose(
+            main,
+            count=rating_count,
+            rng=rng,
+            scene_counts=scene_counts,
+            method_counts=method_counts,
+            output_counts=output_counts,
+            scene_cap=cap,
+        )
+    ]
+    chosen += [
+        (c, Trial.Kind.CONTROL)
+        for c in assignment.choose(
+            controls,
+            count=control_count,
+            rng=rng,
+            scene_counts=scene_counts,
+            method_counts=method_counts,
+            output_counts=output_counts,
+            scene_cap=cap,
+        )
+    ]
+    prev_scene = None
+    if existing:
+        last = max(existing, key=lambda t: t.position)
+        prev_scene = by_id[last.output_id].candidate.scene_id if last.output_id in by_id else None
+    ordered = assignment.order_without_repeats(
+        chosen, key=lambda item: item[0].scene_id, rng=rng, prev=prev_scene
+    )
+    trials = [
+        Trial(
+            session=session,
+            output_id=candidate.output_id,
+            position=start_position + index,
+            kind=kind,
+            token=_new_token(18),
+        )
+        for index, (candidate, kind) in enumerate(ordered)
+    ]
+    return Trial.objects.bulk_create(trials)
+
+
+def _session_rng(study: Study, session: Session, salt: str = "") -> random.Random:
+    # Reproducible from the study seed, different for every session (and every top-up).
+    return random.Random(f"{study.seed}:{session.pk}:{salt}")
+
+
+@transaction.atomic
+def session_assign(*, session: Session) -> list[Trial]:
+    """Give a new session its training trials and ``trials_per_session`` rated trials."""
+    study = _lock_study(session.study)
+    if session.trials.exists():
+        return list(session.trials.all())
+    rng = _session_rng(study, session)
+    rows = _study_rows(study)
+    training = [
+        Trial(
+            session=session,
+            output_id=row.candidate.output_id,
+            position=index,
+            kind=Trial.Kind.TRAINING,
+            token=_new_token(18),
+        )
+        for index, row in enumerate(_training_rows(rows, rng))
+    ]
+    training = Trial.objects.bulk_create(training)
+    total = study.trials_per_session
+    controls = assignment.control_count(trials=total, control_rate=study.control_rate)
+    rated = _append_trials(
+        session=session,
+        study=study,
+        rows=rows,
+        rating_count=total - controls,
+        control_count=controls,
+        start_position=len(training),
+        existing=training,
+        rng=rng,
+    )
+    status = Session.Status.TRAINING if training else Session.Status.RATING
+    if session.status != status:
+        session.status = status
+        session.save(update_fields=["status"])
+    return training + rated
+
+
+@transaction.atomic
+def sessions_release_abandoned(*, study: Study | None = None, now: datetime | None = None) -> int:
+    """Hand the unanswered trials of sessions idle past the timeout back to the pool."""
+    now = now or timezone.now()
+    stale = Session.objects.filter(
+        status__in=[Session.Status.TRAINING, Session.Status.RATING],
+        last_seen_at__lt=now - session_timeout(),
+    )
+    if study is not None:
+        stale = stale.filter(study=study)
+    ids = list(stale.values_list("id", flat=True))
+    if not ids:
+        return 0
+    Trial.objects.filter(
+        session_id__in=ids, kind__in=TRIAL_KINDS_COUNTED, released_at__isnull=True, rating__isnull=True
+    ).update(released_at=now)
+    Session.objects.filter(id__in=ids).update(status=Session.Status.ABANDONED)
+    return len(ids)
+
+
+def _status_after_answers(session: Session) -> str:
+    open_trials = session.trials.filter(rating__isnull=True, released_at__isnull=True)
+    if open_trials.filter(kind=Trial.Kind.TRAINING).exists():
+        return Session.Status.TRAINING
+    if open_trials.exists():
+        return Session.Status.RATING
+    return Session.Status.COMPLETE
+
+
+@transaction.atomic
+def session_touch(*, session: Session, now: datetime | None = None) -> Session:
+    """Mark the session alive; a session released while away gets fresh trials."""
+    now = now or timezone.now()
+    if session.status == Session.Status.ABANDONED:
+        study = _lock_study(session.study)
+        session = Session.objects.select_for_update().get(pk=session.pk)
+        if session.status == Session.Status.ABANDONED:
+            existing = list(session.trials.filter(released_at__isnull=True))
+            kept = [t for t in existing if t.kind in TRIAL_KINDS_COUNTED]
+            missing = study.trials_per_session - len(kept)
+            if missing > 0:
+                last_position = session.trials.order_by("-position").values_list("position", flat=True)
+                controls_kept = sum(t.kind == Trial.Kind.CONTROL for t in kept)
+                controls_due = assignment.control_count(
+                    trials=study.trials_per_session, control_rate=study.control_rate
+                )
+                controls = max(0, min(missing, controls_due - controls_kept))
+                _append_trials(
+                    session=session,
+                    study=study,
+                    rows=_study_rows(study),
+                    rating_count=missing - controls,
+                    control_count=controls,
+                    start_position=(last_position.first() or 0) + 1,
+                    existing=existing,
+                    rng=_session_rng(study, session, salt=now.isoformat()),
+                )
+            session.status = _status_after_answers(session)
+    session.last_seen_at = now
+    session.save(update_fields=["status", "last_seen_at"])
+    if session.status == Session.Status.COMPLETE and not session.completion_code:
+        session = session_complete(session=session, now=now)
+    return session
+
+
+def _record_device(rater: Rater, device: dict[str, Any] | None) -> None:
+    if not device:
+        return
+    changed = []
+    for field in DEVICE_FIELDS:
+        if device.get(field) not in (None, "") and getattr(rater, field) != device[field]:
+            setattr(rater, field, device[field])
+            changed.append(field)
+    if changed:
+        rater.save(update_fields=changed)
+
+
+@transaction.atomic
+def rater_device_record(*, rater: Rater, device: dict[str, Any]) -> Rater:
+    _record_device(rater, device)
+    return rater
+
+
+@transaction.atomic
+def session_start(
+    *,
+    study: Study,
+    identity: RaterIdentity,
+    resume_token: str = "",
+    device: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> tuple[Session, bool]:
+    """Start a session, or resume the rater's existing one: never two per rater and study.
+
+    A rater with a platform id is found by that id; a direct rater by the session token
+    kept in their cookie (``resume_token``). Returns the session and whether it is new.
+    """
+    now = now or timezone.now()
+    study = _lock_study(study)
+    session: Session | None = None
+    rater: Rater | None = None
+    if identity.external_id:
+        rater, _ = Rater.objects.get_or_create(platform=identity.platform, external_id=identity.external_id)
+        session = Session.objects.filter(rater=rater, study=study).first()
+    elif resume_token:
+        session = Session.objects.filter(token=resume_token, study=study).select_related("rater").first()
+    if session is not None:
+        _record_device(session.rater, device)
+        return session_touch(session=session, now=now), False
+    if study.status != Study.Status.OPEN or identity.preview:
+        raise StudyNotOpen("This study is not taking new raters.")
+
+    sessions_release_abandoned(study=study, now=now)
+    if rater is None:
+        rater = Rater.objects.create(platform=Rater.Platform.DIRECT)
+    _record_device(rater, device)
+    session = Session.objects.create(
+        rater=rater,
+        study=study,
+        token=_new_token(32),
+        platform_study_id=identity.platform_study_id,
+        platform_session_id=identity.platform_session_id,
+    )
+    Session.objects.filter(pk=session.pk).update(last_seen_at=now)
+    session.last_seen_at = now
+    session_assign(session=session)
+    session.refresh_from_db()
+    return session, True
+
+
+@transaction.atomic
+def session_complete(*, session: Session, now: datetime | None = None) -> Session:
+    """Close a fully answered session and give it its completion code (once)."""
+    session = Session.objects.select_for_update().get(pk=session.pk)
+    if session.completion_code:
+        return session
+    if session.trials.filter(rating__isnull=True, released_at__isnull=True).exists():
+        raise RaterFlowError("The session still has unanswered trials.")
+    session.status = Session.Status.COMPLETE
+    session.completion_code = _completion_code()
+    session.completed_at = now or timezone.now()
+    session.save(update_fields=["status", "completion_code", "completed_at"])
+    return session
+
+
+@transaction.atomic
+def rating_submit(
+    *, session: Session, trial_token: str, score: int, response_ms: int | None, now: datetime | None = None
+) -> tuple[Rating, bool]:
+    """Store one vote. The same vote again returns the stored one (created=False); a
+    different score for an answered trial raises VoteConflict. Ratings are never updated.
+    """
+    now = now or timezone.now()
+    # Lock the session: its votes and status changes happen one at a time.
+    session = Session.objects.select_for_update().select_related("study").get(pk=session.pk)
+    trial = Trial.objects.filter(session=session, token=trial_token).first()
+    if trial is None:
+        raise TrialNotFound("No such trial in this session.")
+    study = session.study
+    if isinstance(score, bool) or not isinstance(score, int) or score not in study.scores:
+        raise InvalidScore(f"Score must be one of {', '.join(map(str, study.scores))}.")
+
+    existing = Rating.objects.filter(trial=trial).first()
+    if existing is None:
+        if trial.released_at is not None:
+            raise TrialReleased("This trial was handed to another rater after a long pause.")
+        try:
+            with transaction.atomic():
+                rating = Rating.objects.create(trial=trial, score=score, response_ms=response_ms)
+        except IntegrityError:
+            # A concurrent submit of the same trial won: answer with what it stored.
+            existing = Rating.objects.get(trial=trial)
+        else:
+            session.last_seen_at = now
+            session.status = _status_after_answers(session)
+            session.save(update_fields=["last_seen_at", "status"])
+            if session.status == Session.Status.COMPLETE:
+                session_complete(session=session, now=now)
+            return rating, True
+    if existing.score != score:
+        raise VoteConflict(existing)
+    return existing, False

@@ -1,0 +1,146 @@
+"""The rater's pages: arrival with consent and instructions, the rating screen, the end.
+
+The rating screen is a shell; its script talks to raters.api, which calls the same
+services as the arrival form here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_http_methods, require_safe
+
+from raters import selectors, services
+from raters.cookies import remember_session, resume_token
+from raters.models import Rater, Session
+from raters.platforms import InvalidIdentity, RaterIdentity, identity_from_params, identity_params
+from studies.models import Study
+
+_DEVICE_INTS = ("screen_width", "screen_height", "viewport_width", "viewport_height")
+
+
+def _unavailable(request: HttpRequest, message: str, status: int) -> HttpResponse:
+    return render(request, "raters/unavailable.html", {"message": message}, status=status)
+
+
+def _levels_ascending(study: Study) -> list[dict[str, Any]]:
+    return sorted(study.scale_levels, key=lambda level: int(level["score"]))
+
+
+def _device_from_form(request: HttpRequest) -> dict[str, Any]:
+    device: dict[str, Any] = {"user_agent": request.headers.get("User-Agent", "")[:1000]}
+    for name in _DEVICE_INTS:
+        value = request.POST.get(name, "")
+        if value.isdigit() and int(value) < 100_000:
+            device[name] = int(value)
+    try:
+        ratio = float(request.POST.get("device_pixel_ratio", ""))
+    except ValueError:
+        ratio = 0.0
+    if 0.1 <= ratio <= 20:
+        device["device_pixel_ratio"] = ratio
+    return device
+
+
+def _existing_session(request: HttpRequest, study: Study, identity: RaterIdentity) -> Session | None:
+    if identity.external_id:
+        return Session.objects.filter(
+            study=study, rater__platform=identity.platform, rater__external_id=identity.external_id
+        ).first()
+    token = resume_token(request, study)
+    return Session.objects.filter(study=study, token=token).first() if token else None
+
+
+@ensure_csrf_cookie
+@require_http_methods(["GET", "HEAD", "POST"])
+def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
+    """Consent and instructions; the form starts (or resumes) the session."""
+    study = selectors.study_for_rater(slug=slug)
+    if study is None:
+        return _unavailable(request, "This study does not exist or is not open yet.", 404)
+    params = request.POST if request.method == "POST" else request.GET
+    try:
+        identity = identity_from_params(params)
+    except InvalidIdentity as error:
+        return _unavailable(request, str(error), 400)
+
+    existing = _existing_session(request, study, identity)
+    if existing is not None and request.method != "POST":
+        return redirect("raters:rate", token=existing.token)
+    if request.method == "POST" and params.get("consent") == "yes":
+        try:
+            session, _ = services.session_start(
+                study=study,
+                identity=identity,
+                resume_token=resume_token(request, study),
+                device=_device_from_form(request),
+            )
+        except services.StudyNotOpen as error:
+            return _unavailable(request, str(error), 409)
+        response = redirect("raters:rate", token=session.token)
+        remember_session(request, response, session)
+        return response
+    if study.status != Study.Status.OPEN:
+        return _unavailable(request, "This study has closed. Thank you for your interest.", 410)
+    return render(
+        request,
+        "raters/entry.html",
+        {
+            "study": study,
+            "levels": study.scale_levels,
+            "identity_params": identity_params(identity),
+            "preview": identity.preview,
+            "consent_missing": request.method == "POST",
+            "protocol": study.protocol,
+            "is_mturk": identity.platform == Rater.Platform.MTURK,
+        },
+    )
+
+
+@ensure_csrf_cookie
+@require_safe
+def rate(request: HttpRequest, token: str) -> HttpResponse:
+    session = selectors.session_by_token(token=token)
+    if session is None:
+        return _unavailable(request, "This session link is not valid.", 404)
+    if session.status == Session.Status.COMPLETE:
+        return redirect("raters:done", token=session.token)
+    study = session.study
+    config = {
+        "protocol": study.protocol,
+        "levels": _levels_ascending(study),
+        "urls": {
+            "next": reverse("raters:api-trial-next", kwargs={"token": session.token}),
+            "device": reverse("raters:api-session-device", kwargs={"token": session.token}),
+            "rating": reverse(
+                "raters:api-rating-submit", kwargs={"token": session.token, "trial_token": "TRIAL"}
+            ),
+            "done": reverse("raters:done", kwargs={"token": session.token}),
+        },
+        "storageKey": f"mosaic-pending-{session.pk}",
+    }
+    response = render(request, "raters/rate.html", {"study": study, "config": config})
+    remember_session(request, response, session)
+    return response
+
+
+@require_safe
+def done(request: HttpRequest, token: str) -> HttpResponse:
+    session = selectors.session_by_token(token=token)
+    if session is None:
+        return _unavailable(request, "This session link is not valid.", 404)
+    if session.status != Session.Status.COMPLETE:
+        return redirect("raters:rate", token=session.token)
+    return render(
+        request,
+        "raters/done.html",
+        {
+            "study": session.study,
+            "code": session.completion_code,
+            "redirect_url": selectors.completion_redirect(session=session),
+        },
+    )
