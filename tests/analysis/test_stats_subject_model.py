@@ -1,0 +1,122 @@
+"""ITU-T P.910 Annex E subject model: exact recovery, and agreement with Netflix sureal."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from analysis.stats import p910_model
+from analysis.stats.subject_model import NAME, VERSION
+
+
+@pytest.fixture(autouse=True)
+def media_root():
+    """The statistics core touches neither files nor settings: no Django needed here."""
+    return None
+
+
+def generated(seed: int, n_outputs: int = 48, n_raters: int = 25, missing: float = 0.3):
+    """Votes from the model itself: psi + Delta + upsilon * X, rounded to 1..5."""
+    rng = np.random.default_rng(seed)
+    psi = rng.uniform(1.5, 4.5, n_outputs)
+    delta = rng.normal(0, 0.4, n_raters)
+    upsilon = rng.uniform(0.2, 1.2, n_raters)
+    x = psi[:, None] + delta[None, :] + upsilon[None, :] * rng.normal(size=(n_outputs, n_raters))
+    x = np.clip(np.round(x), 1, 5)
+    x[rng.random(x.shape) < missing] = np.nan
+    rows = [
+        (f"r{i:03d}", f"s{e % 8}", f"m{e // 8}", x[e, i])
+        for e in range(n_outputs)
+        for i in range(n_raters)
+        if not np.isnan(x[e, i])
+    ]
+    return pd.DataFrame(rows, columns=["rater", "scene", "method", "score"]), x
+
+
+def test_noise_free_additive_votes_are_recovered_exactly():
+    # score = psi + Delta with no noise: the model must return psi and Delta exactly,
+    # up to the convention that the biases average to zero
+    psi = np.array([1.0, 2.0, 3.5, 4.0])
+    delta = np.array([0.5, -0.25, -0.25])
+    rows = [(r, f"s{e}", "m", psi[e] + delta[r]) for e in range(4) for r in range(3) if (e, r) != (0, 2)]
+    df = pd.DataFrame(rows, columns=["rater", "scene", "method", "score"])
+    fit = p910_model(df)
+    assert fit.outputs["quality"].to_numpy() == pytest.approx(psi, abs=1e-6)
+    assert fit.raters["bias"].to_numpy() == pytest.approx(delta, abs=1e-6)
+    assert fit.raters["inconsistency"].to_numpy() == pytest.approx([0, 0, 0], abs=1e-6)
+    assert fit.converged
+
+
+def test_intervals_follow_the_fisher_information():
+    df, _ = generated(1)
+    fit = p910_model(df)
+    raters = fit.raters.set_index("rater")
+    z = stats.norm.ppf(0.975)
+    out = fit.outputs.iloc[0]
+    voters = df[(df["method"] == out["method"]) & (df["scene"] == out["scene"])]["rater"]
+    expected_std = 1 / np.sqrt((1 / raters.loc[voters, "inconsistency"] ** 2).sum())
+    assert out["std"] == pytest.approx(expected_std)
+    assert out["ci_high"] - out["quality"] == pytest.approx(z * expected_std)
+    r = raters.iloc[0]
+    assert r["bias_std"] == pytest.approx(r["inconsistency"] / np.sqrt(r["n_votes"]))
+    n = r["n_votes"]
+    assert r["inconsistency_ci_low"] == pytest.approx(r["inconsistency"] * np.sqrt(n / stats.chi2.ppf(0.975, n)))
+    assert fit.raters["bias"].mean() == pytest.approx(0, abs=1e-12)
+    assert set(fit.outputs["estimator"]) == {NAME}
+    assert set(fit.outputs["estimator_version"]) == {VERSION}
+
+
+def test_biased_and_noisy_raters_are_identified():
+    df, _ = generated(2, n_outputs=80, n_raters=20, missing=0.0)
+    df.loc[df["rater"] == "r000", "score"] = np.clip(df.loc[df["rater"] == "r000", "score"] + 1, 1, 5)
+    rng = np.random.default_rng(0)
+    noisy = df["rater"] == "r001"
+    df.loc[noisy, "score"] = rng.integers(1, 6, noisy.sum())
+    raters = p910_model(df).raters.set_index("rater")
+    assert raters["bias"].idxmax() == "r000"
+    assert raters["inconsistency"].idxmax() == "r001"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_agrees_with_sureal_alternating_projection_to_1e_4(seed):
+    pytest.importorskip("sureal")
+    from sureal.dataset_reader import RawDatasetReader
+    from sureal.subjective_model import (
+        MaximumLikelihoodEstimationModelContentObliviousAlternativeProjection as SurealAP,
+    )
+
+    df, x = generated(seed)
+    n_outputs, n_raters = x.shape
+    dataset = types.SimpleNamespace(
+        ref_videos=[{"content_id": c, "content_name": f"s{c}", "path": ""} for c in range(8)],
+        dis_videos=[
+            {
+                "content_id": e % 8,
+                "asset_id": e,
+                "path": "",
+                "os": {f"r{i:03d}": float(x[e, i]) for i in range(n_raters) if not np.isnan(x[e, i])},
+            }
+            for e in range(n_outputs)
+        ],
+    )
+    with contextlib.redirect_stdout(io.StringIO()):  # sureal prints every iteration
+        theirs = SurealAP(RawDatasetReader(dataset)).run_modeling()
+    fit = p910_model(df)
+    # our outputs are sorted by (method, scene) = m{e//8}, s{e%8}: the asset order e;
+    # our raters are sorted by name, as sureal sorts its observers
+    assert fit.outputs["quality"].to_numpy() == pytest.approx(theirs["quality_scores"], abs=1e-4)
+    assert fit.outputs["std"].to_numpy() == pytest.approx(theirs["quality_scores_std"], abs=1e-4)
+    assert (fit.outputs["ci_high"] - fit.outputs["quality"]).to_numpy() == pytest.approx(
+        theirs["quality_scores_ci95"][1], abs=1e-4
+    )
+    assert fit.raters["bias"].to_numpy() == pytest.approx(theirs["observer_bias"], abs=1e-4)
+    assert fit.raters["bias_std"].to_numpy() == pytest.approx(theirs["observer_bias_std"], abs=1e-4)
+    assert fit.raters["inconsistency"].to_numpy() == pytest.approx(theirs["observer_inconsistency"], abs=1e-4)
+    assert fit.raters["inconsistency_std"].to_numpy() == pytest.approx(theirs["observer_inconsistency_std"], abs=1e-4)
+    assert fit.n_iterations == theirs["num_iter"]
