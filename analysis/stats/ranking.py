@@ -228,8 +228,11 @@ def mixed_model_ranking(
         estimate = fit.fe_params.reindex(keys).to_numpy()
         low = ci.loc[keys, 0].to_numpy()
         high = ci.loc[keys, 1].to_numpy()
-        converged = bool(getattr(fit, "converged", True)) and not problems
-        message = "; ".join(str(w.message) for w in problems) if problems else "ok"
+        # statsmodels retries other optimisers after a failed one and warns on the way;
+        # the final fit's own flag says whether the estimate converged
+        converged = bool(getattr(fit, "converged", False))
+        notes = "; ".join(str(w.message) for w in problems)
+        message = ("ok" if converged else "did not converge") + (f" ({notes})" if notes else "")
     except Exception as exc:  # noqa: BLE001 - any fitting failure falls back to means
         message = f"mixed model failed, plain vote means reported: {exc}"
     table = pd.DataFrame(

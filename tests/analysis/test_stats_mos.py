@@ -162,7 +162,7 @@ def test_renaming_raters_changes_nothing(rows, random):
     ids = sorted(df["rater"].unique())
     shuffled = ids[:]
     random.shuffle(shuffled)
-    renamed = df.assign(rater=df["rater"].map(dict(zip(ids, [f"x{i}" for i in shuffled]))))
+    renamed = df.assign(rater=df["rater"].map(dict(zip(ids, [f"x{i}" for i in shuffled], strict=True))))
     cols = ["method", "mos", "n_scenes", "n_votes", "n_raters", "ci_low", "ci_high"]
     pd.testing.assert_frame_equal(method_mos(df)[cols], method_mos(renamed)[cols])
     pd.testing.assert_frame_equal(image_mos(df), image_mos(renamed))

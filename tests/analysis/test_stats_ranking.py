@@ -1,0 +1,106 @@
+"""Ranking with tied groups, Holm-corrected pairwise tests, mixed model second opinion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from analysis.stats import mixed_model_ranking, rank_methods
+
+
+@pytest.fixture(autouse=True)
+def media_root():
+    """The statistics core touches neither files nor settings: no Django needed here."""
+    return None
+
+
+def votes(quality: dict[str, float], n_scenes: int = 20, n_raters: int = 8, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    scene_effect = rng.normal(0, 0.3, n_scenes)
+    rows = []
+    for name, q in quality.items():
+        for s in range(n_scenes):
+            for r in range(n_raters):
+                rows.append((r, f"s{s:02d}", name, q + scene_effect[s] + rng.normal(0, 0.5)))
+    return pd.DataFrame(rows, columns=["rater", "scene", "method", "score"])
+
+
+def test_indistinguishable_leaders_tie_and_separated_methods_do_not():
+    # A and B identical in expectation; C and D far below and far apart
+    df = votes({"A": 4.0, "B": 4.0, "C": 3.0, "D": 2.0})
+    ranking, pairwise = rank_methods(df)
+    ranking = ranking.set_index("method")
+    assert ranking.loc["A", "rank"] == ranking.loc["B", "rank"] == 1
+    assert ranking.loc["A", "rank_display"] == ranking.loc["B", "rank_display"] == "1-2"
+    assert ranking.loc["C", "rank_display"] == "3"
+    assert ranking.loc["D", "rank_display"] == "4"
+    ab = pairwise[pairwise["pair"].isin(["A vs B", "B vs A"])].iloc[0]
+    assert not ab["significant"]
+
+
+def test_pairwise_p_values_equal_scipy_paired_t_with_holm():
+    df = votes({"A": 3.6, "B": 3.4, "C": 3.0}, n_scenes=10, seed=3)
+    ranking, pairwise = rank_methods(df)
+    per_image = df.groupby(["method", "scene"])["score"].mean().unstack()
+    p_raw = []
+    for row in pairwise.itertuples():
+        t, p = stats.ttest_rel(per_image.loc[row.method_a], per_image.loc[row.method_b])
+        assert row.statistic == pytest.approx(t)
+        assert row.p == pytest.approx(p)
+        assert row.diff == pytest.approx((per_image.loc[row.method_a] - per_image.loc[row.method_b]).mean())
+        p_raw.append(p)
+    expected = multipletests(p_raw, alpha=0.05, method="holm")[1]
+    assert pairwise["p_holm"].to_numpy() == pytest.approx(expected)
+    assert (pairwise["significant"] == (expected < 0.05)).all()
+    # ranking order is by MOS, and MOS is the mean of per-image MOS
+    assert ranking["mos"].to_numpy() == pytest.approx(per_image.mean(axis=1).sort_values(ascending=False).to_numpy())
+
+
+def test_rank_is_one_plus_methods_significantly_better():
+    df = votes({"A": 4.5, "B": 3.0, "C": 2.9, "D": 1.5}, seed=1)
+    ranking, pairwise = rank_methods(df)
+    ranking = ranking.set_index("method")
+    assert ranking.loc["A", "rank_display"] == "1"
+    assert ranking.loc["B", "rank"] == ranking.loc["C", "rank"] == 2
+    assert ranking.loc["B", "rank_display"] == ranking.loc["C", "rank_display"] == "2-3"
+    assert ranking.loc["D", "rank_display"] == "4"
+
+
+def test_wilcoxon_option_uses_the_signed_rank_test():
+    df = votes({"A": 4.0, "B": 3.0}, n_scenes=12, seed=2)
+    _, pairwise = rank_methods(df, test="wilcoxon")
+    per_image = df.groupby(["method", "scene"])["score"].mean().unstack()
+    assert pairwise.loc[0, "p"] == pytest.approx(stats.wilcoxon(per_image.loc["A"], per_image.loc["B"]).pvalue)
+    assert pairwise.loc[0, "test"] == "wilcoxon"
+
+
+def test_mixed_model_orders_methods_and_brackets_the_truth():
+    df = votes({"A": 4.0, "B": 3.0, "C": 2.0}, n_scenes=8, n_raters=6, seed=4)
+    df["score"] += df["rater"].map(dict(enumerate([-0.6, -0.3, 0.0, 0.1, 0.3, 0.5])))
+    table = mixed_model_ranking(df)
+    assert table["method"].tolist() == ["A", "B", "C"]
+    assert table["converged"].all()
+    # with balanced data the fixed effects equal the method means
+    means = df.groupby("method")["score"].mean()
+    assert table.set_index("method")["estimate"].to_numpy() == pytest.approx(
+        means.loc[["A", "B", "C"]].to_numpy(), abs=1e-6
+    )
+    assert (table["ci_low"] < table["estimate"]).all() and (table["estimate"] < table["ci_high"]).all()
+
+
+def test_mixed_model_falls_back_with_a_message(monkeypatch):
+    import statsmodels.formula.api as smf
+
+    def broken(*args, **kwargs):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(smf, "mixedlm", broken)
+    df = votes({"A": 4.0, "B": 3.0}, n_scenes=4, n_raters=3)
+    table = mixed_model_ranking(df)
+    assert not table["converged"].any()
+    assert table["message"].iloc[0].startswith("mixed model failed")
+    assert table["ci_low"].isna().all()
+    assert table["estimate"].to_numpy() == pytest.approx(df.groupby("method")["score"].mean().to_numpy())
