@@ -127,7 +127,12 @@ def order_without_repeats(
     last = prev
     while pool:
         pick_index = None
-        for index, item in enumerate(pool):
+        if not strict:
+            # No order avoids every repeat: spend the dominant key as fast as possible.
+            others = [i for i in range(len(pool)) if key(pool[i]) != last]
+            if others:
+                pick_index = max(others, key=lambda i: counts[key(pool[i])])
+        for index, item in enumerate(pool if pick_index is None else []):
             k = key(item)
             if k == last:
                 continue
