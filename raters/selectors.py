@@ -79,9 +79,7 @@ def trial_panes(*, trial: Trial) -> list[dict[str, Any]]:
         panes.append(("reference", LABEL_INPUT, scene.input))
     panes.append(("result", LABEL_RESULT, output.image))
     return [
-        {"role": role, "label": label, **image_source(asset=asset)}
-        for role, label, asset in panes
-        if asset is not None
+        {"role": role, "label": label, **image_source(asset=asset)} for role, label, asset in panes if asset is not None
     ]
 
 
@@ -124,9 +122,7 @@ def trial_number(*, trial: Trial) -> tuple[int, int]:
     live = Q(released_at__isnull=True) | Q(rating__isnull=False)
     kinds = [Trial.Kind.TRAINING] if trial.kind == Trial.Kind.TRAINING else list(COUNTED)
     same_phase = trial.session.trials.filter(live, kind__in=kinds)
-    counts = same_phase.aggregate(
-        total=Count("id"), before=Count("id", filter=Q(position__lt=trial.position))
-    )
+    counts = same_phase.aggregate(total=Count("id"), before=Count("id", filter=Q(position__lt=trial.position)))
     return counts["before"] + 1, counts["total"]
 
 

@@ -102,8 +102,7 @@ def _study_rows(study: Study) -> list[_OutputRow]:
         "id", "method_id", "method__kind", "scene_id", "load", "psnr"
     )
     return [
-        _OutputRow(assignment.Candidate(oid, mid, sid, load), kind, psnr)
-        for oid, mid, kind, sid, load, psnr in rows
+        _OutputRow(assignment.Candidate(oid, mid, sid, load), kind, psnr) for oid, mid, kind, sid, load, psnr in rows
     ]
 
 
@@ -194,9 +193,7 @@ def _append_trials(
     if existing:
         last = max(existing, key=lambda t: t.position)
         prev_scene = by_id[last.output_id].candidate.scene_id if last.output_id in by_id else None
-    ordered = assignment.order_without_repeats(
-        chosen, key=lambda item: item[0].scene_id, rng=rng, prev=prev_scene
-    )
+    ordered = assignment.order_without_repeats(chosen, key=lambda item: item[0].scene_id, rng=rng, prev=prev_scene)
     trials = [
         Trial(
             session=session,

@@ -116,9 +116,7 @@ def rate(request: HttpRequest, token: str) -> HttpResponse:
         "urls": {
             "next": reverse("raters:api-trial-next", kwargs={"token": session.token}),
             "device": reverse("raters:api-session-device", kwargs={"token": session.token}),
-            "rating": reverse(
-                "raters:api-rating-submit", kwargs={"token": session.token, "trial_token": "TRIAL"}
-            ),
+            "rating": reverse("raters:api-rating-submit", kwargs={"token": session.token, "trial_token": "TRIAL"}),
             "done": reverse("raters:done", kwargs={"token": session.token}),
         },
         "storageKey": f"mosaic-pending-{session.pk}",

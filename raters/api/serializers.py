@@ -57,7 +57,7 @@ class PaneSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=["reference", "result"])
     label = serializers.CharField()
     url = serializers.CharField(help_text="The whole image file, byte-exact.")
-    tiles = serializers.CharField(allow_null=True, help_text="Deep Zoom descriptor, if the pyramid is built.")
+    tiles = serializers.CharField(allow_null=True, help_text="Deep Zoom descriptor, once the tiles are built.")
     width = serializers.IntegerField()
     height = serializers.IntegerField()
 

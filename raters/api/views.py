@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.http import Http404
 from django.middleware.csrf import CsrfViewMiddleware
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
@@ -39,6 +40,19 @@ class CsrfForEveryone(BaseAuthentication):
         if reason:
             raise exceptions.PermissionDenied(f"CSRF Failed: {reason}")
         return None
+
+
+class CsrfForEveryoneScheme(OpenApiAuthenticationExtension):
+    target_class = "raters.api.views.CsrfForEveryone"
+    name = "csrfToken"
+
+    def get_security_definition(self, auto_schema):  # noqa: ANN001, ANN201 - extension API
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-CSRFToken",
+            "description": "The csrftoken cookie's value, required on POST (set by the study page).",
+        }
 
 
 class RaterAPIView(APIView):

@@ -58,9 +58,7 @@ def build_study(
     for method in method_rows + control_rows:
         for scene in scene_rows:
             seed += 1
-            OutputFactory(
-                method=method, scene=scene, image=ImageAssetFactory(seed=seed, width=width, height=height)
-            )
+            OutputFactory(method=method, scene=scene, image=ImageAssetFactory(seed=seed, width=width, height=height))
     return StudySetup(study=study, scenes=scene_rows, methods=method_rows, controls=control_rows)
 
 

@@ -34,9 +34,7 @@ def _scenes_in_order(session: Session) -> list[int]:
     seed=st.integers(min_value=0, max_value=10_000),
 )
 @settings(max_examples=200, deadline=None)
-def test_order_without_repeats_never_puts_a_scene_twice_in_a_row_when_possible(
-    sizes: list[int], seed: int
-) -> None:
+def test_order_without_repeats_never_puts_a_scene_twice_in_a_row_when_possible(sizes: list[int], seed: int) -> None:
     items = [(scene, i) for scene, n in enumerate(sizes) for i in range(n)]
     ordered = assignment.order_without_repeats(items, key=lambda item: item[0], rng=random.Random(seed))
     assert sorted(ordered) == sorted(items)
@@ -106,9 +104,7 @@ def test_every_method_equally_often_within_a_session() -> None:
     setup = build_study(methods=4, scenes=6, trials_per_session=22, control_rate=0.1)
     for _ in range(5):
         session, _ = services.session_start(study=setup.study, identity=RaterIdentity())
-        per_method = Counter(
-            session.trials.filter(kind=Trial.Kind.RATING).values_list("output__method_id", flat=True)
-        )
+        per_method = Counter(session.trials.filter(kind=Trial.Kind.RATING).values_list("output__method_id", flat=True))
         counts = [per_method[m.pk] for m in setup.methods]
         assert max(counts) - min(counts) <= 1, counts
 
@@ -139,9 +135,7 @@ def test_outstanding_assignments_count_before_they_are_answered() -> None:
     first, _ = services.session_start(study=setup.study, identity=RaterIdentity())
     second, _ = services.session_start(study=setup.study, identity=RaterIdentity())
     # 6 outputs, 6 trials each: two unanswered sessions still cover every output twice.
-    assigned = Counter(
-        Trial.objects.filter(kind=Trial.Kind.RATING).values_list("output_id", flat=True)
-    )
+    assigned = Counter(Trial.objects.filter(kind=Trial.Kind.RATING).values_list("output_id", flat=True))
     assert sorted(assigned.values()) == [2] * 6
     assert first.pk != second.pk
 
@@ -159,15 +153,11 @@ def test_abandoned_session_trials_are_released_to_the_next_rater(settings) -> No
     answered, unanswered = idle.trials.filter(kind=Trial.Kind.RATING).order_by("position")
     services.rating_submit(session=idle, trial_token=answered.token, score=4, response_ms=5, now=start)
     # A second, active session takes the two other outputs.
-    busy, _ = services.session_start(
-        study=setup.study, identity=RaterIdentity(), now=start + timedelta(minutes=25)
-    )
+    busy, _ = services.session_start(study=setup.study, identity=RaterIdentity(), now=start + timedelta(minutes=25))
     busy_outputs = set(busy.trials.filter(kind=Trial.Kind.RATING).values_list("output_id", flat=True))
     assert unanswered.output_id not in busy_outputs
 
-    fresh, _ = services.session_start(
-        study=setup.study, identity=RaterIdentity(), now=start + timedelta(minutes=31)
-    )
+    fresh, _ = services.session_start(study=setup.study, identity=RaterIdentity(), now=start + timedelta(minutes=31))
     idle.refresh_from_db()
     unanswered.refresh_from_db()
     assert idle.status == Session.Status.ABANDONED
