@@ -109,9 +109,7 @@ def parse_votes(data: bytes | str, *, scores: Iterable[int]) -> ParsedVotes:
     if unknown:
         # A misspelt "respone_ms" would otherwise be dropped without a word.
         result.problems.append(
-            Problem(
-                1, f"unknown column(s): {', '.join(unknown)} (allowed: {', '.join(sorted(known))})"
-            )
+            Problem(1, f"unknown column(s): {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
         )
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     if repeated:
@@ -136,9 +134,7 @@ def parse_votes(data: bytes | str, *, scores: Iterable[int]) -> ParsedVotes:
         if not any(cell.strip() for cell in record):
             continue  # blank line, e.g. at the end of the file
         if len(record) != len(columns):
-            result.problems.append(
-                Problem(line, f"{len(record)} field(s) where the header has {len(columns)}")
-            )
+            result.problems.append(Problem(line, f"{len(record)} field(s) where the header has {len(columns)}"))
             continue
         cells = {name: record[i].strip() for name, i in index.items()}
         problems_before = len(result.problems)
@@ -149,17 +145,13 @@ def parse_votes(data: bytes | str, *, scores: Iterable[int]) -> ParsedVotes:
         if score is None:
             result.problems.append(Problem(line, f"score {cells['score']!r} is not an integer"))
         elif score not in allowed:
-            result.problems.append(
-                Problem(line, f"score {score} is outside the study's scale ({allowed_text})")
-            )
+            result.problems.append(Problem(line, f"score {score} is outside the study's scale ({allowed_text})"))
         response_ms: int | None = None
         raw_ms = cells.get("response_ms", "")
         if raw_ms:
             response_ms = _parse_int(raw_ms)
             if response_ms is None or response_ms < 0:
-                result.problems.append(
-                    Problem(line, f"response_ms {raw_ms!r} is not a non-negative integer")
-                )
+                result.problems.append(Problem(line, f"response_ms {raw_ms!r} is not a non-negative integer"))
         key = (cells["rater"], cells["scene"], cells["method"])
         if all(key):
             if key in first_line:

@@ -10,6 +10,7 @@ from django.db.models import Avg, Count, Q, QuerySet
 
 from analysis.frames import COUNTED_KINDS
 from analysis.models import AnalysisRun
+from analysis.results import table_from_json
 from studies.models import Method, Output, Study
 
 
@@ -77,4 +78,54 @@ def study_coverage(*, study: Study) -> Coverage:
         median=statistics.median(values) if values else 0,
         max=max(values, default=0),
         below_target=[(m, s, n) for m, s, n in counts if n < target],
+    )
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    """What the results page and the organizer API show: the latest finished run."""
+
+    study: Study
+    run: AnalysisRun | None
+    latest: AnalysisRun | None  # newest run of any status (pending, failed, ...)
+    leaderboard: pd.DataFrame
+    leaderboard_all_raters: pd.DataFrame
+    correlations: pd.DataFrame
+    raters: pd.DataFrame
+
+    @property
+    def excluded_by_rule(self) -> dict[str, list[str]]:
+        """Rule name -> the raters it flagged (a rater may appear under several)."""
+        if self.raters.empty:
+            return {}
+        return {
+            rule: sorted(str(r) for r in self.raters.loc[self.raters[column].astype(bool), "rater"])
+            for rule, column in (
+                ("bt500", "bt500_rejected"),
+                ("correlation", "correlation_rejected"),
+                ("controls", "controls_rejected"),
+            )
+            if column in self.raters
+        }
+
+    @property
+    def n_raters(self) -> int:
+        return len(self.raters)
+
+    @property
+    def n_excluded(self) -> int:
+        return int(self.raters["excluded"].astype(bool).sum()) if not self.raters.empty else 0
+
+
+def study_results(*, study: Study) -> StudyResults:
+    run = study_latest_run(study=study)
+    stored = run.results if run else {}
+    return StudyResults(
+        study=study,
+        run=run,
+        latest=study_latest_run(study=study, done_only=False),
+        leaderboard=table_from_json(stored, "leaderboard"),
+        leaderboard_all_raters=table_from_json(stored, "leaderboard_all_raters"),
+        correlations=table_from_json(stored, "correlations"),
+        raters=table_from_json(stored, "raters"),
     )

@@ -51,8 +51,7 @@ def run_import(slug: str, path: Path, *args: str) -> str:
 
 def row_counts() -> dict[str, int]:
     return {
-        model.__name__: model.objects.count()
-        for model in (Study, Scene, Method, Output, Rater, Session, Trial, Rating)
+        model.__name__: model.objects.count() for model in (Study, Scene, Method, Output, Rater, Session, Trial, Rating)
     }
 
 
@@ -84,9 +83,7 @@ def test_import_creates_study_scenes_methods_and_votes(tmp_path: Path) -> None:
 
 def test_second_file_adds_votes_to_the_same_raters_sessions(tmp_path: Path) -> None:
     run_import("old-crowd", write(tmp_path, GOOD))
-    run_import(
-        "old-crowd", write(tmp_path, "rater,scene,method,score\nw1,s2,A,4\nw3,s2,A,1\n", "more.csv")
-    )
+    run_import("old-crowd", write(tmp_path, "rater,scene,method,score\nw1,s2,A,4\nw3,s2,A,1\n", "more.csv"))
 
     assert Rating.objects.count() == 6
     assert Session.objects.filter(study__slug="old-crowd").count() == 3
@@ -107,9 +104,7 @@ def test_existing_study_with_images_accepts_votes_on_its_outputs(tmp_path: Path)
 
 def test_pirm_scale_of_a_new_study_is_used_for_validation(tmp_path: Path) -> None:
     with pytest.raises(CommandError):
-        run_import(
-            "pirm", write(tmp_path, "rater,scene,method,score\nw1,s1,A,5\n"), "--scale", "pirm4"
-        )
+        run_import("pirm", write(tmp_path, "rater,scene,method,score\nw1,s1,A,5\n"), "--scale", "pirm4")
     run_import("pirm", write(tmp_path, "rater,scene,method,score\nw1,s1,A,4\n"), "--scale", "pirm4")
     assert Study.objects.get(slug="pirm").scores == [1, 2, 3, 4]
 
@@ -156,9 +151,7 @@ def test_every_bad_row_is_reported_at_once_and_nothing_is_imported(tmp_path: Pat
 
 
 def test_missing_column_is_reported(tmp_path: Path) -> None:
-    assert_rejected(
-        tmp_path, "x", "rater,scene,score\nw1,s1,5\n", "line 1: missing column(s): method"
-    )
+    assert_rejected(tmp_path, "x", "rater,scene,score\nw1,s1,5\n", "line 1: missing column(s): method")
 
 
 def test_unknown_column_is_reported(tmp_path: Path) -> None:
@@ -194,9 +187,7 @@ def test_unknown_scene_method_and_output_of_a_study_with_images(tmp_path: Path) 
 
 def test_score_outside_an_existing_studys_scale(tmp_path: Path) -> None:
     StudyFactory(slug="pirm", scale_preset="pirm4")
-    assert_rejected(
-        tmp_path, "pirm", "rater,scene,method,score\nw1,s1,A,5\n", "line 2: score 5 is outside"
-    )
+    assert_rejected(tmp_path, "pirm", "rater,scene,method,score\nw1,s1,A,5\n", "line 2: score 5 is outside")
 
 
 def test_reimporting_the_same_file_is_refused_as_duplicate_votes(tmp_path: Path) -> None:

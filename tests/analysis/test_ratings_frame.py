@@ -23,18 +23,14 @@ pytestmark = pytest.mark.django_db
 def study_with_votes():
     study = StudyFactory(slug="frame")
     scene = SceneFactory(study=study, name="s1", reference=None)
-    out_a = OutputFactory(
-        method=MethodFactory(study=study, name="A"), scene=scene, image=None, psnr=30.5, ssim=0.9
-    )
+    out_a = OutputFactory(method=MethodFactory(study=study, name="A"), scene=scene, image=None, psnr=30.5, ssim=0.9)
     out_ref = OutputFactory(
         method=MethodFactory(study=study, name="REF", kind="hidden_reference"),
         scene=scene,
         image=None,
     )
     s1 = SessionFactory(study=study, rater=RaterFactory(external_id="p1"))
-    s2 = SessionFactory(
-        study=study, rater=RaterFactory(platform=Rater.Platform.DIRECT, external_id="")
-    )
+    s2 = SessionFactory(study=study, rater=RaterFactory(platform=Rater.Platform.DIRECT, external_id=""))
     RatingFactory(trial=TrialFactory(session=s1, output=out_a, kind=Trial.Kind.TRAINING), score=1)
     RatingFactory(trial=TrialFactory(session=s1, output=out_a), score=4, response_ms=1000)
     RatingFactory(trial=TrialFactory(session=s1, output=out_ref, kind=Trial.Kind.CONTROL), score=5)
@@ -84,8 +80,6 @@ def test_same_external_id_on_two_platforms_stays_two_raters() -> None:
     study = StudyFactory()
     out = OutputFactory(method=MethodFactory(study=study), image=None, scene__reference=None)
     for platform in (Rater.Platform.PROLIFIC, Rater.Platform.MTURK):
-        session = SessionFactory(
-            study=study, rater=RaterFactory(platform=platform, external_id="x")
-        )
+        session = SessionFactory(study=study, rater=RaterFactory(platform=platform, external_id="x"))
         RatingFactory(trial=TrialFactory(session=session, output=out))
     assert sorted(ratings_frame(study)["rater"]) == ["mturk:x", "prolific:x"]

@@ -52,9 +52,7 @@ class Command(BaseCommand):
             )
         except RatingsImportError as exc:
             self.stderr.write(exc.report())
-            raise CommandError(
-                f"{path}: {len(exc.problems)} problem(s), nothing was imported"
-            ) from None
+            raise CommandError(f"{path}: {len(exc.problems)} problem(s), nothing was imported") from None
         created = "created" if summary.study_created else "existing"
         self.stdout.write(
             self.style.SUCCESS(
