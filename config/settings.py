@@ -212,3 +212,4 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("DJANGO_ENV=production needs DJANGO_ALLOWED_HOSTS (comma-separated)")
+FORMS_URLFIELD_ASSUME_HTTPS = True

@@ -65,7 +65,6 @@ class StudyAdmin(admin.ModelAdmin):
     list_display = ("title", "slug", "status", "protocol", "scale_preset", "n_scenes", "n_methods", "created_at")
     list_filter = ("status", "protocol")
     search_fields = ("title", "slug")
-    prepopulated_fields = {"slug": ("title",)}
     inlines = [MethodInline, SceneInline]
     change_form_template = "admin/studies/study/change_form.html"
 
@@ -81,6 +80,9 @@ class StudyAdmin(admin.ModelAdmin):
     @admin.display(description="methods", ordering="method_count")
     def n_methods(self, study: Study) -> int:
         return study.method_count
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return {"slug": ("title",)} if obj is None else {}
 
     def get_readonly_fields(self, request, obj=None):
         fields = ["status", "scale_table", "rater_link", "metric_summary", "opened_at", "closed_at"]

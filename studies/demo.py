@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
+from scipy import ndimage
 from skimage import data as skdata
 
 from studies.models import Method
@@ -72,11 +73,12 @@ def degrade(image: np.ndarray, how: Degradation, seed: int) -> np.ndarray:
     if how.downscale > 1:
         small = result.resize((WIDTH // how.downscale, HEIGHT // how.downscale), Image.Resampling.BOX)
         result = small.resize((WIDTH, HEIGHT), Image.Resampling.NEAREST)
-    if how.blur:
-        result = result.filter(ImageFilter.GaussianBlur(how.blur))
     array = np.asarray(result, dtype=np.float32)
+    if how.blur:
+        array = ndimage.gaussian_filter(array, sigma=(how.blur, how.blur, 0))
     if how.noise:
-        array = array + np.random.default_rng(seed).normal(0, how.noise, size=array.shape)
+        # A stream of its own: reusing the scene generator's seed would add back its grain.
+        array = array + np.random.default_rng([seed, 7919]).normal(0, how.noise, size=array.shape)
     result = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
     if how.jpeg:
         buffer = io.BytesIO()

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from skimage.metrics import structural_similarity
+
+from studies import demo
+from studies.models import Method, Output, Study
+
+
+def test_demo_scenes_are_two_megapixel_colour_photos_with_texture():
+    image = demo.scene_image("coffee", seed=1)
+    assert image.shape == (1200, 1800, 3) and image.shape[0] * image.shape[1] >= 2_000_000
+    assert image.std(axis=(0, 1)).min() > 20  # real spread in every channel
+    assert not np.allclose(image[..., 0], image[..., 1], atol=10)  # colour, not grey
+
+
+def test_demo_degradations_have_their_stated_quality_order():
+    reference = demo.scene_image("astronaut", seed=2)[:400, :600]
+    scores = []
+    for index, how in enumerate(demo.DEGRADATIONS):
+        degraded = demo.degrade(demo.scene_image("astronaut", seed=2), how, seed=index)[:400, :600]
+        scores.append(structural_similarity(reference, degraded, channel_axis=2, data_range=255))
+    assert scores == sorted(scores, reverse=True)
+    kinds = [how.kind for how in demo.DEGRADATIONS]
+    assert kinds[0] == Method.Kind.HIDDEN_REFERENCE and kinds[-1] == Method.Kind.LOW_ANCHOR
+    assert kinds.count(Method.Kind.SUBMISSION) >= 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_build_demo_builds_once_and_runs_twice(capsys):
+    call_command("build_demo", "--scenes", "2")
+    first = capsys.readouterr().out
+    study = Study.objects.get(slug="demo")
+    assert study.status == Study.Status.OPEN
+    assert study.scenes.count() == 2 and study.methods.count() == len(demo.DEGRADATIONS)
+    assert Output.objects.filter(method__study=study, metric_status="done").count() == 2 * len(demo.DEGRADATIONS)
+    assert "http://127.0.0.1:8000/s/demo/" in first and "password: mosaic-demo" in first
+
+    call_command("build_demo", "--scenes", "2")
+    assert "already exists" in capsys.readouterr().out
+    assert Study.objects.filter(slug="demo").count() == 1
+    from django.contrib.auth import authenticate
+
+    assert authenticate(username="admin", password="mosaic-demo").is_superuser
