@@ -1,0 +1,134 @@
+"""Organizer API: the latest results of a study as JSON, and queueing a new analysis.
+
+Staff only (``IsAdminUser``), authenticated by the admin session like the results page.
+"""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analysis import selectors, services
+from analysis.api.serializers import (
+    AnalysisRunSerializer,
+    CorrelationRowSerializer,
+    CoverageSerializer,
+    LeaderboardRowSerializer,
+    ScreeningSerializer,
+)
+from analysis.models import AnalysisRun
+from analysis.results import to_records
+from studies.models import Study
+
+
+class OrganizerAPIView(APIView):
+    permission_classes = [IsAdminUser]
+
+    def study_or_404(self, slug: str) -> Study:
+        return get_object_or_404(Study, slug=slug)
+
+
+class StudyResultsView(OrganizerAPIView):
+    class OutputSerializer(serializers.Serializer):
+        study = serializers.SlugField()
+        run = AnalysisRunSerializer(allow_null=True, help_text="Latest finished run.")
+        latest_run = AnalysisRunSerializer(allow_null=True, help_text="Newest run, any status.")
+        leaderboard = LeaderboardRowSerializer(many=True, help_text="Screened raters excluded.")
+        leaderboard_all_raters = LeaderboardRowSerializer(many=True)
+        correlations = CorrelationRowSerializer(many=True)
+        screening = ScreeningSerializer()
+        coverage = CoverageSerializer(help_text="Live: counted votes per output now.")
+
+    @extend_schema(
+        operation_id="study_results",
+        summary="Latest analysis results of a study",
+        description=(
+            "Leaderboard (screened and with every rater), metric correlations and rater "
+            "screening of the latest finished analysis run, plus live coverage. Tables are "
+            "empty until a run has finished."
+        ),
+        responses={200: OutputSerializer, 403: OpenApiResponse(description="Not staff.")},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        study = self.study_or_404(slug)
+        results = selectors.study_results(study=study)
+        coverage = selectors.study_coverage(study=study)
+        raters = results.raters
+        payload = {
+            "study": study.slug,
+            "run": results.run,
+            "latest_run": results.latest,
+            # to_records: NaN (no interval from one scene, no PSNR) becomes JSON null.
+            "leaderboard": to_records(results.leaderboard),
+            "leaderboard_all_raters": to_records(results.leaderboard_all_raters),
+            "correlations": to_records(results.correlations),
+            "screening": {
+                "n_raters": results.n_raters,
+                "n_excluded": results.n_excluded,
+                "excluded_by_rule": results.excluded_by_rule,
+                "raters": to_records(raters),
+            },
+            "coverage": coverage,
+        }
+        return Response(self.OutputSerializer(payload).data)
+
+
+class AnalysisRunListCreateView(OrganizerAPIView):
+    class InputSerializer(serializers.Serializer):
+        confidence = serializers.FloatField(min_value=0.5, max_value=0.999, required=False)
+        n_boot = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
+        seed = serializers.IntegerField(required=False)
+        alpha = serializers.FloatField(min_value=0.001, max_value=0.5, required=False)
+        correlation_threshold = serializers.FloatField(min_value=-1, max_value=1, required=False)
+
+    class OutputSerializer(AnalysisRunSerializer):
+        pass
+
+    @extend_schema(
+        operation_id="analysis_runs_list",
+        summary="Analysis runs of a study, newest first",
+        responses={200: OutputSerializer(many=True)},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        runs = selectors.study_runs(study=self.study_or_404(slug))[:50]
+        return Response(self.OutputSerializer(runs, many=True).data)
+
+    @extend_schema(
+        operation_id="analysis_runs_create",
+        summary="Queue an analysis of the votes stored now",
+        request=InputSerializer,
+        responses={
+            202: OutputSerializer,
+            400: inline_serializer("AnalysisRunInputError", {"detail": serializers.CharField()}),
+        },
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        study = self.study_or_404(slug)
+        params = self.InputSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        run = services.analysis_run_queue(study=study, params=params.validated_data)
+        # In the embedded default Celery runs the task eagerly on commit: reload so the
+        # answer shows what happened rather than the pending row.
+        run.refresh_from_db()
+        return Response(self.OutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class AnalysisRunDetailView(OrganizerAPIView):
+    class OutputSerializer(AnalysisRunSerializer):
+        class Meta(AnalysisRunSerializer.Meta):
+            fields = [*AnalysisRunSerializer.Meta.fields, "results"]
+            read_only_fields = fields
+
+    @extend_schema(
+        operation_id="analysis_run_detail",
+        summary="One analysis run with every stored table",
+        responses={200: OutputSerializer},
+    )
+    def get(self, request: Request, slug: str, run_id: int) -> Response:
+        run = get_object_or_404(AnalysisRun, study__slug=slug, pk=run_id)
+        return Response(self.OutputSerializer(run).data)

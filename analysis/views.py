@@ -1,0 +1,150 @@
+"""Organizer pages: the results of a study, its downloads, and the button that runs it.
+
+Staff only: results name every team, and they are not public until the organizers say so.
+"""
+
+from __future__ import annotations
+
+import math
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from analysis import exports, selectors, services
+from analysis.models import AnalysisRun
+from studies.models import Study
+
+PLOTS = (
+    ("mos", "MOS per method"),
+    ("psnr_vs_mos", "PSNR vs MOS"),
+    ("ssim_vs_mos", "SSIM vs MOS"),
+)
+
+
+def _number(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _leaderboard_rows(results: selectors.StudyResults) -> list[dict]:
+    unscreened = {}
+    if not results.leaderboard_all_raters.empty:
+        unscreened = dict(
+            zip(
+                results.leaderboard_all_raters["method"],
+                results.leaderboard_all_raters["mos"],
+                strict=True,
+            )
+        )
+    rows = []
+    for row in results.leaderboard.to_dict("records"):
+        rows.append(
+            {
+                "method": row["method"],
+                "kind": row["method_kind"],
+                "is_control": row["method_kind"] in ("hidden_reference", "low_anchor"),
+                "psnr": _number(row.get("psnr")),
+                "ssim": _number(row.get("ssim")),
+                "mos": _number(row.get("mos")),
+                "ci_low": _number(row.get("ci_low")),
+                "ci_high": _number(row.get("ci_high")),
+                "boot_ci_low": _number(row.get("boot_ci_low")),
+                "boot_ci_high": _number(row.get("boot_ci_high")),
+                "p910": _number(row.get("p910")),
+                "mos_all_raters": _number(unscreened.get(row["method"])),
+                "rank": row.get("rank_display"),
+                "n_votes": row.get("n_votes"),
+                "n_raters": row.get("n_raters"),
+            }
+        )
+    return rows
+
+
+@staff_member_required
+@require_GET
+def study_results(request: HttpRequest, slug: str) -> HttpResponse:
+    study = get_object_or_404(Study, slug=slug)
+    results = selectors.study_results(study=study)
+    run = results.run
+    context = {
+        **admin.site.each_context(request),
+        "title": f"Results: {study.title}",
+        "study": study,
+        "results": results,
+        "run": run,
+        "latest": results.latest,
+        "rows": _leaderboard_rows(results),
+        "correlations": results.correlations.to_dict("records"),
+        "coverage": selectors.study_coverage(study=study),
+        "excluded_by_rule": results.excluded_by_rule,
+        "excluded_raters": (
+            results.raters[results.raters["excluded"].astype(bool)].to_dict("records")
+            if not results.raters.empty
+            else []
+        ),
+        "plots": PLOTS,
+        "downloads": list(exports.EXPORT_FILES.values()),
+        "manifest": exports.MANIFEST,
+        "confidence": (run.params.get("confidence", 0.95) if run else 0.95),
+        "estimators": (run.estimators.get("tables", {}) if run else {}),
+        "libraries": (run.estimators.get("libraries", {}) if run else {}),
+        "pipeline": (run.estimators.get("pipeline", {}) if run else {}),
+        "warnings": (run.results.get("warnings", []) if run else []),
+        "opts": Study._meta,
+    }
+    return render(request, "analysis/study_results.html", context)
+
+
+@staff_member_required
+@require_POST
+def study_run(request: HttpRequest, slug: str) -> HttpResponse:
+    study = get_object_or_404(Study, slug=slug)
+    run = services.analysis_run_queue(study=study)
+    # With an embedded (eager) Celery the run is already done here; with a broker it is
+    # still pending and the page shows its status.
+    run.refresh_from_db()
+    messages.info(request, f"Analysis run {run.pk} of the votes stored now: {run.status}.")
+    return redirect(reverse("analysis:study-results", kwargs={"slug": study.slug}))
+
+
+def _run_or_404(slug: str, run_id: int) -> AnalysisRun:
+    run = (
+        AnalysisRun.objects.select_related("study")
+        .filter(study__slug=slug, pk=run_id, status=AnalysisRun.Status.DONE)
+        .first()
+    )
+    if run is None:
+        raise Http404("No finished analysis run with this id for this study.")
+    return run
+
+
+@staff_member_required
+@require_GET
+def run_file(request: HttpRequest, slug: str, run_id: int, name: str) -> HttpResponse:
+    run = _run_or_404(slug, run_id)
+    if name not in exports.EXPORT_FILES and name != exports.MANIFEST:
+        raise Http404("No such export file.")
+    data, content_type = exports.export_bytes(run, name)
+    response = HttpResponse(data, content_type=content_type)
+    # Plots are shown inline on the page; tables download under a traceable name.
+    if not content_type.startswith("image/"):
+        response["Content-Disposition"] = f'attachment; filename="{slug}-run{run.pk}-{name}"'
+    # A run never changes once done, so its files may be cached by the browser.
+    response["Cache-Control"] = "private, max-age=86400, immutable"
+    return response
+
+
+@staff_member_required
+@require_GET
+def run_zip(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    run = _run_or_404(slug, run_id)
+    response = HttpResponse(exports.zip_bytes(run), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{slug}-run{run.pk}-results.zip"'
+    return response
