@@ -142,8 +142,11 @@ MOSAIC_MAX_UPLOAD_BYTES = envint("MOSAIC_MAX_UPLOAD_BYTES", 4 * 1024 * 1024 * 10
 MOSAIC_MAX_PIXELS = envint("MOSAIC_MAX_PIXELS", 60_000_000)
 
 # Celery: without a broker, tasks run in-process (the embedded default).
-CELERY_BROKER_URL = envstr("CELERY_BROKER_URL")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+_BROKER = envstr("CELERY_BROKER_URL")
+CELERY_TASK_ALWAYS_EAGER = not _BROKER
+# The in-memory transport is never used while tasks run eagerly; naming it keeps kombu
+# from looking for a broker on localhost.
+CELERY_BROKER_URL = _BROKER or "memory://"
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -157,7 +160,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 
-_REDIS_CACHE = envstr("CACHE_URL") or CELERY_BROKER_URL
+_REDIS_CACHE = envstr("CACHE_URL") or _BROKER
 if _REDIS_CACHE.startswith("redis"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _REDIS_CACHE}}
 else:
@@ -212,4 +215,3 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("DJANGO_ENV=production needs DJANGO_ALLOWED_HOSTS (comma-separated)")
-FORMS_URLFIELD_ASSUME_HTTPS = True

@@ -4,6 +4,7 @@ import tempfile
 from pathlib import Path
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -67,6 +68,7 @@ class StudyAdmin(admin.ModelAdmin):
     search_fields = ("title", "slug")
     inlines = [MethodInline, SceneInline]
     change_form_template = "admin/studies/study/change_form.html"
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(
