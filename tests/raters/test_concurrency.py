@@ -1,0 +1,94 @@
+"""Many sessions starting at once still get an even coverage of the study's outputs.
+
+Assignment is serialised per study (a row lock on PostgreSQL, the IMMEDIATE write lock
+on SQLite), so each start sees the outstanding trials of the starts before it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+
+from raters import services
+from raters.models import Rating, Session, Trial
+from raters.platforms import RaterIdentity
+from tests.raters.conftest import build_study
+
+THREADS = 8
+
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _real_locking_database(transactional_db) -> None:
+    # The in-memory SQLite test database shares one cache between threads and answers
+    # "table is locked" instead of waiting; CI runs these on PostgreSQL.
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        pytest.skip("needs a database with real locking (PostgreSQL, or SQLite on disk)")
+
+
+def _run_concurrently(work, count: int) -> list:
+    barrier = threading.Barrier(count)
+
+    def run(index: int):
+        try:
+            barrier.wait()
+            return work(index)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_concurrent_starts_give_even_coverage_once_all_sessions_are_complete() -> None:
+    setup = build_study(methods=3, scenes=4, trials_per_session=5, control_rate=0.0)
+    study = setup.study
+
+    def start(index: int) -> int:
+        identity = RaterIdentity(platform="prolific", external_id=f"crowd-{index}")
+        session, created = services.session_start(study=study, identity=identity)
+        assert created
+        return session.pk
+
+    pks = _run_concurrently(start, THREADS)
+    assert len(set(pks)) == THREADS
+    for session in Session.objects.all():
+        for trial in session.trials.order_by("position"):
+            services.rating_submit(session=session, trial_token=trial.token, score=3, response_ms=10)
+    votes = Counter(Rating.objects.filter(trial__kind=Trial.Kind.RATING).values_list("trial__output_id", flat=True))
+    counts = [votes[output.pk] for output in setup.rated_outputs]
+    assert sum(counts) == THREADS * 5
+    assert max(counts) - min(counts) <= 1, counts
+
+
+def test_concurrent_starts_with_the_same_platform_id_share_one_session() -> None:
+    study = build_study(methods=2, scenes=3, trials_per_session=4).study
+
+    def start(index: int) -> str:
+        identity = RaterIdentity(platform="prolific", external_id="same-person")
+        session, _ = services.session_start(study=study, identity=identity)
+        return session.token
+
+    tokens = _run_concurrently(start, THREADS)
+    assert len(set(tokens)) == 1
+    assert Session.objects.count() == 1
+
+
+def test_concurrent_replays_of_one_vote_store_it_once() -> None:
+    study = build_study(methods=2, scenes=3, trials_per_session=4).study
+    session, _ = services.session_start(study=study, identity=RaterIdentity())
+    trial = session.trials.order_by("position").first()
+
+    def submit(index: int) -> bool:
+        _, created = services.rating_submit(session=session, trial_token=trial.token, score=5, response_ms=index)
+        return created
+
+    created = _run_concurrently(submit, THREADS)
+    assert created.count(True) == 1
+    assert Rating.objects.filter(trial=trial).count() == 1
