@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 
@@ -16,15 +17,26 @@ from studies.forms import ImportZipForm
 from studies.importer import ImportProblems
 from studies.models import ImageAsset, Method, Output, Scene, Study
 from studies.scales import levels_for
+from studies.services import TILE_SIZE
 
 
 def thumbnail(asset: ImageAsset | None, size: int = 96) -> str:
+    """A small preview linking to the full file.
+
+    Full-resolution files are 5-25 MB, so the preview is the pyramid level that fits one
+    tile (about 256 px) whenever the pyramid is built.
+    """
     if asset is None:
         return "—"
     url = reverse("studies:image-file", kwargs={"token": asset.token, "ext": asset.file.name.rsplit(".", 1)[-1]})
+    preview = url
+    if asset.tile_status == ImageAsset.TileStatus.DONE and size <= TILE_SIZE:
+        top = math.ceil(math.log2(max(asset.width, asset.height, 1)))
+        level = max(top - math.ceil(math.log2(max(asset.width, asset.height) / TILE_SIZE)), 0)
+        preview = reverse("studies:tile-file", kwargs={"token": asset.token, "level": level, "tile": "0_0.png"})
     return format_html(
         '<a href="{}" target="_blank"><img src="{}" loading="lazy" style="max-width:{}px;max-height:{}px"></a>',
-        url, url, size, size,
+        url, preview, size, size,
     )
 
 
@@ -113,7 +125,7 @@ class StudyAdmin(admin.ModelAdmin):
     @admin.display(description="rater link")
     def rater_link(self, study: Study) -> str:
         try:
-            url = reverse("raters:arrive", kwargs={"slug": study.slug})
+            url = reverse("raters:study", kwargs={"slug": study.slug})
         except NoReverseMatch:
             return "—"
         return format_html('<a href="{}" target="_blank">{}</a>', url, url)

@@ -7,6 +7,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.urls import NoReverseMatch, reverse
 
 from studies import demo
 from studies.models import Study
@@ -56,7 +57,14 @@ class Command(BaseCommand):
         admin.save()
 
         self.stdout.write(self.style.SUCCESS("\nMosaic demo is ready."))
-        self.stdout.write(f"  Rater link:  {host}/s/{DEMO_SLUG}/")
+        self.stdout.write(f"  Rater link:  {host}{_url('raters:study', DEMO_SLUG)}")
         self.stdout.write(f"  Admin:       {host}/admin/   user: {ADMIN_USER}   password: {ADMIN_PASSWORD}")
-        self.stdout.write(f"  Results:     {host}/results/{DEMO_SLUG}/")
+        self.stdout.write(f"  Results:     {host}{_url('analysis:study-results', DEMO_SLUG)}")
         self.stdout.write(f"  API docs:    {host}/api/docs/\n")
+
+
+def _url(name: str, slug: str) -> str:
+    try:
+        return reverse(name, kwargs={"slug": slug})
+    except NoReverseMatch:
+        return f"/ (page {name} is not available)"
