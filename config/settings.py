@@ -19,9 +19,7 @@ VAR_DIR = Path(envstr("MOSAIC_VAR_DIR", str(BASE_DIR / "var")))
 
 DJANGO_ENV = envstr("DJANGO_ENV", "development")
 if DJANGO_ENV not in {"development", "production", "test"}:
-    raise ImproperlyConfigured(
-        f"DJANGO_ENV={DJANGO_ENV!r}: expected development, production or test"
-    )
+    raise ImproperlyConfigured(f"DJANGO_ENV={DJANGO_ENV!r}: expected development, production or test")
 PRODUCTION = DJANGO_ENV == "production"
 
 SECRET_KEY = envstr("DJANGO_SECRET_KEY")
@@ -34,9 +32,7 @@ if not SECRET_KEY:
     SECRET_KEY = "dev-only-insecure-key-never-used-in-production-0123456789abcdefghij"
 
 DEBUG = envbool("DJANGO_DEBUG", default=not PRODUCTION)
-ALLOWED_HOSTS = envlist(
-    "DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"]
-)
+ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from config.settings import *  # noqa: F403
+from config.settings import REST_FRAMEWORK
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"session_start": "10000/minute", "vote": "100000/minute"}}  # noqa: F405
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {"session_start": "10000/minute", "vote": "100000/minute"},
+}  # noqa: F405

@@ -36,7 +36,10 @@ def thumbnail(asset: ImageAsset | None, size: int = 96) -> str:
         preview = reverse("studies:tile-file", kwargs={"token": asset.token, "level": level, "tile": "0_0.png"})
     return format_html(
         '<a href="{}" target="_blank"><img src="{}" loading="lazy" style="max-width:{}px;max-height:{}px"></a>',
-        url, preview, size, size,
+        url,
+        preview,
+        size,
+        size,
     )
 
 
@@ -83,8 +86,10 @@ class StudyAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            scene_count=Count("scenes", distinct=True), method_count=Count("methods", distinct=True)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(scene_count=Count("scenes", distinct=True), method_count=Count("methods", distinct=True))
         )
 
     @admin.display(description="scenes", ordering="scene_count")
@@ -120,7 +125,9 @@ class StudyAdmin(admin.ModelAdmin):
 
     @admin.display(description="scale")
     def scale_table(self, study: Study) -> str:
-        return format_html_join("", "<div><b>{}</b> {}</div>", ((lv["score"], lv["label"]) for lv in study.scale_levels))
+        return format_html_join(
+            "", "<div><b>{}</b> {}</div>", ((lv["score"], lv["label"]) for lv in study.scale_levels)
+        )
 
     @admin.display(description="rater link")
     def rater_link(self, study: Study) -> str:
@@ -229,8 +236,17 @@ class OutputAdmin(admin.ModelAdmin):
     list_filter = ("method__study", "metric_status", "method__kind")
     search_fields = ("method__name", "scene__name")
     list_select_related = ("method", "scene", "image")
-    readonly_fields = ("method", "scene", "preview_large", "sha256", "psnr", "ssim", "metric_status", "metric_error",
-                       "metric_settings")
+    readonly_fields = (
+        "method",
+        "scene",
+        "preview_large",
+        "sha256",
+        "psnr",
+        "ssim",
+        "metric_status",
+        "metric_error",
+        "metric_settings",
+    )
     fields = readonly_fields
     list_per_page = 50
 

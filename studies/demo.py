@@ -96,7 +96,9 @@ def write_demo_folder(root: Path, *, n_scenes: int = 6, seed: int = 2020) -> Pat
         reference = scene_image(scene, seed + index)
         _save_png(reference, root / "references" / f"{scene}.png")
         for offset, how in enumerate(DEGRADATIONS):
-            _save_png(degrade(reference, how, seed * 100 + index * 10 + offset), root / "methods" / how.name / f"{scene}.png")
+            _save_png(
+                degrade(reference, how, seed * 100 + index * 10 + offset), root / "methods" / how.name / f"{scene}.png"
+            )
     with (root / "methods.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["method", "kind", "runtime_s", "framework"])

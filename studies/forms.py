@@ -15,7 +15,8 @@ class ImportZipForm(forms.Form):
         archive = self.cleaned_data["archive"]
         if archive.size > settings.MOSAIC_MAX_UPLOAD_BYTES:
             raise forms.ValidationError(
-                f"The file is {archive.size / 1e9:.1f} GB; the limit is {settings.MOSAIC_MAX_UPLOAD_BYTES / 1e9:.1f} GB."
+                f"The file is {archive.size / 1e9:.1f} GB; "
+                f"the limit is {settings.MOSAIC_MAX_UPLOAD_BYTES / 1e9:.1f} GB."
             )
         if not archive.name.lower().endswith(".zip"):
             raise forms.ValidationError("Upload a .zip file of the study folder.")

@@ -58,15 +58,11 @@ def inspect_image(path: Path, *, max_pixels: int | None = None) -> ImageInfo:
     """
     limit = max_pixels if max_pixels is not None else settings.MOSAIC_MAX_PIXELS
     if path.suffix.lower() not in EXTENSIONS:
-        raise ImageProblem(
-            f"{path.suffix or 'no extension'} is not an accepted format (PNG, JPEG, TIFF or WebP)"
-        )
+        raise ImageProblem(f"{path.suffix or 'no extension'} is not an accepted format (PNG, JPEG, TIFF or WebP)")
     try:
         with Image.open(path) as image:
             if image.format not in FORMATS:
-                raise ImageProblem(
-                    f"the file is {image.format}, not an accepted format (PNG, JPEG, TIFF or WebP)"
-                )
+                raise ImageProblem(f"the file is {image.format}, not an accepted format (PNG, JPEG, TIFF or WebP)")
             width, height = image.size
             if width * height > limit:
                 raise ImageProblem(

@@ -66,7 +66,9 @@ def _images_by_stem(folder: Path, label: str, problems: list[str]) -> dict[str, 
             problems.append(f"{where}: unexpected folder (expected image files only)")
             continue
         if path.suffix.lower() not in EXTENSIONS:
-            problems.append(f"{where}: {path.suffix or 'no extension'} is not an accepted format (PNG, JPEG, TIFF or WebP)")
+            problems.append(
+                f"{where}: {path.suffix or 'no extension'} is not an accepted format (PNG, JPEG, TIFF or WebP)"
+            )
             continue
         if path.stem in found:
             problems.append(f"{where}: two files for scene '{path.stem}' ({found[path.stem].name} and {path.name})")
@@ -109,15 +111,24 @@ def _read_methods_csv(path: Path, problems: list[str]) -> dict[str, dict[str, ob
     return rows
 
 
-def plan_import(root: Path, *, protocol: str, existing_scenes: set[str] = frozenset(),
-                existing_methods: set[str] = frozenset(), max_pixels: int | None = None) -> ImportPlan:
+def plan_import(
+    root: Path,
+    *,
+    protocol: str,
+    existing_scenes: set[str] = frozenset(),
+    existing_methods: set[str] = frozenset(),
+    max_pixels: int | None = None,
+) -> ImportPlan:
     """Validate the folder ``root`` completely; raise ImportProblems listing every problem."""
     limit = max_pixels if max_pixels is not None else settings.MOSAIC_MAX_PIXELS
     problems: list[str] = []
     known = {"references", "inputs", "methods", "methods.csv"}
     for path in sorted(p for p in root.iterdir() if _visible(p)):
         if path.name not in known:
-            problems.append(f"{path.name}: unexpected {'folder' if path.is_dir() else 'file'} at the top level (expected references/, inputs/, methods/, methods.csv)")
+            problems.append(
+                f"{path.name}: unexpected {'folder' if path.is_dir() else 'file'} at the top level "
+                "(expected references/, inputs/, methods/, methods.csv)"
+            )
 
     ref_dir, input_dir, methods_dir = root / "references", root / "inputs", root / "methods"
     ref_paths = _images_by_stem(ref_dir, "references", problems) if ref_dir.is_dir() else {}
@@ -178,7 +189,8 @@ def plan_import(root: Path, *, protocol: str, existing_scenes: set[str] = frozen
             ref = references.get(stem)
             if ref and (info.width, info.height) != (ref.width, ref.height):
                 problems.append(
-                    f"{label}/{info.path.name}: {info.width}x{info.height} differs from the reference's {ref.width}x{ref.height}"
+                    f"{label}/{info.path.name}: {info.width}x{info.height} differs from "
+                    f"the reference's {ref.width}x{ref.height}"
                 )
     if problems:
         raise ImportProblems(problems)
@@ -206,10 +218,12 @@ def _extract(source: Path, target: Path) -> None:
         members = archive.infolist()
         total = sum(member.file_size for member in members)
         if total > settings.MOSAIC_MAX_UPLOAD_BYTES:
-            raise ImportProblems([
-                f"{source.name}: unpacks to {total / 1e9:.1f} GB, more than the limit of "
-                f"{settings.MOSAIC_MAX_UPLOAD_BYTES / 1e9:.1f} GB"
-            ])
+            raise ImportProblems(
+                [
+                    f"{source.name}: unpacks to {total / 1e9:.1f} GB, more than the limit of "
+                    f"{settings.MOSAIC_MAX_UPLOAD_BYTES / 1e9:.1f} GB"
+                ]
+            )
         bad = [m.filename for m in members if m.filename.startswith(("/", "\\")) or ".." in Path(m.filename).parts]
         if bad:
             raise ImportProblems([f"{name}: unsafe path in the zip" for name in bad])

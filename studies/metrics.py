@@ -52,9 +52,7 @@ def compute_metrics(reference: np.ndarray, output: np.ndarray) -> tuple[float | 
         raise MetricError(f"output bit depth {output.dtype} differs from the reference's {reference.dtype}")
     data_range = data_range_for(reference)
     channel_axis = -1 if reference.ndim == 3 else None
-    ssim = structural_similarity(
-        reference, output, data_range=data_range, channel_axis=channel_axis, **SSIM_SETTINGS
-    )
+    ssim = structural_similarity(reference, output, data_range=data_range, channel_axis=channel_axis, **SSIM_SETTINGS)
     identical = bool(np.array_equal(reference, output))
     psnr = math.inf if identical else peak_signal_noise_ratio(reference, output, data_range=data_range)
     settings = {

@@ -102,9 +102,7 @@ class Scene(models.Model):
     name = models.CharField(max_length=200)
     # Null only for scenes created by import_ratings, which analyses votes collected
     # elsewhere and has no images.
-    reference = models.ForeignKey(
-        ImageAsset, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    reference = models.ForeignKey(ImageAsset, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     input = models.ForeignKey(ImageAsset, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
@@ -181,5 +179,3 @@ class Output(models.Model):
     @property
     def sha256(self) -> str:
         return self.image.sha256 if self.image else ""
-
-

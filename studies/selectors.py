@@ -15,9 +15,7 @@ def study_outputs(*, study: Study) -> QuerySet[Output]:
 
 def study_missing_outputs(*, study: Study) -> list[tuple[str, str]]:
     """(method, scene) pairs that have no output file: a study with any cannot open."""
-    present = set(
-        study_outputs(study=study).exclude(image=None).values_list("method__name", "scene__name")
-    )
+    present = set(study_outputs(study=study).exclude(image=None).values_list("method__name", "scene__name"))
     methods = list(Method.objects.filter(study=study).values_list("name", flat=True))
     scenes = list(Scene.objects.filter(study=study).values_list("name", flat=True))
     return [(m, s) for m in methods for s in scenes if (m, s) not in present]

@@ -27,7 +27,10 @@ def test_env_helpers_read_and_refuse(monkeypatch):
 def _check(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CELERY_"))}
     return subprocess.run(
-        [sys.executable, "manage.py", "check", *args], cwd=REPO, capture_output=True, text=True,
+        [sys.executable, "manage.py", "check", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
         env={**base, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
     )
 
@@ -45,17 +48,24 @@ def test_embedded_default_uses_sqlite_wal_immediate_and_eager_tasks():
 
 
 def test_production_without_secret_key_refuses_to_start(tmp_path):
-    result = _check({"DJANGO_ENV": "production", "DJANGO_ALLOWED_HOSTS": "mosaic.example.org",
-                     "MOSAIC_VAR_DIR": str(tmp_path)})
+    result = _check(
+        {"DJANGO_ENV": "production", "DJANGO_ALLOWED_HOSTS": "mosaic.example.org", "MOSAIC_VAR_DIR": str(tmp_path)}
+    )
     assert result.returncode != 0
     assert "DJANGO_ENV=production needs DJANGO_SECRET_KEY" in result.stderr
 
 
 def test_production_profile_passes_the_deploy_check(tmp_path):
     result = _check(
-        {"DJANGO_ENV": "production", "DJANGO_ALLOWED_HOSTS": "mosaic.example.org", "MOSAIC_VAR_DIR": str(tmp_path),
-         "DJANGO_SECRET_KEY": "k" * 20 + "9f8e7d6c5b4a3210zyxwvutsrqponmlkjihgfedcba"},
-        "--deploy", "--fail-level", "WARNING",
+        {
+            "DJANGO_ENV": "production",
+            "DJANGO_ALLOWED_HOSTS": "mosaic.example.org",
+            "MOSAIC_VAR_DIR": str(tmp_path),
+            "DJANGO_SECRET_KEY": "k" * 20 + "9f8e7d6c5b4a3210zyxwvutsrqponmlkjihgfedcba",
+        },
+        "--deploy",
+        "--fail-level",
+        "WARNING",
     )
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout

@@ -18,12 +18,25 @@ def staff(client, django_user_model):
 
 
 def test_organizer_creates_a_study_with_preset_and_protocol(staff):
-    response = staff.post("/admin/studies/study/add/", {
-        "title": "PIRM-style", "slug": "pirm", "protocol": "input", "scale_preset": "pirm4",
-        "ratings_per_output": 10, "trials_per_session": 30, "control_rate": 0.1, "seed": 0,
-        "instructions": "", "completion_redirect_url": "",
-        "methods-TOTAL_FORMS": 0, "methods-INITIAL_FORMS": 0, "scenes-TOTAL_FORMS": 0, "scenes-INITIAL_FORMS": 0,
-    })
+    response = staff.post(
+        "/admin/studies/study/add/",
+        {
+            "title": "PIRM-style",
+            "slug": "pirm",
+            "protocol": "input",
+            "scale_preset": "pirm4",
+            "ratings_per_output": 10,
+            "trials_per_session": 30,
+            "control_rate": 0.1,
+            "seed": 0,
+            "instructions": "",
+            "completion_redirect_url": "",
+            "methods-TOTAL_FORMS": 0,
+            "methods-INITIAL_FORMS": 0,
+            "scenes-TOTAL_FORMS": 0,
+            "scenes-INITIAL_FORMS": 0,
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     study = Study.objects.get(slug="pirm")
     assert study.protocol == "input"

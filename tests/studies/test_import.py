@@ -49,7 +49,10 @@ def test_zip_import_matches_folder_import(study_folder, tmp_path):
     study = study_create(title="Zip", slug="zip")
     study_import(study=study, source=archive)
     assert sorted(Output.objects.values_list("method__name", "scene__name")) == [
-        ("TeamAlpha", "beach"), ("TeamAlpha", "city"), ("TeamBeta", "beach"), ("TeamBeta", "city"),
+        ("TeamAlpha", "beach"),
+        ("TeamAlpha", "city"),
+        ("TeamBeta", "beach"),
+        ("TeamBeta", "city"),
     ]
 
 
@@ -66,7 +69,9 @@ def test_equal_files_share_storage_but_not_tokens(tmp_path, media_root):
     folder = make_study_folder(tmp_path / "s", methods=("TeamAlpha",))
     # The hidden reference is the reference: same bytes, yet its URL must differ.
     for scene in ("beach", "city"):
-        write_png(folder / "methods" / "hidden" / f"{scene}.png", noise_image(40, 30, seed=("beach", "city").index(scene)))
+        write_png(
+            folder / "methods" / "hidden" / f"{scene}.png", noise_image(40, 30, seed=("beach", "city").index(scene))
+        )
     study_import(study=study_create(title="H", slug="h"), source=folder)
     scene = Scene.objects.get(name="beach")
     hidden = Output.objects.get(method__name="hidden", scene=scene)
@@ -183,8 +188,9 @@ def test_import_queues_metrics_and_tiles_on_commit(study_folder, django_capture_
 
 
 def test_command_creates_study_with_options(study_folder):
-    call_command("import_study", "aim-2020", str(study_folder), "--title", "AIM 2020", "--scale", "pirm4",
-                 "--protocol", "single")
+    call_command(
+        "import_study", "aim-2020", str(study_folder), "--title", "AIM 2020", "--scale", "pirm4", "--protocol", "single"
+    )
     study = Study.objects.get(slug="aim-2020")
     assert (study.title, study.scale_preset, study.protocol) == ("AIM 2020", "pirm4", "single")
     assert [lv["score"] for lv in study.scale_levels] == [4, 3, 2, 1]
@@ -216,7 +222,10 @@ def test_command_exit_status_is_nonzero(tmp_path):
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, cwd=repo, check=True)
     result = subprocess.run(
         [sys.executable, "manage.py", "import_study", "cli-study", str(folder)],
-        capture_output=True, text=True, env=env, cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=repo,
     )
     assert result.returncode == 1
     assert "file for unknown scene 'city'" in result.stderr
@@ -261,7 +270,7 @@ def test_sixteen_bit_pngs_are_accepted(tmp_path):
     from PIL import Image
 
     folder = tmp_path / "s16"
-    array = (np.arange(40 * 30, dtype=np.uint16).reshape(30, 40) * 50)
+    array = np.arange(40 * 30, dtype=np.uint16).reshape(30, 40) * 50
     for sub in ("references", "methods/TeamAlpha"):
         (folder / sub).mkdir(parents=True)
         Image.fromarray(array).save(folder / sub / "beach.png")

@@ -51,7 +51,7 @@ def test_tile_pyramid_is_lossless_at_full_resolution(client):
     pixels = np.asarray(Image.open(__import__("io").BytesIO(b"".join(tile.streaming_content))))
     original = np.asarray(Image.open(asset.file.path))
     left = tile_size - overlap
-    expected = original[0:pixels.shape[0], left:left + pixels.shape[1]]
+    expected = original[0 : pixels.shape[0], left : left + pixels.shape[1]]
     assert np.array_equal(pixels[..., :3], expected)
 
 

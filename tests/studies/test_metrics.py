@@ -25,7 +25,12 @@ def test_metric_values_match_a_direct_scikit_image_call(tmp_path):
     reference = np.asarray(Image.open(folder / "references" / "beach.png"))
     result = np.asarray(Image.open(folder / "methods" / "TeamAlpha" / "beach.png"))
     expected_ssim = structural_similarity(
-        reference, result, channel_axis=2, data_range=255, gaussian_weights=True, sigma=1.5,
+        reference,
+        result,
+        channel_axis=2,
+        data_range=255,
+        gaussian_weights=True,
+        sigma=1.5,
         use_sample_covariance=False,
     )
     expected_psnr = peak_signal_noise_ratio(reference, result, data_range=255)
@@ -48,7 +53,7 @@ def test_psnr_by_hand_for_a_constant_offset():
 
 
 def test_sixteen_bit_images_use_their_own_data_range(tmp_path):
-    reference = (np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 60)
+    reference = np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 60
     result = reference + 300
     ref_path, out_path = tmp_path / "r.png", tmp_path / "o.png"
     Image.fromarray(reference).save(ref_path)

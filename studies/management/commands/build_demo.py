@@ -22,7 +22,7 @@ class Command(BaseCommand):
     help = "Build (once) and open the demo study, create the demo admin account and print the links."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--scenes", type=int, default=6, help="number of scenes (at most %d)" % len(demo.SCENES))
+        parser.add_argument("--scenes", type=int, default=6, help=f"number of scenes (at most {len(demo.SCENES)})")
         parser.add_argument("--host", default="http://127.0.0.1:8000")
 
     def handle(self, *args, scenes: int, host: str, **options) -> None:

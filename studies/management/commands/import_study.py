@@ -22,8 +22,15 @@ class Command(BaseCommand):
         parser.add_argument("slug", help="study slug (created if new)")
         parser.add_argument("source", type=Path, help="folder or .zip")
         parser.add_argument("--title", help="title of a new study (default: the slug)")
-        parser.add_argument("--scale", choices=ScalePreset.values, default=ScalePreset.AIM5, help="scale preset of a new study")
-        parser.add_argument("--protocol", choices=Study.Protocol.values, default=Study.Protocol.REFERENCE, help="protocol of a new study")
+        parser.add_argument(
+            "--scale", choices=ScalePreset.values, default=ScalePreset.AIM5, help="scale preset of a new study"
+        )
+        parser.add_argument(
+            "--protocol",
+            choices=Study.Protocol.values,
+            default=Study.Protocol.REFERENCE,
+            help="protocol of a new study",
+        )
 
     def handle(self, *args, slug: str, source: Path, title: str | None, scale: str, protocol: str, **options) -> None:
         try:
@@ -38,7 +45,9 @@ class Command(BaseCommand):
         except (ImportProblems, StudyStateError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         verb = "Created" if created else "Updated"
-        self.stdout.write(self.style.SUCCESS(
-            f"{verb} study '{study.slug}': imported {summary.scenes} scene(s), {summary.methods} method(s), "
-            f"{summary.outputs} output(s). Metrics and tiles are queued."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{verb} study '{study.slug}': imported {summary.scenes} scene(s), {summary.methods} method(s), "
+                f"{summary.outputs} output(s). Metrics and tiles are queued."
+            )
+        )
