@@ -67,6 +67,11 @@ def _leaderboard_rows(results: selectors.StudyResults) -> list[dict]:
     return rows
 
 
+def _has_metric(results: selectors.StudyResults, metric: str) -> bool:
+    board = results.leaderboard
+    return metric in board and board[metric].map(_number).notna().any()
+
+
 @staff_member_required
 @require_GET
 def study_results(request: HttpRequest, slug: str) -> HttpResponse:
@@ -89,10 +94,15 @@ def study_results(request: HttpRequest, slug: str) -> HttpResponse:
             if not results.raters.empty
             else []
         ),
-        "plots": PLOTS,
+        # A metric plot with no metric known would be an empty frame: leave it out.
+        "plots": [
+            (kind, label)
+            for kind, label in PLOTS
+            if kind == "mos" or _has_metric(results, kind.removesuffix("_vs_mos"))
+        ],
         "downloads": list(exports.EXPORT_FILES.values()),
         "manifest": exports.MANIFEST,
-        "confidence": (run.params.get("confidence", 0.95) if run else 0.95),
+        "confidence_pct": f"{(run.params.get('confidence', 0.95) if run else 0.95):.0%}",
         "estimators": (run.estimators.get("tables", {}) if run else {}),
         "libraries": (run.estimators.get("libraries", {}) if run else {}),
         "pipeline": (run.estimators.get("pipeline", {}) if run else {}),
