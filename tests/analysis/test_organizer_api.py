@@ -95,3 +95,11 @@ def test_openapi_schema_documents_the_organizer_api(staff_api) -> None:
     assert "analysis_runs_create" in text
     if schema:
         assert "/api/studies/{slug}/analysis-runs/" in schema["paths"]
+
+
+def test_schema_has_no_warnings(tmp_path) -> None:
+    from django.core.management import call_command
+
+    # Two nested serializers with one component name would silently merge in the schema.
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    assert "AnalysisRunParams" in (tmp_path / "schema.yaml").read_text()
