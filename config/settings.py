@@ -155,6 +155,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
+# A worker started before Redis keeps retrying instead of exiting; a task whose worker
+# lost the broker connection is cancelled and, being acknowledged late, redelivered.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 
 _REDIS_CACHE = envstr("CACHE_URL") or _BROKER
 if _REDIS_CACHE.startswith("redis"):
@@ -172,6 +176,10 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # Throttling is per client address. Behind nginx the address is the last hop nginx
+    # appends to X-Forwarded-For (MOSAIC_NUM_PROXIES=1, the production default); without
+    # a proxy the header is ignored, so a client cannot choose its own bucket.
+    "NUM_PROXIES": envint("MOSAIC_NUM_PROXIES", 1 if PRODUCTION else 0),
     "DEFAULT_THROTTLE_RATES": {
         "session_start": envstr("MOSAIC_THROTTLE_SESSION_START", "30/minute"),
         "vote": envstr("MOSAIC_THROTTLE_VOTE", "240/minute"),
