@@ -61,6 +61,23 @@
     viewer.drawer.setImageSmoothingEnabled(imageZoom < 0.999);
   }
 
+  function skipPreviewLevels(viewer) {
+    // OpenSeadragon would fetch every coarser level as a blurry preview before the level
+    // the fit view needs. The buttons wait for the full pair anyway, so those levels only
+    // cost bytes: start the pyramid at the level drawn at fit (zooming in still uses the
+    // finer levels; zooming out below fit draws this level smaller).
+    const item = viewer.world.getItemAt(0);
+    const source = item && item.source;
+    if (!source || !(source.maxLevel > 0)) return;
+    for (let level = source.maxLevel; level > (source.minLevel || 0); level--) {
+      const ratio = viewer.viewport.deltaPixelsFromPointsNoRotate(source.getPixelRatio(level), true).x;
+      if (ratio >= viewer.minPixelRatio) {
+        source.minLevel = level; // the most detailed level OpenSeadragon draws at fit
+        break;
+      }
+    }
+  }
+
   class Stage {
     constructor(trial) {
       this.trial = trial;
@@ -98,6 +115,9 @@
         visibilityRatio: 0.5,
         animationTime: 0.25,
         blendTime: 0,
+        // Fetch the level the view needs first instead of every coarser level on the way:
+        // buttons wait for the full pair anyway, so blurry previews only cost bytes.
+        immediateRender: true,
         preserveImageSizeOnResize: true,
         gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: true },
       });
@@ -108,7 +128,10 @@
         }
       });
       viewer.addHandler("open", () => {
-        this.applyZoom(state.zoom, true);
+        // A new pair always starts at fit (display() resets the zoom), so a preloaded
+        // pair fetches exactly the tiles it will show first.
+        this.applyZoom("fit", true);
+        skipPreviewLevels(viewer);
         smoothingFor(viewer);
       });
       viewer.addHandler("fully-loaded-change", (event) => {
