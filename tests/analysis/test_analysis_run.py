@@ -19,6 +19,14 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def eager_celery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run queued tasks in-process even on the CI pass that has a real broker."""
+    from config.celery import app
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+
+
 def vote(study, output, rater: str, score: int):
     session = SessionFactory(study=study, rater=RaterFactory(external_id=rater))
     return RatingFactory(trial=TrialFactory(session=session, output=output), score=score)
@@ -42,7 +50,9 @@ def study():
     return study
 
 
-def test_queued_run_executes_on_commit_and_stores_versions(study, django_capture_on_commit_callbacks) -> None:
+def test_queued_run_executes_on_commit_and_stores_versions(
+    study, django_capture_on_commit_callbacks, eager_celery
+) -> None:
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         run = analysis_run_queue(study=study, params={"n_boot": 50})
     assert run.status == AnalysisRun.Status.PENDING  # nothing runs before the commit

@@ -12,6 +12,14 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
+def eager_celery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run queued tasks in-process even on the CI pass that has a real broker."""
+    from config.celery import app
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+
+
+@pytest.fixture
 def api() -> APIClient:
     return APIClient()
 
@@ -58,7 +66,7 @@ def test_results_before_any_run_are_empty(staff_api, study) -> None:  # noqa: F8
 
 
 @pytest.mark.django_db(transaction=True)
-def test_staff_queues_a_run_that_runs_eagerly_on_commit(staff_api, study) -> None:  # noqa: F811
+def test_staff_queues_a_run_that_runs_eagerly_on_commit(staff_api, study, eager_celery) -> None:  # noqa: F811
     # Real commits (transaction=True): the embedded default's eager Celery runs the task
     # when the run row commits, so the answer already shows the finished run.
     response = staff_api.post("/api/studies/page/analysis-runs/", {"n_boot": 50, "seed": 7}, format="json")

@@ -19,6 +19,15 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture
+def eager_celery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run queued tasks in-process even on the CI pass that has a real broker."""
+    from config.celery import app
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+
+
 SCORES = {"Team Alpha": [5, 4, 5, 4, 5, 5], "Team Beta": [2, 3, 2, 1, 2, 2]}
 
 
@@ -88,7 +97,7 @@ def test_staff_sees_the_leaderboard_of_the_latest_run(staff_client, study) -> No
 
 
 def test_run_analysis_button_queues_a_run_that_completes_eagerly(
-    staff_client, study, django_capture_on_commit_callbacks
+    staff_client, study, django_capture_on_commit_callbacks, eager_celery
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = staff_client.post(reverse("analysis:study-run", kwargs={"slug": study.slug}))
