@@ -152,6 +152,12 @@
       for (const source of this.viewers) {
         const follow = () => {
           if (leading && leading !== source) return;
+          // Zoom is relative to the container width: while a layout change has resized one
+          // viewer but not yet the other, copying it would shrink the other image. Each
+          // viewer keeps its own image size through the resize, so they meet again after.
+          const size = source.viewport.getContainerSize();
+          const resizing = this.viewers.some((other) => !other.viewport.getContainerSize().equals(size));
+          if (resizing) return;
           leading = source;
           for (const other of this.viewers) {
             if (other === source) continue;
