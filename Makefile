@@ -36,6 +36,12 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+bench-viewer: install
+	$(BIN)/python bench/viewer/bench_viewer.py
+
+bench-analysis: install
+	$(BIN)/python bench/analysis/run.py
+
 lint: install
 	$(BIN)/ruff check .
 

@@ -161,7 +161,7 @@ def image_tiles_build(*, asset: ImageAsset) -> ImageAsset:
                 image = pyvips.Image.new_from_file(asset.file.path, access="sequential")
                 image.dzsave(
                     str(scratch / "pyramid"),
-                    suffix=".png[compression=1]",
+                    suffix=".png[compression=6]",
                     tile_size=TILE_SIZE,
                     overlap=1,
                     layout="dz",
