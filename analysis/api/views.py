@@ -6,7 +6,7 @@ Staff only (``IsAdminUser``), authenticated by the admin session like the result
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -24,6 +24,12 @@ from analysis.api.serializers import (
 from analysis.models import AnalysisRun
 from analysis.results import to_records
 from studies.models import Study
+
+# DRF's validation error body: {"field": ["message", ...], ...}.
+FIELD_ERRORS = {
+    "type": "object",
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+}
 
 
 class OrganizerAPIView(APIView):
@@ -107,7 +113,10 @@ class AnalysisRunListCreateView(OrganizerAPIView):
         request=InputSerializer,
         responses={
             202: OutputSerializer,
-            400: inline_serializer("AnalysisRunInputError", {"detail": serializers.CharField()}),
+            400: OpenApiResponse(
+                response=FIELD_ERRORS,
+                description="Invalid parameters: each offending field with its messages.",
+            ),
         },
     )
     def post(self, request: Request, slug: str) -> Response:
