@@ -13,6 +13,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import envbool, envint, envlist, envstr
+from config.openapi import PATH_CONVERTERS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("MOSAIC_VAR_DIR", str(BASE_DIR / "var")))
@@ -194,6 +195,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "PATH_CONVERTER_OVERRIDES": PATH_CONVERTERS,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.add_common_error_responses",
+    ],
 }
 
 LOGIN_URL = "admin:login"
@@ -219,3 +225,6 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("DJANGO_ENV=production needs DJANGO_ALLOWED_HOSTS (comma-separated)")
+
+# A session with no vote for this long is abandoned: its unanswered trials go to others.
+MOSAIC_SESSION_TIMEOUT_MINUTES = envint("MOSAIC_SESSION_TIMEOUT_MINUTES", 60)
