@@ -30,7 +30,7 @@ browser:
 
 demo: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py build_demo
+	$(BIN)/python manage.py build_demo --simulate-raters 12
 	$(BIN)/python manage.py runserver 127.0.0.1:8000 --noreload
 
 test: install

@@ -109,3 +109,26 @@ def write_demo_folder(root: Path, *, n_scenes: int = 6, seed: int = 2020) -> Pat
 
 def _save_png(array: np.ndarray, path: Path) -> None:
     Image.fromarray(array).save(path, format="PNG", compress_level=1)
+
+
+# Expected opinion score of each degradation on a 1..5 scale, best first (same order as
+# DEGRADATIONS): used only to simulate votes for a demo whose results page has content.
+EXPECTED_MOS = (4.8, 4.5, 4.0, 3.4, 2.9, 2.3, 1.8, 1.2)
+
+
+def simulated_votes_csv(scenes: list[str], *, n_raters: int, seed: int = 7) -> str:
+    """Votes of simulated raters (CSV for import_ratings): each has a bias and noise;
+    the last one answers at random, for the screening to find."""
+    rng = np.random.default_rng(seed)
+    lines = ["rater,scene,method,score,response_ms"]
+    for rater in range(n_raters):
+        careless = rater == n_raters - 1
+        bias = rng.normal(0, 0.3)
+        for scene in scenes:
+            for how, expected in zip(DEGRADATIONS, EXPECTED_MOS, strict=True):
+                if careless:
+                    score = int(rng.integers(1, 6))
+                else:
+                    score = int(np.clip(np.rint(expected + bias + rng.normal(0, 0.6)), 1, 5))
+                lines.append(f"sim-{rater + 1:02d},{scene},{how.name},{score},{int(rng.integers(2500, 9000))}")
+    return "\n".join(lines) + "\n"

@@ -6,6 +6,8 @@ from django.core.management import call_command
 from skimage.metrics import structural_similarity
 
 from studies import demo
+from analysis.models import AnalysisRun
+from raters.models import Rating
 from studies.models import Method, Output, Study
 
 
@@ -30,13 +32,17 @@ def test_demo_degradations_have_their_stated_quality_order():
 
 @pytest.mark.django_db(transaction=True)
 def test_build_demo_builds_once_and_runs_twice(capsys):
-    call_command("build_demo", "--scenes", "2")
+    call_command("build_demo", "--scenes", "2", "--simulate-raters", "3")
     first = capsys.readouterr().out
     study = Study.objects.get(slug="demo")
     assert study.status == Study.Status.OPEN
     assert study.scenes.count() == 2 and study.methods.count() == len(demo.DEGRADATIONS)
     assert Output.objects.filter(method__study=study, metric_status="done").count() == 2 * len(demo.DEGRADATIONS)
     assert "http://127.0.0.1:8000/s/demo/" in first and "password: mosaic-demo" in first
+    assert "http://127.0.0.1:8000/analysis/demo/results/" in first
+    assert Rating.objects.filter(trial__session__study=study).count() == 3 * 2 * len(demo.DEGRADATIONS)
+    run = AnalysisRun.objects.get(study=study)
+    assert run.status == AnalysisRun.Status.DONE and run.n_votes == 48
 
     call_command("build_demo", "--scenes", "2")
     assert "already exists" in capsys.readouterr().out

@@ -24,8 +24,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--scenes", type=int, default=6, help=f"number of scenes (at most {len(demo.SCENES)})")
         parser.add_argument("--host", default="http://127.0.0.1:8000")
+        parser.add_argument(
+            "--simulate-raters",
+            type=int,
+            default=0,
+            help="when building, also import the votes of N simulated raters (one of them careless) "
+            "so that the results page has something to show",
+        )
 
-    def handle(self, *args, scenes: int, host: str, **options) -> None:
+    def handle(self, *args, scenes: int, host: str, simulate_raters: int, **options) -> None:
         study = Study.objects.filter(slug=DEMO_SLUG).first()
         if study is None:
             started = time.monotonic()
@@ -46,6 +53,8 @@ class Command(BaseCommand):
                     )
                     study_import(study=study, source=folder)
             study_open(study=study)
+            if simulate_raters:
+                self._simulate(study, simulate_raters)
             self.stdout.write(f"Built and opened the demo study in {time.monotonic() - started:.0f} s.")
         else:
             self.stdout.write(f"The demo study already exists ({study.status}); reusing it.")
@@ -61,6 +70,17 @@ class Command(BaseCommand):
         self.stdout.write(f"  Admin:       {host}/admin/   user: {ADMIN_USER}   password: {ADMIN_PASSWORD}")
         self.stdout.write(f"  Results:     {host}{_url('analysis:study-results', DEMO_SLUG)}")
         self.stdout.write(f"  API docs:    {host}/api/docs/\n")
+
+    def _simulate(self, study: Study, n_raters: int) -> None:
+        from analysis.services import analysis_run_now, ratings_import
+
+        names = list(study.scenes.values_list("name", flat=True))
+        summary = ratings_import(study_slug=study.slug, data=demo.simulated_votes_csv(names, n_raters=n_raters))
+        analysis_run_now(study=study)
+        self.stdout.write(
+            f"Imported {summary.votes} votes of {n_raters} simulated raters and ran the analysis "
+            "(the results page shows it; real votes from the rater link add to them)."
+        )
 
 
 def _url(name: str, slug: str) -> str:
