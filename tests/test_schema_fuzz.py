@@ -50,6 +50,21 @@ schema = _load_schema()
 _turn = itertools.count()
 
 
+@pytest.fixture(autouse=True)
+def keep_the_test_transaction():
+    """Requests go through the plain WSGI handler, whose request signals close "old"
+    database connections, the test's open transaction included; Django's test client
+    disconnects that handler the same way."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
 @pytest.fixture
 def real_ids(db, django_user_model):
     setup = build_study(methods=3, scenes=3, slug="fuzz", trials_per_session=4)
