@@ -1,0 +1,137 @@
+"""Load benchmark: 200 simulated raters complete their sessions at once.
+
+    .venv/bin/python bench/load/run.py [--raters 200] [--trials 20] [--timeout 240]
+
+Starts PostgreSQL, Redis and gunicorn (deploy/gunicorn.conf.py, production profile) on
+loopback, builds and opens a study, then in one run:
+  1. the trivial endpoint (/bench/ping/: same stack, one SELECT 1) under the same number
+     of concurrent clients, for --baseline seconds;
+  2. every rater's whole session (study page, start, next trial / submit vote until done);
+  3. the trivial endpoint again (the baseline is the mean of both, the machine is shared);
+then checks from the database that each acknowledged vote is stored exactly once and that
+output coverage differs by at most one. Prints figures, ratios and a verdict; exit status
+1 when a correctness check fails. Everything stops within --timeout seconds per phase.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import secrets  # noqa: E402
+import time  # noqa: E402
+
+from bench.load import driver  # noqa: E402  (first: gevent monkey-patching)
+from bench.load.stack import Stack  # noqa: E402
+
+SLUG = "bench"
+P99_SUBMIT_TARGET_MS = 100.0
+THROUGHPUT_TARGET = 0.5
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--raters", type=int, default=200)
+    parser.add_argument("--trials", type=int, default=20, help="rated trials per session (plus 3 training)")
+    parser.add_argument("--scenes", type=int, default=6)
+    parser.add_argument("--baseline", type=float, default=10.0, help="seconds per trivial-endpoint phase")
+    parser.add_argument("--think-ms", type=int, default=0, help="mean pause before each vote (0: flat out)")
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers")
+    parser.add_argument("--timeout", type=float, default=240.0, help="bound of the rater phase, seconds")
+    return parser.parse_args(argv)
+
+
+def prepare(stack: Stack, args: argparse.Namespace) -> None:
+    t0 = time.monotonic()
+    stack.start_postgres()
+    stack.start_redis()
+    stack.manage("migrate", "--noinput")
+    # Built with in-process tasks (no broker) so that metrics are there before raters come.
+    stack.script("bench/load/setup_study.py", SLUG, "--scenes", str(args.scenes),
+                 "--trials-per-session", str(args.trials), CELERY_BROKER_URL="")
+    stack.start_gunicorn()
+    print(f"stack ready in {time.monotonic() - t0:.1f} s: gunicorn {stack.gunicorn_workers} workers at {stack.url}, "
+          f"PostgreSQL :{stack.pg_port}, Redis :{stack.redis_port}")
+
+
+def ping_phase(stack: Stack, users: int, seconds: float) -> driver.Recorder:
+    recorder = driver.Recorder()
+    cls = driver.ping_class(recorder=recorder, deadline=time.monotonic() + seconds + 30)
+    driver.run_users(cls, host=stack.url, users=users, stop_when=lambda: False, timeout=seconds, recorder=recorder)
+    return recorder
+
+
+def rater_phase(stack: Stack, args: argparse.Namespace, *, during=None) -> driver.Recorder:
+    recorder = driver.Recorder()
+    deadline = time.monotonic() + args.timeout
+    cls = driver.rater_class(slug=SLUG, recorder=recorder, deadline=deadline, think_ms=args.think_ms,
+                             run_id=secrets.token_hex(4))
+    if during is not None:
+        import gevent
+
+        gevent.spawn(during, recorder)
+    driver.run_users(cls, host=stack.url, users=args.raters, stop_when=lambda: recorder.completed >= args.raters,
+                     timeout=args.timeout, recorder=recorder)
+    return recorder
+
+
+def verify(stack: Stack, recorder: driver.Recorder, *extra: str) -> dict:
+    acked = stack.work / "acked.json"
+    acked.write_text(json.dumps({"votes": recorder.votes, "sessions": recorder.sessions}))
+    try:
+        out = stack.script("bench/load/verify.py", SLUG, str(acked), *extra)
+    except RuntimeError as error:  # exit status 1: a check failed; the JSON is still printed
+        out = str(error).split("\n", 1)[1]
+    return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+
+
+def print_latencies(recorder: driver.Recorder, names: list[str]) -> None:
+    print(f"  {'request':<16}{'n':>8}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}")
+    for name in names:
+        s = recorder.summary(name)
+        print(f"  {name:<16}{s['n']:>8}{s['p50']:>10.1f}{s['p95']:>10.1f}{s['p99']:>10.1f}")
+    if recorder.failures:
+        print("  retried answers: " + ", ".join(f"{k}: {v}" for k, v in sorted(recorder.failures.items())))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with Stack(gunicorn_workers=args.workers) as stack:
+        prepare(stack, args)
+        before = ping_phase(stack, args.raters, args.baseline)
+        raters = rater_phase(stack, args)
+        after = ping_phase(stack, args.raters, args.baseline)
+        checks = verify(stack, raters)
+
+    baseline_rps = (before.throughput + after.throughput) / 2
+    print(f"\n{args.raters} raters x ({args.trials} + 3 training) trials, "
+          f"{raters.completed} sessions completed in {raters.finished - raters.started:.1f} s")
+    print("trivial endpoint (/bench/ping/), same clients:")
+    print_latencies(before, ["trivial"])
+    print_latencies(after, ["trivial"])
+    print("rater API:")
+    print_latencies(raters, ["study page", "start session", "next trial", "submit vote"])
+    ping_p99 = (before.summary("trivial")["p99"] + after.summary("trivial")["p99"]) / 2
+    submit, nxt = raters.summary("submit vote"), raters.summary("next trial")
+    ratio = raters.throughput / baseline_rps
+    print(f"throughput: rater API {raters.throughput:.0f} req/s, trivial {baseline_rps:.0f} req/s "
+          f"(before {before.throughput:.0f}, after {after.throughput:.0f}); ratio {ratio:.2f}")
+    print(f"p99 vs trivial p99: next trial {nxt['p99'] / ping_p99:.2f}x, submit vote {submit['p99'] / ping_p99:.2f}x")
+    print("database checks: " + json.dumps(checks))
+
+    correct = bool(checks["ok"])
+    fast = submit["p99"] < P99_SUBMIT_TARGET_MS
+    enough = ratio >= THROUGHPUT_TARGET
+    print(f"\nverdict: votes and coverage {'OK' if correct else 'FAILED'}; "
+          f"p99 submit {submit['p99']:.1f} ms {'<' if fast else '>='} {P99_SUBMIT_TARGET_MS:.0f} ms target "
+          f"({'met' if fast else 'missed'}); throughput ratio {ratio:.2f} "
+          f"{'>=' if enough else '<'} {THROUGHPUT_TARGET} target ({'met' if enough else 'missed'})")
+    return 0 if correct else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
