@@ -10,3 +10,14 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_THROTTLE_RATES": {"session_start": "10000/minute", "vote": "100000/minute"},
 }  # noqa: F405
+
+# The SQLite test database lives on disk, not in memory: concurrency tests need real
+# file locking (an in-memory database shared between threads reports "table is locked"
+# instead of waiting on the busy timeout).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    import os
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"mosaic-test-{os.getpid()}.sqlite3")
+    }
