@@ -36,12 +36,12 @@ THROUGHPUT_TARGET = 0.5
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--raters", type=int, default=200)
-    parser.add_argument("--trials", type=int, default=20, help="rated trials per session (plus 3 training)")
+    parser.add_argument("--trials", type=int, default=10, help="rated trials per session (plus 3 training)")
     parser.add_argument("--scenes", type=int, default=6)
     parser.add_argument("--baseline", type=float, default=10.0, help="seconds per trivial-endpoint phase")
     parser.add_argument("--think-ms", type=int, default=0, help="mean pause before each vote (0: flat out)")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers")
-    parser.add_argument("--timeout", type=float, default=240.0, help="bound of the rater phase, seconds")
+    parser.add_argument("--timeout", type=float, default=300.0, help="bound of the rater phase, seconds")
     return parser.parse_args(argv)
 
 

@@ -78,7 +78,7 @@ def main() -> None:
             id__in=list(outputs.values_list("image_id", flat=True))
         )
         results["metric_outputs"] = outputs.count()
-        results["metric_done"] = outputs.filter(metric_status=Output.MetricStatus.DONE, psnr__isnull=False).count()
+        results["metric_done"] = outputs.filter(metric_status=Output.MetricStatus.DONE, ssim__isnull=False).count()
         results["tiles_done"] = assets.filter(tile_status=ImageAsset.TileStatus.DONE).count()
         results["tiles_expected"] = assets.count()
         ok = ok and results["metric_done"] == results["metric_outputs"] and (
