@@ -1,8 +1,9 @@
 """Schema additions shared by every API view (a drf-spectacular postprocessing hook).
 
 The error answers that DRF gives for any view are documented here once instead of in each
-``extend_schema``: 403 (CSRF or permissions), 404 (an unknown object named in the path)
-and 429 (throttled views), all ``{"detail": "..."}``. The path converters' patterns are
+``extend_schema``: 403 (CSRF or permissions), 404 (an unknown object named in the path),
+415 (a body in a media type the view does not parse) and 429 (throttled views), all
+``{"detail": "..."}``. The path converters' patterns are
 stated too, so that a client (or a fuzzer) knows which values can reach a view at all.
 """
 
@@ -22,6 +23,7 @@ PATH_CONVERTERS = {
 _DESCRIPTIONS = {
     "403": "Permission denied: missing or wrong CSRF token on a POST, or not allowed to see this",
     "404": "Nothing matches a value in the path",
+    "415": "Unsupported Media Type: send the body as application/json",
     "429": "Too many requests from this client: retry after the Retry-After header's seconds",
 }
 
@@ -51,6 +53,8 @@ def add_common_error_responses(result: dict, generator: Any, request: Any, publi
             codes = ["403"]
             if any(p.get("in") == "path" for p in operation.get("parameters", [])):
                 codes.append("404")
+            if "requestBody" in operation:
+                codes.append("415")
             if (path, method) in throttled:
                 codes.append("429")
             for code in codes:
