@@ -5,24 +5,26 @@ from celery import shared_task
 from studies import services
 from studies.models import ImageAsset, Output
 
+# Loading the row is inside the retry too: a database restart must delay a task, not lose it.
 
-@shared_task(bind=True, acks_late=True, max_retries=3, default_retry_delay=10)
+
+@shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=5)
 def output_metrics_compute(self, output_id: int) -> None:
-    output = Output.objects.select_related("image", "scene__reference").filter(pk=output_id).first()
-    if output is None:  # deleted since it was queued
-        return
     try:
+        output = Output.objects.select_related("image", "scene__reference").filter(pk=output_id).first()
+        if output is None:  # deleted since it was queued
+            return
         services.output_metrics_compute(output=output)
     except Exception as exc:  # database hiccup: try again later
         raise self.retry(exc=exc) from exc
 
 
-@shared_task(bind=True, acks_late=True, max_retries=3, default_retry_delay=10)
+@shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=5)
 def image_tiles_build(self, asset_id: int) -> None:
-    asset = ImageAsset.objects.filter(pk=asset_id).first()
-    if asset is None:
-        return
     try:
+        asset = ImageAsset.objects.filter(pk=asset_id).first()
+        if asset is None:
+            return
         services.image_tiles_build(asset=asset)
     except Exception as exc:
         raise self.retry(exc=exc) from exc
