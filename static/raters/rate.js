@@ -90,11 +90,16 @@
       this.startedAt = performance.now();
       this.readyAt = null;
       stagesEl.appendChild(this.el);
-      for (const pane of trial.panes) this.addPane(pane);
+      // Every pane is laid out before any viewer exists: a viewer created while its pane
+      // is still alone in the stage would fit the image to the whole stage width and,
+      // with preserveImageSizeOnResize, keep that size when the next pane halves it, so
+      // "fit" would show the image smaller than its pane.
+      const holders = trial.panes.map((pane) => this.addFigure(pane));
+      trial.panes.forEach((pane, index) => this.addViewer(pane, holders[index]));
       this.syncViewers();
     }
 
-    addPane(pane) {
+    addFigure(pane) {
       const figure = document.createElement("figure");
       figure.className = "pane";
       figure.dataset.role = pane.role;
@@ -104,6 +109,10 @@
       holder.className = "viewer";
       figure.append(caption, holder);
       this.el.appendChild(figure);
+      return holder;
+    }
+
+    addViewer(pane, holder) {
       const viewer = OpenSeadragon({
         element: holder,
         tileSources: tileSource(pane),

@@ -45,6 +45,18 @@ READY = """(previous) => {
 }"""
 BOTH_DISPLAYED = """() => window.mosaic.current.viewers.every(
   (v) => v.world.getItemCount() === 1 && v.world.getItemAt(0).getFullyLoaded())"""
+# Device pixels per image pixel in each viewer, and whether that viewer smooths.
+IMAGE_SCALES = """() => window.mosaic.current.viewers.map((v) => {
+  const item = v.world.getItemAt(0);
+  const size = item.getContentSize();
+  const pane = v.viewport.getContainerSize();
+  return {
+    scale: item.viewportToImageZoom(v.viewport.getZoom(true)) * window.devicePixelRatio,
+    fit: Math.min(pane.x / size.x, pane.y / size.y) * window.devicePixelRatio,
+    settled: v.viewport.getZoom(true) === v.viewport.getZoom(false) && item.getFullyLoaded(),
+    smoothing: v.drawer._imageSmoothingEnabled,
+  };
+})"""
 
 
 @pytest.fixture
@@ -89,6 +101,9 @@ def test_rater_completes_a_session_with_the_keyboard_across_a_reload(live_server
         if page.url.endswith("/done/"):
             break
         assert page.evaluate(BOTH_DISPLAYED)
+        # Each pair opens at fit: the whole image, as large as its pane allows.
+        for viewer in page.evaluate(IMAGE_SCALES):
+            assert viewer["scale"] == pytest.approx(viewer["fit"], rel=1e-3)
         state = page.evaluate(
             "() => ({token: window.mosaic.current.trial.token, phase: window.mosaic.current.trial.phase})"
         )
@@ -97,6 +112,10 @@ def test_rater_completes_a_session_with_the_keyboard_across_a_reload(live_server
             playwright_api.expect(page.locator("#progress")).to_have_text("1 / 6")
             page.screenshot(path=str(ARTIFACTS / "rater-rating-screen.png"))
             screenshot_taken = True
+            # At 100% the pixels are the original's: one image pixel per device pixel, unsmoothed.
+            page.keyboard.press("g")
+            page.wait_for_function(f"() => ({IMAGE_SCALES})().every((v) => v.settled && Math.abs(v.scale - 1) < 1e-9)")
+            assert not any(viewer["smoothing"] for viewer in page.evaluate(IMAGE_SCALES))
         if len(pressed) == 5 and not reloaded:
             # A reload resumes at the first unanswered trial.
             page.reload()
