@@ -49,16 +49,16 @@ DEGRADATIONS = (
 )
 
 
-def scene_image(name: str, seed: int) -> np.ndarray:
+def scene_image(name: str, seed: int, *, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
     photo = Image.fromarray(getattr(skdata, name)()[..., :3])
-    base = np.asarray(photo.resize((WIDTH, HEIGHT), Image.Resampling.LANCZOS), dtype=np.float32)
+    base = np.asarray(photo.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32)
     rng = np.random.default_rng(seed)
     # Fine coloured grain at two scales: enlarging alone would leave nothing for a
     # degradation to destroy at 100% zoom.
-    fine = rng.normal(0, 9, size=(HEIGHT, WIDTH, 3)).astype(np.float32)
+    fine = rng.normal(0, 9, size=(height, width, 3)).astype(np.float32)
     coarse = np.asarray(
-        Image.fromarray(rng.integers(0, 256, size=(HEIGHT // 6, WIDTH // 6, 3), dtype=np.uint8)).resize(
-            (WIDTH, HEIGHT), Image.Resampling.BICUBIC
+        Image.fromarray(rng.integers(0, 256, size=(height // 6, width // 6, 3), dtype=np.uint8)).resize(
+            (width, height), Image.Resampling.BICUBIC
         ),
         dtype=np.float32,
     )
@@ -71,8 +71,8 @@ def degrade(image: np.ndarray, how: Degradation, seed: int) -> np.ndarray:
         return image
     result = Image.fromarray(image)
     if how.downscale > 1:
-        small = result.resize((WIDTH // how.downscale, HEIGHT // how.downscale), Image.Resampling.BOX)
-        result = small.resize((WIDTH, HEIGHT), Image.Resampling.NEAREST)
+        small = result.resize((result.width // how.downscale, result.height // how.downscale), Image.Resampling.BOX)
+        result = small.resize(result.size, Image.Resampling.NEAREST)
     array = np.asarray(result, dtype=np.float32)
     if how.blur:
         array = ndimage.gaussian_filter(array, sigma=(how.blur, how.blur, 0))
@@ -87,22 +87,34 @@ def degrade(image: np.ndarray, how: Degradation, seed: int) -> np.ndarray:
     return np.asarray(result)
 
 
-def write_demo_folder(root: Path, *, n_scenes: int = 6, seed: int = 2020) -> Path:
-    """Write the import layout (references/, methods/<m>/, methods.csv) under ``root``."""
+def write_demo_folder(
+    root: Path,
+    *,
+    n_scenes: int = 6,
+    seed: int = 2020,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    degradations: tuple[Degradation, ...] = DEGRADATIONS,
+) -> Path:
+    """Write the import layout (references/, methods/<m>/, methods.csv) under ``root``.
+
+    The defaults make the demo study; the viewer benchmark asks for fewer methods at the
+    size of the challenge's real photos (12 MP).
+    """
     (root / "references").mkdir(parents=True, exist_ok=True)
-    for how in DEGRADATIONS:
+    for how in degradations:
         (root / "methods" / how.name).mkdir(parents=True, exist_ok=True)
     for index, scene in enumerate(SCENES[:n_scenes]):
-        reference = scene_image(scene, seed + index)
+        reference = scene_image(scene, seed + index, width=width, height=height)
         _save_png(reference, root / "references" / f"{scene}.png")
-        for offset, how in enumerate(DEGRADATIONS):
+        for offset, how in enumerate(degradations):
             _save_png(
                 degrade(reference, how, seed * 100 + index * 10 + offset), root / "methods" / how.name / f"{scene}.png"
             )
     with (root / "methods.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["method", "kind", "runtime_s", "framework"])
-        for how in DEGRADATIONS:
+        for how in degradations:
             writer.writerow([how.name, how.kind, "" if how.runtime_s is None else how.runtime_s, how.framework])
     return root
 
