@@ -149,7 +149,13 @@
       });
       viewer.addHandler("zoom", () => smoothingFor(viewer));
       viewer.addHandler("resize", () => {
-        if (state.zoom === "fit") viewer.viewport.goHome(true);
+        // OpenSeadragon restores the previous image size (preserveImageSizeOnResize) after
+        // this event, so refit on the next frame: "fit" must still fit after a window
+        // resize or a switch between side by side and toggle.
+        if (state.zoom !== "fit") return;
+        requestAnimationFrame(() => {
+          if (state.zoom === "fit") viewer.viewport.goHome(true);
+        });
       });
       this.viewers.push(viewer);
     }
