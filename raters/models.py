@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 from studies.models import Output, Study
 
@@ -52,11 +53,21 @@ class Session(models.Model):
     platform_study_id = models.CharField(max_length=200, blank=True)
     platform_session_id = models.CharField(max_length=200, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
-    last_seen_at = models.DateTimeField(auto_now_add=True)
+    # Written at most every minute or so (raters.services.session_touch), and on every vote.
+    last_seen_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["rater", "study"], name="session_one_per_rater_study")]
+        indexes = [
+            # Every session start looks for the study's abandoned sessions: only the active
+            # ones are indexed, so the lookup stays small however many sessions finished.
+            models.Index(
+                fields=["study", "last_seen_at"],
+                condition=models.Q(status__in=["training", "rating"]),
+                name="session_active_last_seen",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"session {self.pk} ({self.status})"

@@ -3,10 +3,11 @@ built here, from the asset's random token only (never a method, scene or file na
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from django.db.models import Count, Q
 from django.urls import reverse
 
 from raters.models import Session, Trial
@@ -26,31 +27,84 @@ def study_for_rater(*, slug: str) -> Study | None:
 def session_by_token(*, token: str) -> Session | None:
     if not token or len(token) > 64:
         return None
-    return Session.objects.select_related("study", "rater").filter(token=token).first()
+    # Not the rater: only the device endpoint needs it. get() rather than first(): the
+    # token is unique, so no ORDER BY is needed.
+    try:
+        return Session.objects.select_related("study").get(token=token)
+    except Session.DoesNotExist:
+        return None
 
 
-def _open_trials(session: Session):
-    return session.trials.filter(rating__isnull=True, released_at__isnull=True).order_by("position")
+@dataclass(frozen=True)
+class TrialState:
+    """Where one trial of a session stands: enough for progress, numbering and status."""
+
+    id: int
+    position: int
+    kind: str
+    released: bool
+    answered: bool
+
+    @property
+    def live(self) -> bool:
+        # A released trial went to another rater; it still counts if it was answered first.
+        return self.answered or not self.released
+
+    @property
+    def open(self) -> bool:
+        return not self.answered and not self.released
 
 
-def session_next_trials(*, session: Session, count: int = 2) -> list[Trial]:
+def session_trial_states(*, session: Session) -> list[TrialState]:
+    """Every trial of the session in position order, in one query of plain values: a
+    session holds a few dozen trials, so counting in Python beats one aggregate per figure."""
+    rows = session.trials.order_by("position").values_list("id", "position", "kind", "released_at", "rating__id")
+    return [
+        TrialState(id=tid, position=position, kind=kind, released=released is not None, answered=rating is not None)
+        for tid, position, kind, released, rating in rows
+    ]
+
+
+def status_from_states(states: Sequence[TrialState]) -> str:
+    """The status a session's answers put it in: training until the training trials are
+    answered, rating until every live trial is, then complete."""
+    open_kinds = {state.kind for state in states if state.open}
+    if Trial.Kind.TRAINING in open_kinds:
+        return Session.Status.TRAINING
+    if open_kinds:
+        return Session.Status.RATING
+    return Session.Status.COMPLETE
+
+
+def session_next_trials(*, session: Session, count: int = 2, states: Sequence[TrialState] | None = None) -> list[Trial]:
     """The first unanswered trial (where a reload resumes) and the ones after it."""
-    return list(
-        _open_trials(session).select_related(
-            "output__image", "output__scene__reference", "output__scene__input", "output__method"
-        )[:count]
-    )
+    if states is None:
+        states = session_trial_states(session=session)
+    ids = [state.id for state in states if state.open][:count]
+    if not ids:
+        return []
+    # The one pane image the protocol shows beside the result (see trial_panes).
+    related = ["output__image"]
+    if session.study.protocol == Study.Protocol.REFERENCE:
+        related.append("output__scene__reference")
+    elif session.study.protocol == Study.Protocol.INPUT:
+        related.append("output__scene__input")
+    # Through session.trials, so that trial.session is this session (and its study).
+    return list(session.trials.filter(id__in=ids).select_related(*related).order_by("position"))
 
 
-def session_progress(*, session: Session) -> dict[str, int]:
-    live = Q(released_at__isnull=True) | Q(rating__isnull=False)
-    counts = session.trials.filter(live).aggregate(
-        total=Count("id", filter=Q(kind__in=COUNTED)),
-        answered=Count("id", filter=Q(kind__in=COUNTED, rating__isnull=False)),
-        training_total=Count("id", filter=Q(kind=Trial.Kind.TRAINING)),
-        training_answered=Count("id", filter=Q(kind=Trial.Kind.TRAINING, rating__isnull=False)),
-    )
-    return {key: int(value or 0) for key, value in counts.items()}
+def session_progress(*, session: Session, states: Sequence[TrialState] | None = None) -> dict[str, int]:
+    if states is None:
+        states = session_trial_states(session=session)
+    live = [state for state in states if state.live]
+    counted = [state for state in live if state.kind in COUNTED]
+    training = [state for state in live if state.kind == Trial.Kind.TRAINING]
+    return {
+        "total": len(counted),
+        "answered": sum(state.answered for state in counted),
+        "training_total": len(training),
+        "training_answered": sum(state.answered for state in training),
+    }
 
 
 def image_source(*, asset: ImageAsset) -> dict[str, Any]:
@@ -70,13 +124,12 @@ def image_source(*, asset: ImageAsset) -> dict[str, Any]:
 def trial_panes(*, trial: Trial) -> list[dict[str, Any]]:
     """The panes of a trial, left to right, each with a neutral label."""
     output = trial.output
-    scene = output.scene
     protocol = trial.session.study.protocol
     panes: list[tuple[str, str, ImageAsset | None]] = []
     if protocol == Study.Protocol.REFERENCE:
-        panes.append(("reference", LABEL_REFERENCE, scene.reference))
+        panes.append(("reference", LABEL_REFERENCE, output.scene.reference))
     elif protocol == Study.Protocol.INPUT:
-        panes.append(("reference", LABEL_INPUT, scene.input))
+        panes.append(("reference", LABEL_INPUT, output.scene.input))
     panes.append(("result", LABEL_RESULT, output.image))
     return [
         {"role": role, "label": label, **image_source(asset=asset)} for role, label, asset in panes if asset is not None
@@ -117,17 +170,18 @@ def training_feedback(*, trial: Trial, score: int) -> dict[str, Any]:
     return {"ok": low <= score <= high, "expected": expected, "hint": hint}
 
 
-def trial_number(*, trial: Trial) -> tuple[int, int]:
+def trial_number(*, trial: Trial, states: Sequence[TrialState] | None = None) -> tuple[int, int]:
     """(number, total) of a trial within its phase, counting only live trials."""
-    live = Q(released_at__isnull=True) | Q(rating__isnull=False)
-    kinds = [Trial.Kind.TRAINING] if trial.kind == Trial.Kind.TRAINING else list(COUNTED)
-    same_phase = trial.session.trials.filter(live, kind__in=kinds)
-    counts = same_phase.aggregate(total=Count("id"), before=Count("id", filter=Q(position__lt=trial.position)))
-    return counts["before"] + 1, counts["total"]
+    if states is None:
+        states = session_trial_states(session=trial.session)
+    kinds = (Trial.Kind.TRAINING,) if trial.kind == Trial.Kind.TRAINING else COUNTED
+    same_phase = [state for state in states if state.live and state.kind in kinds]
+    before = sum(state.position < trial.position for state in same_phase)
+    return before + 1, len(same_phase)
 
 
-def trial_summary(*, trial: Trial) -> dict[str, Any]:
-    number, total = trial_number(trial=trial)
+def trial_summary(*, trial: Trial, states: Sequence[TrialState] | None = None) -> dict[str, Any]:
+    number, total = trial_number(trial=trial, states=states)
     return {
         "token": trial.token,
         "phase": trial_phase(trial),
@@ -144,12 +198,12 @@ def completion_redirect(*, session: Session) -> str:
     return url.replace("{code}", session.completion_code)
 
 
-def session_summary(*, session: Session) -> dict[str, Any]:
+def session_summary(*, session: Session, states: Sequence[TrialState] | None = None) -> dict[str, Any]:
     complete = session.status == Session.Status.COMPLETE
     return {
         "token": session.token,
         "status": session.status,
-        "progress": session_progress(session=session),
+        "progress": session_progress(session=session, states=states),
         "completion_code": session.completion_code if complete else None,
         "completion_page": reverse("raters:done", kwargs={"token": session.token}) if complete else None,
         "rating_page": reverse("raters:rate", kwargs={"token": session.token}),

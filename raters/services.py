@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from raters import assignment
+from raters import assignment, selectors
 from raters.models import Rater, Rating, Session, Trial
 from raters.platforms import RaterIdentity
 from studies.models import Method, Output, Study
@@ -134,7 +134,7 @@ def _training_rows(rows: list[_OutputRow], rng: random.Random) -> list[_OutputRo
     return picks
 
 
-def _append_trials(
+def _plan_trials(
     *,
     session: Session,
     study: Study,
@@ -145,6 +145,7 @@ def _append_trials(
     existing: list[Trial],
     rng: random.Random,
 ) -> list[Trial]:
+    """The session's next trials, unsaved (the caller inserts them in one statement)."""
     main = [r.candidate for r in rows if r.method_kind not in CONTROL_KINDS]
     controls = [r.candidate for r in rows if r.method_kind in CONTROL_KINDS]
     if not controls:
@@ -194,7 +195,7 @@ def _append_trials(
         last = max(existing, key=lambda t: t.position)
         prev_scene = by_id[last.output_id].candidate.scene_id if last.output_id in by_id else None
     ordered = assignment.order_without_repeats(chosen, key=lambda item: item[0].scene_id, rng=rng, prev=prev_scene)
-    trials = [
+    return [
         Trial(
             session=session,
             output_id=candidate.output_id,
@@ -204,7 +205,6 @@ def _append_trials(
         )
         for index, (candidate, kind) in enumerate(ordered)
     ]
-    return Trial.objects.bulk_create(trials)
 
 
 def _session_rng(study: Study, session: Session, salt: str = "") -> random.Random:
@@ -212,12 +212,8 @@ def _session_rng(study: Study, session: Session, salt: str = "") -> random.Rando
     return random.Random(f"{study.seed}:{session.pk}:{salt}")
 
 
-@transaction.atomic
-def session_assign(*, session: Session) -> list[Trial]:
-    """Give a new session its training trials and ``trials_per_session`` rated trials."""
-    study = _lock_study(session.study)
-    if session.trials.exists():
-        return list(session.trials.all())
+def _assign(*, session: Session, study: Study) -> list[Trial]:
+    """Training and rated trials of a new session; the caller holds the study lock."""
     rng = _session_rng(study, session)
     rows = _study_rows(study)
     training = [
@@ -230,10 +226,9 @@ def session_assign(*, session: Session) -> list[Trial]:
         )
         for index, row in enumerate(_training_rows(rows, rng))
     ]
-    training = Trial.objects.bulk_create(training)
     total = study.trials_per_session
     controls = assignment.control_count(trials=total, control_rate=study.control_rate)
-    rated = _append_trials(
+    rated = _plan_trials(
         session=session,
         study=study,
         rows=rows,
@@ -243,17 +238,26 @@ def session_assign(*, session: Session) -> list[Trial]:
         existing=training,
         rng=rng,
     )
+    trials = Trial.objects.bulk_create(training + rated)
     status = Session.Status.TRAINING if training else Session.Status.RATING
     if session.status != status:
         session.status = status
         session.save(update_fields=["status"])
-    return training + rated
+    return trials
 
 
 @transaction.atomic
-def sessions_release_abandoned(*, study: Study | None = None, now: datetime | None = None) -> int:
-    """Hand the unanswered trials of sessions idle past the timeout back to the pool."""
-    now = now or timezone.now()
+def session_assign(*, session: Session) -> list[Trial]:
+    """Give a new session its training trials and ``trials_per_session`` rated trials."""
+    study = _lock_study(session.study)
+    if session.trials.exists():
+        return list(session.trials.all())
+    return _assign(session=session, study=study)
+
+
+def _release_abandoned(*, study: Study | None, now: datetime) -> int:
+    # The partial index session_active_last_seen answers this from the active sessions
+    # only, so a start pays one index probe however many sessions the study has had.
     stale = Session.objects.filter(
         status__in=[Session.Status.TRAINING, Session.Status.RATING],
         last_seen_at__lt=now - session_timeout(),
@@ -270,44 +274,64 @@ def sessions_release_abandoned(*, study: Study | None = None, now: datetime | No
     return len(ids)
 
 
-def _status_after_answers(session: Session) -> str:
-    open_trials = session.trials.filter(rating__isnull=True, released_at__isnull=True)
-    if open_trials.filter(kind=Trial.Kind.TRAINING).exists():
-        return Session.Status.TRAINING
-    if open_trials.exists():
-        return Session.Status.RATING
-    return Session.Status.COMPLETE
-
-
 @transaction.atomic
+def sessions_release_abandoned(*, study: Study | None = None, now: datetime | None = None) -> int:
+    """Hand the unanswered trials of sessions idle past the timeout back to the pool."""
+    return _release_abandoned(study=study, now=now or timezone.now())
+
+
+def _status_after_answers(session: Session) -> str:
+    return selectors.status_from_states(selectors.session_trial_states(session=session))
+
+
+def _touch_interval() -> timedelta:
+    # last_seen_at only decides abandonment, an hour away by default: writing it on every
+    # "next" would cost a commit per request for nothing. Every minute (or a tenth of a
+    # short timeout) is precise enough.
+    return min(timedelta(seconds=60), session_timeout() / 10)
+
+
 def session_touch(*, session: Session, now: datetime | None = None) -> Session:
     """Mark the session alive; a session released while away gets fresh trials."""
     now = now or timezone.now()
     if session.status == Session.Status.ABANDONED:
-        study = _lock_study(session.study)
-        session = Session.objects.select_for_update().get(pk=session.pk)
-        if session.status == Session.Status.ABANDONED:
-            existing = list(session.trials.filter(released_at__isnull=True))
-            kept = [t for t in existing if t.kind in TRIAL_KINDS_COUNTED]
-            missing = study.trials_per_session - len(kept)
-            if missing > 0:
-                last_position = session.trials.order_by("-position").values_list("position", flat=True)
-                controls_kept = sum(t.kind == Trial.Kind.CONTROL for t in kept)
-                controls_due = assignment.control_count(
-                    trials=study.trials_per_session, control_rate=study.control_rate
-                )
-                controls = max(0, min(missing, controls_due - controls_kept))
-                _append_trials(
-                    session=session,
-                    study=study,
-                    rows=_study_rows(study),
-                    rating_count=missing - controls,
-                    control_count=controls,
-                    start_position=(last_position.first() or 0) + 1,
-                    existing=existing,
-                    rng=_session_rng(study, session, salt=now.isoformat()),
-                )
-            session.status = _status_after_answers(session)
+        return _session_reclaim(session=session, now=now)
+    if session.status == Session.Status.COMPLETE and not session.completion_code:
+        return session_complete(session=session, now=now)
+    if now - session.last_seen_at >= _touch_interval():
+        # This column only: a release running right now may have abandoned the session,
+        # and writing the status we read back would undo that.
+        Session.objects.filter(pk=session.pk).update(last_seen_at=now)
+        session.last_seen_at = now
+    return session
+
+
+@transaction.atomic
+def _session_reclaim(*, session: Session, now: datetime) -> Session:
+    study = _lock_study(session.study)
+    session = Session.objects.select_for_update().get(pk=session.pk)
+    session.study = study
+    if session.status == Session.Status.ABANDONED:
+        existing = list(session.trials.filter(released_at__isnull=True))
+        kept = [t for t in existing if t.kind in TRIAL_KINDS_COUNTED]
+        missing = study.trials_per_session - len(kept)
+        if missing > 0:
+            last_position = session.trials.order_by("-position").values_list("position", flat=True)
+            controls_kept = sum(t.kind == Trial.Kind.CONTROL for t in kept)
+            controls_due = assignment.control_count(trials=study.trials_per_session, control_rate=study.control_rate)
+            controls = max(0, min(missing, controls_due - controls_kept))
+            trials = _plan_trials(
+                session=session,
+                study=study,
+                rows=_study_rows(study),
+                rating_count=missing - controls,
+                control_count=controls,
+                start_position=(last_position.first() or 0) + 1,
+                existing=existing,
+                rng=_session_rng(study, session, salt=now.isoformat()),
+            )
+            Trial.objects.bulk_create(trials)
+        session.status = _status_after_answers(session)
     session.last_seen_at = now
     session.save(update_fields=["status", "last_seen_at"])
     if session.status == Session.Status.COMPLETE and not session.completion_code:
@@ -348,35 +372,45 @@ def session_start(
     kept in their cookie (``resume_token``). Returns the session and whether it is new.
     """
     now = now or timezone.now()
-    study = _lock_study(study)
+    device_fields = {f: v for f, v in (device or {}).items() if f in DEVICE_FIELDS and v not in (None, "")}
     session: Session | None = None
     rater: Rater | None = None
     if identity.external_id:
-        rater, _ = Rater.objects.get_or_create(platform=identity.platform, external_id=identity.external_id)
+        # Before the study lock, which every start of the study waits for: the rater row
+        # has its own unique constraint against a concurrent start with the same id.
+        rater, created = Rater.objects.get_or_create(
+            platform=identity.platform, external_id=identity.external_id, defaults=device_fields
+        )
+        if created:
+            device = None
+    study = _lock_study(study)
+    if rater is not None:
         session = Session.objects.filter(rater=rater, study=study).first()
+        if session is not None:
+            session.rater = rater
     elif resume_token:
         session = Session.objects.filter(token=resume_token, study=study).select_related("rater").first()
     if session is not None:
+        session.study = study
         _record_device(session.rater, device)
         return session_touch(session=session, now=now), False
     if study.status != Study.Status.OPEN or identity.preview:
         raise StudyNotOpen("This study is not taking new raters.")
 
-    sessions_release_abandoned(study=study, now=now)
+    _release_abandoned(study=study, now=now)
     if rater is None:
-        rater = Rater.objects.create(platform=Rater.Platform.DIRECT)
-    _record_device(rater, device)
+        rater = Rater.objects.create(platform=Rater.Platform.DIRECT, **device_fields)
+    else:
+        _record_device(rater, device)
     session = Session.objects.create(
         rater=rater,
         study=study,
         token=_new_token(32),
         platform_study_id=identity.platform_study_id,
         platform_session_id=identity.platform_session_id,
+        last_seen_at=now,
     )
-    Session.objects.filter(pk=session.pk).update(last_seen_at=now)
-    session.last_seen_at = now
-    session_assign(session=session)
-    session.refresh_from_db()
+    _assign(session=session, study=study)
     return session, True
 
 
@@ -401,18 +435,31 @@ def rating_submit(
 ) -> tuple[Rating, bool]:
     """Store one vote. The same vote again returns the stored one (created=False); a
     different score for an answered trial raises VoteConflict. Ratings are never updated.
+
+    ``session`` is brought up to date in place (status, completion code), so the caller
+    can answer with it without reading it again.
     """
     now = now or timezone.now()
-    # Lock the session: its votes and status changes happen one at a time.
-    session = Session.objects.select_for_update().select_related("study").get(pk=session.pk)
-    trial = Trial.objects.filter(session=session, token=trial_token).first()
-    if trial is None:
-        raise TrialNotFound("No such trial in this session.")
+    # Lock the session: its votes and status changes happen one at a time, so the status
+    # computed below sees every other vote of the session.
+    locked = (
+        Session.objects.select_for_update()
+        .filter(pk=session.pk)
+        .values("status", "completion_code", "completed_at", "last_seen_at")
+        .get()
+    )
+    for field, value in locked.items():
+        setattr(session, field, value)
+    # Through session.trials so that trial.session is this session (and its study).
+    try:
+        trial = session.trials.select_related("rating", "output__method").get(token=trial_token)
+    except Trial.DoesNotExist:
+        raise TrialNotFound("No such trial in this session.") from None
     study = session.study
     if isinstance(score, bool) or not isinstance(score, int) or score not in study.scores:
         raise InvalidScore(f"Score must be one of {', '.join(map(str, study.scores))}.")
 
-    existing = Rating.objects.filter(trial=trial).first()
+    existing = getattr(trial, "rating", None)
     if existing is None:
         if trial.released_at is not None:
             raise TrialReleased("This trial was handed to another rater after a long pause.")
@@ -420,14 +467,20 @@ def rating_submit(
             with transaction.atomic():
                 rating = Rating.objects.create(trial=trial, score=score, response_ms=response_ms)
         except IntegrityError:
-            # A concurrent submit of the same trial won: answer with what it stored.
+            # Not through rating_submit (which holds the session lock): answer with what
+            # the other writer stored.
             existing = Rating.objects.get(trial=trial)
+            existing.trial = trial
         else:
             session.last_seen_at = now
             session.status = _status_after_answers(session)
-            session.save(update_fields=["last_seen_at", "status"])
-            if session.status == Session.Status.COMPLETE:
-                session_complete(session=session, now=now)
+            fields = ["last_seen_at", "status"]
+            if session.status == Session.Status.COMPLETE and not session.completion_code:
+                # Every live trial is answered (we hold the lock): close it in this same write.
+                session.completion_code = _completion_code()
+                session.completed_at = now
+                fields += ["completion_code", "completed_at"]
+            session.save(update_fields=fields)
             return rating, True
     if existing.score != score:
         raise VoteConflict(existing)

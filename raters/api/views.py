@@ -152,11 +152,13 @@ class TrialNextView(RaterAPIView):
     )
     def get(self, request: Request, token: str) -> Response:
         session = services.session_touch(session=self.session_or_404(token))
-        trials = selectors.session_next_trials(session=session, count=2)
-        summaries = [selectors.trial_summary(trial=trial) for trial in trials]
+        # One read of the session's trials serves the progress, the numbering and the choice.
+        states = selectors.session_trial_states(session=session)
+        trials = selectors.session_next_trials(session=session, count=2, states=states)
+        summaries = [selectors.trial_summary(trial=trial, states=states) for trial in trials]
         return Response(
             {
-                "session": selectors.session_summary(session=session),
+                "session": selectors.session_summary(session=session, states=states),
                 "trial": summaries[0] if summaries else None,
                 "upcoming": summaries[1] if len(summaries) > 1 else None,
             }
@@ -194,14 +196,13 @@ class RatingSubmitView(RaterAPIView):
         except services.InvalidScore as error:
             raise exceptions.ValidationError({"score": [str(error)]}) from error
         except services.VoteConflict as error:
-            session.refresh_from_db()
+            # rating_submit brought the session up to date before refusing the vote.
             return Response(
                 {"detail": str(error), "code": "conflict", "rating": _rating_payload(error.rating, session)},
                 status=status.HTTP_409_CONFLICT,
             )
         except services.TrialReleased as error:
             return Response({"detail": str(error), "code": "released"}, status=status.HTTP_409_CONFLICT)
-        session.refresh_from_db()
         return Response(
             _rating_payload(rating, session), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )

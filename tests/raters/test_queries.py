@@ -1,0 +1,42 @@
+"""The rater hot paths keep a fixed, small number of queries, whatever the session holds.
+
+Two hundred raters voting at once multiply every query of "next" and "submit": a change
+that adds one (an N+1 on the panes, a status recomputed query by query) fails here.
+The counts include the savepoints of the test's own transaction.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from raters.models import Session
+from tests.raters.conftest import build_study
+from tests.raters.test_api import Rater
+
+pytestmark = pytest.mark.django_db
+
+MAX_START = 14
+MAX_NEXT = 3
+MAX_SUBMIT = 11
+MAX_RESUBMIT = 6
+
+
+@pytest.mark.parametrize("trials", [4, 20])
+def test_next_and_submit_use_a_bounded_number_of_queries(django_assert_max_num_queries, trials: int) -> None:
+    study = build_study(trials_per_session=trials, control_rate=0.2).study
+    rater = Rater(study.slug)
+    with django_assert_max_num_queries(MAX_START):
+        token = rater.start(PROLIFIC_PID="queries").json()["token"]
+    voted: list[str] = []
+    while True:
+        with django_assert_max_num_queries(MAX_NEXT):
+            trial = rater.next(token).json()["trial"]
+        if trial is None:
+            break
+        with django_assert_max_num_queries(MAX_SUBMIT):
+            assert rater.vote(token, trial["token"], 3).status_code == 201
+        voted.append(trial["token"])
+    with django_assert_max_num_queries(MAX_RESUBMIT):
+        assert rater.vote(token, voted[-1], 3).status_code == 200
+    assert len(voted) == trials + 3  # the training trials too
+    assert Session.objects.get(token=token).status == Session.Status.COMPLETE
