@@ -6,6 +6,8 @@ services as the arrival form here.
 
 from __future__ import annotations
 
+import math
+from types import SimpleNamespace
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -13,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods, require_safe
+from rest_framework.throttling import ScopedRateThrottle
 
 from raters import selectors, services
 from raters.cookies import remember_session, resume_token
@@ -25,6 +28,18 @@ _DEVICE_INTS = ("screen_width", "screen_height", "viewport_width", "viewport_hei
 
 def _unavailable(request: HttpRequest, message: str, status: int) -> HttpResponse:
     return render(request, "raters/unavailable.html", {"message": message}, status=status)
+
+
+def _start_refused_for(request: HttpRequest) -> float | None:
+    """Seconds to wait when this client started too many sessions, else None.
+
+    The API's "session_start" throttle: same rate, and the same per-client bucket, so
+    alternating between the form and the API buys no extra starts.
+    """
+    throttle = ScopedRateThrottle()
+    if throttle.allow_request(request, SimpleNamespace(throttle_scope="session_start")):
+        return None
+    return throttle.wait() or 60.0
 
 
 def _levels_ascending(study: Study) -> list[dict[str, Any]]:
@@ -72,6 +87,16 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
     if existing is not None and request.method != "POST":
         return redirect("raters:rate", token=existing.token)
     if request.method == "POST" and params.get("consent") == "yes":
+        wait = _start_refused_for(request)
+        if wait is not None:
+            response = _unavailable(
+                request,
+                f"Too many sessions were started from your network just now. "
+                f"Please wait {math.ceil(wait)} seconds and try again.",
+                429,
+            )
+            response["Retry-After"] = str(math.ceil(wait))
+            return response
         try:
             session, _ = services.session_start(
                 study=study,
