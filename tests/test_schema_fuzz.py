@@ -10,6 +10,7 @@ past the 404s.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 
 import pytest
@@ -101,9 +102,14 @@ def _point_at_real_objects(case, real_ids: dict) -> None:
                 case.path_parameters[name] = real_ids[name]
 
 
+# Local runs explore new random cases each time (they found the undocumented 415 and the
+# unparseable-body 400); CI replays a fixed set so that a submission's result is repeatable.
+CI = bool(os.environ.get("CI"))
+
+
 @pytest.mark.django_db
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, derandomize=CI, suppress_health_check=list(HealthCheck))
 def test_anonymous_rater_gets_only_documented_responses(case, real_ids):
     _point_at_real_objects(case, real_ids)
     _call(case, cookies={"csrftoken": CSRF})
@@ -111,7 +117,7 @@ def test_anonymous_rater_gets_only_documented_responses(case, real_ids):
 
 @pytest.mark.django_db
 @schema.parametrize()
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, derandomize=CI, suppress_health_check=list(HealthCheck))
 def test_staff_gets_only_documented_responses(case, real_ids):
     _point_at_real_objects(case, real_ids)
     _call(case, cookies={"csrftoken": CSRF, "sessionid": _session_cookie(real_ids["staff"])})

@@ -26,8 +26,11 @@ from analysis.results import to_records
 from studies.models import Study
 
 # DRF's validation error body: {"field": ["message", ...], ...}.
+# DRF's 400: each offending field with its messages, or {"detail": ...} when the body is
+# not parseable JSON at all.
 FIELD_ERRORS = {
     "type": "object",
+    "properties": {"detail": {"type": "string"}},
     "additionalProperties": {"type": "array", "items": {"type": "string"}},
 }
 
