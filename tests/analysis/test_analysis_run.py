@@ -19,14 +19,6 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def eager_celery(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run queued tasks in-process even on the CI pass that has a real broker."""
-    from config.celery import app
-
-    monkeypatch.setitem(app.conf, "task_always_eager", True)
-
-
 def vote(study, output, rater: str, score: int):
     session = SessionFactory(study=study, rater=RaterFactory(external_id=rater))
     return RatingFactory(trial=TrialFactory(session=session, output=output), score=score)

@@ -20,14 +20,6 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def eager_celery(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run queued tasks in-process even on the CI pass that has a real broker."""
-    from config.celery import app
-
-    monkeypatch.setitem(app.conf, "task_always_eager", True)
-
-
 SCORES = {"Team Alpha": [5, 4, 5, 4, 5, 5], "Team Beta": [2, 3, 2, 1, 2, 2]}
 
 
