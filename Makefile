@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench-analysis bench-viewer clean
+.PHONY: install install-prod demo test lint bench-analysis bench-viewer clean
 
 install: $(STAMP) node_modules/.installed browser
 
@@ -13,6 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# A server needs neither the test tools nor a browser: runtime packages only.
+install-prod: node_modules/.installed
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
 
 node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
