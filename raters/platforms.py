@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from raters.models import Rater
 
-# MTurk shows the HIT to workers who have not accepted it yet with this placeholder.
+# The assignmentId MTurk sends while a worker previews a HIT they have not accepted yet.
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 _ID = re.compile(r"^[\w.\-:@]{1,200}$")
 

@@ -44,21 +44,24 @@ def _assert_results_complete(media_root: Path) -> None:
         assert (media_root / asset.tiles_dir / "pyramid.dzi").is_file()
 
 
-@pytest.mark.skipif(not os.environ.get("CELERY_BROKER_URL"), reason="needs a broker: the PostgreSQL CI pass")
-def test_worker_process_computes_metrics_and_tiles_queued_on_commit(celery_worker, settings, tmp_path):
-    settings.MEDIA_ROOT = celery_worker.media_root  # the worker reads and writes the same files
+def test_metrics_and_tiles_queued_on_commit_are_computed(request, settings, media_root, tmp_path):
+    if not os.environ.get("CELERY_BROKER_URL"):
+        # The embedded default: the tasks ran in-process when the import committed.
+        _import_small_study(tmp_path)
+        assert _complete()
+        _assert_results_complete(media_root)
+        return
+
+    from config.celery import app
+
+    worker = request.getfixturevalue("celery_worker")
+    app.conf.task_always_eager = False  # restored by the autouse celery_in_process fixture
+    settings.MEDIA_ROOT = worker.media_root  # the worker reads and writes the same files
     _import_small_study(tmp_path)
     deadline = time.monotonic() + TIMEOUT_S
     while not _complete():
-        assert time.monotonic() < deadline, "tasks not done in time; worker log:\n" + celery_worker.log()
+        assert time.monotonic() < deadline, "tasks not done in time; worker log:\n" + worker.log()
         time.sleep(0.2)
-    _assert_results_complete(celery_worker.media_root)
-    log = celery_worker.log()
+    _assert_results_complete(worker.media_root)
+    log = worker.log()
     assert "studies.tasks.output_metrics_compute" in log and "succeeded" in log
-
-
-@pytest.mark.skipif(bool(os.environ.get("CELERY_BROKER_URL")), reason="the embedded default's in-process path")
-def test_embedded_default_computes_metrics_and_tiles_in_process_on_commit(media_root, tmp_path):
-    _import_small_study(tmp_path)
-    assert _complete()
-    _assert_results_complete(media_root)
