@@ -166,23 +166,14 @@ def _plan_trials(
             method_counts[row.candidate.method_id] += 1
             output_counts[trial.output_id] += 1
     cap = assignment.scene_cap(rating_count + control_count)
+    # Ratings first, then controls: each choice sees the counts the previous ones left.
+    pools = ((main, rating_count, Trial.Kind.RATING), (controls, control_count, Trial.Kind.CONTROL))
     chosen = [
-        (c, Trial.Kind.RATING)
-        for c in assignment.choose(
-            main,
-            count=rating_count,
-            rng=rng,
-            scene_counts=scene_counts,
-            method_counts=method_counts,
-            output_counts=output_counts,
-            scene_cap=cap,
-        )
-    ]
-    chosen += [
-        (c, Trial.Kind.CONTROL)
-        for c in assignment.choose(
-            controls,
-            count=control_count,
+        (candidate, kind)
+        for pool, count, kind in pools
+        for candidate in assignment.choose(
+            pool,
+            count=count,
             rng=rng,
             scene_counts=scene_counts,
             method_counts=method_counts,

@@ -60,6 +60,7 @@ def test_zip_upload_imports_and_metrics_are_shown(staff, tmp_path, django_captur
     assert f"/img/{output.image.token}.png" in listing  # thumbnail
     page = staff.get(f"/admin/studies/study/{study.pk}/change/").content.decode()
     assert "4 done, 0 pending, 0 failed of 4 outputs" in page
+    assert page.count("2 / 2") == 2  # each method's outputs with metrics, in the inline
 
 
 def test_broken_zip_upload_lists_every_problem_and_imports_nothing(staff, tmp_path, media_root):
