@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.plots import CONTROL_KINDS
 from analysis.stats.ranking import rank_methods
 from analysis.stats.report import full_report
 from analysis.stats.screening import exclude_raters
@@ -41,7 +42,6 @@ from analysis.stats.screening import exclude_raters
 #: stored table would come out differently from the same votes.
 PIPELINE = {"name": "mosaic-analysis", "version": "1.0"}
 
-CONTROL_KINDS = ("hidden_reference", "low_anchor")
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "confidence": 0.95,

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from analysis import exports, selectors, services
+from analysis import exports, plots, selectors, services
 from analysis.models import AnalysisRun
 from studies.models import Study
 
@@ -49,7 +49,7 @@ def _leaderboard_rows(results: selectors.StudyResults) -> list[dict]:
             {
                 "method": row["method"],
                 "kind": row["method_kind"],
-                "is_control": row["method_kind"] in ("hidden_reference", "low_anchor"),
+                "is_control": row["method_kind"] in plots.CONTROL_KINDS,
                 "psnr": _number(row.get("psnr")),
                 "ssim": _number(row.get("ssim")),
                 "mos": _number(row.get("mos")),

@@ -26,7 +26,7 @@ from raters.platforms import RaterIdentity
 from studies.models import Method, Output, Study
 
 TRIAL_KINDS_COUNTED = (Trial.Kind.RATING, Trial.Kind.CONTROL)
-CONTROL_KINDS = (Method.Kind.HIDDEN_REFERENCE, Method.Kind.LOW_ANCHOR)
+CONTROL_KINDS = Method.CONTROL_KINDS
 DEVICE_FIELDS = (
     "screen_width",
     "screen_height",

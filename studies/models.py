@@ -114,12 +114,6 @@ class Scene(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def megapixels(self) -> float | None:
-        if self.width and self.height:
-            return self.width * self.height / 1e6
-        return None
-
 
 class Method(models.Model):
     class Kind(models.TextChoices):
@@ -127,6 +121,9 @@ class Method(models.Model):
         BASELINE = "baseline", "Baseline"
         HIDDEN_REFERENCE = "hidden_reference", "Hidden reference"
         LOW_ANCHOR = "low_anchor", "Low anchor"
+
+    # Controls are shown to raters like any output and used to screen them.
+    CONTROL_KINDS = (Kind.HIDDEN_REFERENCE, Kind.LOW_ANCHOR)
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="methods")
     name = models.CharField(max_length=200)
@@ -143,7 +140,7 @@ class Method(models.Model):
 
     @property
     def is_control(self) -> bool:
-        return self.kind in {self.Kind.HIDDEN_REFERENCE, self.Kind.LOW_ANCHOR}
+        return self.kind in self.CONTROL_KINDS
 
 
 class Output(models.Model):
