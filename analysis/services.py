@@ -120,72 +120,64 @@ def ratings_import(
     return _write_votes(study, parsed.rows, study_created=study_created)
 
 
+def _ids_creating_missing(queryset, keys: set, key_fields: tuple[str, ...], build) -> tuple[dict, int]:
+    """Ids of ``queryset``'s rows by ``key_fields``, and how many rows were created: the
+    ``keys`` it lacks are created first with ``build(key)``, in one bulk insert."""
+
+    def read() -> dict:
+        rows = queryset.values_list(*key_fields, "id")
+        return {(row[:-1] if len(key_fields) > 1 else row[0]): row[-1] for row in rows}
+
+    ids = read()
+    missing = sorted(keys - ids.keys())
+    if missing:
+        queryset.model.objects.bulk_create([build(key) for key in missing])
+        ids = read()
+    return ids, len(missing)
+
+
 def _write_votes(study: Study, rows: list[VoteRow], *, study_created: bool) -> ImportSummary:
-    scenes = dict(Scene.objects.filter(study=study).values_list("name", "id"))
-    new_scenes = sorted({r.scene for r in rows} - scenes.keys())
-    Scene.objects.bulk_create([Scene(study=study, name=name) for name in new_scenes])
-    scenes = dict(Scene.objects.filter(study=study).values_list("name", "id"))
-
-    methods = dict(Method.objects.filter(study=study).values_list("name", "id"))
-    new_methods = sorted({r.method for r in rows} - methods.keys())
-    Method.objects.bulk_create([Method(study=study, name=name) for name in new_methods])
-    methods = dict(Method.objects.filter(study=study).values_list("name", "id"))
-
-    outputs = {
-        (m, s): pk
-        for m, s, pk in Output.objects.filter(method__study=study).values_list("method__name", "scene__name", "id")
-    }
-    new_outputs = sorted({(r.method, r.scene) for r in rows} - outputs.keys())
-    Output.objects.bulk_create(
-        [
-            # No image, so no PSNR/SSIM can ever be computed: say so rather than leave
-            # the output pending forever.
-            Output(
-                method_id=methods[m],
-                scene_id=scenes[s],
-                metric_status=Output.MetricStatus.FAILED,
-                metric_error="no image: imported ratings only",
-            )
-            for m, s in new_outputs
-        ]
+    scenes, scenes_created = _ids_creating_missing(
+        Scene.objects.filter(study=study), {r.scene for r in rows}, ("name",), lambda n: Scene(study=study, name=n)
     )
-    outputs = {
-        (m, s): pk
-        for m, s, pk in Output.objects.filter(method__study=study).values_list("method__name", "scene__name", "id")
-    }
-
+    methods, methods_created = _ids_creating_missing(
+        Method.objects.filter(study=study), {r.method for r in rows}, ("name",), lambda n: Method(study=study, name=n)
+    )
+    outputs, outputs_created = _ids_creating_missing(
+        Output.objects.filter(method__study=study),
+        {(r.method, r.scene) for r in rows},
+        ("method__name", "scene__name"),
+        # No image, so no PSNR/SSIM can ever be computed: say so rather than leave the
+        # output pending forever.
+        lambda key: Output(
+            method_id=methods[key[0]],
+            scene_id=scenes[key[1]],
+            metric_status=Output.MetricStatus.FAILED,
+            metric_error="no image: imported ratings only",
+        ),
+    )
     # Rater ids are unique per platform, so a rater imported into two studies is one row
     # with a session in each.
-    external_ids = sorted({r.rater for r in rows})
-    raters = dict(
-        Rater.objects.filter(platform=Rater.Platform.IMPORTED, external_id__in=external_ids).values_list(
-            "external_id", "id"
-        )
+    external_ids = {r.rater for r in rows}
+    raters, raters_created = _ids_creating_missing(
+        Rater.objects.filter(platform=Rater.Platform.IMPORTED, external_id__in=external_ids),
+        external_ids,
+        ("external_id",),
+        lambda external_id: Rater(platform=Rater.Platform.IMPORTED, external_id=external_id),
     )
-    new_raters = [e for e in external_ids if e not in raters]
-    Rater.objects.bulk_create([Rater(platform=Rater.Platform.IMPORTED, external_id=e) for e in new_raters])
-    raters = dict(
-        Rater.objects.filter(platform=Rater.Platform.IMPORTED, external_id__in=external_ids).values_list(
-            "external_id", "id"
-        )
-    )
-
     now = timezone.now()
-    sessions = dict(Session.objects.filter(study=study, rater_id__in=raters.values()).values_list("rater_id", "id"))
-    Session.objects.bulk_create(
-        [
-            Session(
-                rater_id=rater_id,
-                study=study,
-                token=secrets.token_urlsafe(32),
-                status=Session.Status.COMPLETE,
-                completed_at=now,
-            )
-            for rater_id in raters.values()
-            if rater_id not in sessions
-        ]
+    sessions, _ = _ids_creating_missing(
+        Session.objects.filter(study=study, rater_id__in=raters.values()),
+        set(raters.values()),
+        ("rater_id",),
+        lambda rater_id: Session(
+            rater_id=rater_id,
+            study=study,
+            token=secrets.token_urlsafe(32),
+            status=Session.Status.COMPLETE,
+            completed_at=now,
+        ),
     )
-    sessions = dict(Session.objects.filter(study=study, rater_id__in=raters.values()).values_list("rater_id", "id"))
     # Continue each session's positions after what an earlier import stored.
     next_position: dict[int, int] = defaultdict(int)
     for session_id, position in Trial.objects.filter(session_id__in=sessions.values()).values_list(
@@ -218,10 +210,10 @@ def _write_votes(study: Study, rows: list[VoteRow], *, study_created: bool) -> I
     return ImportSummary(
         study=study,
         study_created=study_created,
-        scenes_created=len(new_scenes),
-        methods_created=len(new_methods),
-        outputs_created=len(new_outputs),
-        raters_created=len(new_raters),
+        scenes_created=scenes_created,
+        methods_created=methods_created,
+        outputs_created=outputs_created,
+        raters_created=raters_created,
         votes=len(rows),
     )
 
