@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Any
 
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 
+from raters import sql
 from raters.models import Session, Trial
 from studies.models import ImageAsset, Method, Study
 
@@ -25,25 +28,56 @@ def study_for_rater(*, slug: str) -> Study | None:
 
 
 def session_by_token(*, token: str) -> Session | None:
+    """The session holding this token, with its study (the rater is not read: only the
+    device endpoint needs it)."""
     if not token or len(token) > 64:
         return None
-    # Not the rater: only the device endpoint needs it. get() rather than first(): the
-    # token is unique, so no ORDER BY is needed.
-    try:
-        return Session.objects.select_related("study").get(token=token)
-    except Session.DoesNotExist:
-        return None
+    return sql.session_with_study(token=token)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """What a rater's browser may learn about an image: its random token and its size."""
+
+    token: str
+    ext: str
+    tiled: bool
+    width: int | None
+    height: int | None
+
+    @classmethod
+    def of(cls, asset: ImageAsset) -> ImageRef:
+        return cls.from_columns(asset.token, asset.file.name, asset.tile_status, asset.width, asset.height)
+
+    @classmethod
+    def from_columns(cls, token: str | None, file: str, tile_status: str, width: int, height: int) -> ImageRef | None:
+        if token is None:
+            return None
+        ext = PurePosixPath(file or "").suffix.lstrip(".").lower() or "png"
+        return cls(token, ext, tile_status == ImageAsset.TileStatus.DONE, width, height)
 
 
 @dataclass(frozen=True)
 class TrialState:
-    """Where one trial of a session stands: enough for progress, numbering and status."""
+    """One trial of a session as the rater flow needs it: where it stands (progress,
+    numbering, status), its vote if any and, when read with images, what its panes show."""
 
     id: int
     position: int
     kind: str
+    token: str
     released: bool
-    answered: bool
+    method_kind: str
+    rating_id: int | None = None
+    score: int | None = None
+    response_ms: int | None = None
+    rated_at: datetime | None = None
+    result: ImageRef | None = None
+    beside: ImageRef | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.rating_id is not None
 
     @property
     def live(self) -> bool:
@@ -55,13 +89,31 @@ class TrialState:
         return not self.answered and not self.released
 
 
-def session_trial_states(*, session: Session) -> list[TrialState]:
-    """Every trial of the session in position order, in one query of plain values: a
-    session holds a few dozen trials, so counting in Python beats one aggregate per figure."""
-    rows = session.trials.order_by("position").values_list("id", "position", "kind", "released_at", "rating__id")
+_BESIDE_FIELD = {Study.Protocol.REFERENCE: "reference", Study.Protocol.INPUT: "input"}
+
+
+def session_trial_states(*, session: Session, images: bool = False) -> list[TrialState]:
+    """Every trial of the session in position order, in one query: a session holds a few
+    dozen trials, so counting in Python beats one aggregate per figure. With ``images``,
+    each trial also carries its result image and the image the protocol shows beside it."""
+    pane = _BESIDE_FIELD.get(session.study.protocol) if images else None
+    rows = sql.session_trial_rows(session_id=session.pk, images=images, pane=pane)
     return [
-        TrialState(id=tid, position=position, kind=kind, released=released is not None, answered=rating is not None)
-        for tid, position, kind, released, rating in rows
+        TrialState(
+            id=row[0],
+            position=row[1],
+            kind=row[2],
+            token=row[3],
+            released=row[4] is not None,
+            rating_id=row[5],
+            score=row[6],
+            response_ms=row[7],
+            rated_at=row[8],
+            method_kind=row[9],
+            result=ImageRef.from_columns(*row[10:15]) if images else None,
+            beside=ImageRef.from_columns(*row[15:20]) if images else None,
+        )
+        for row in rows
     ]
 
 
@@ -76,26 +128,12 @@ def status_from_states(states: Sequence[TrialState]) -> str:
     return Session.Status.COMPLETE
 
 
-def session_next_trials(*, session: Session, count: int = 2, states: Sequence[TrialState] | None = None) -> list[Trial]:
+def next_trials(states: Sequence[TrialState], count: int = 2) -> list[TrialState]:
     """The first unanswered trial (where a reload resumes) and the ones after it."""
-    if states is None:
-        states = session_trial_states(session=session)
-    ids = [state.id for state in states if state.open][:count]
-    if not ids:
-        return []
-    # The one pane image the protocol shows beside the result (see trial_panes).
-    related = ["output__image"]
-    if session.study.protocol == Study.Protocol.REFERENCE:
-        related.append("output__scene__reference")
-    elif session.study.protocol == Study.Protocol.INPUT:
-        related.append("output__scene__input")
-    # Through session.trials, so that trial.session is this session (and its study).
-    return list(session.trials.filter(id__in=ids).select_related(*related).order_by("position"))
+    return [state for state in states if state.open][:count]
 
 
-def session_progress(*, session: Session, states: Sequence[TrialState] | None = None) -> dict[str, int]:
-    if states is None:
-        states = session_trial_states(session=session)
+def session_progress(*, states: Sequence[TrialState]) -> dict[str, int]:
     live = [state for state in states if state.live]
     counted = [state for state in live if state.kind in COUNTED]
     training = [state for state in live if state.kind == Trial.Kind.TRAINING]
@@ -107,62 +145,68 @@ def session_progress(*, session: Session, states: Sequence[TrialState] | None = 
     }
 
 
-def image_source(*, asset: ImageAsset) -> dict[str, Any]:
+def _url(name: str, **kwargs: str) -> str:
+    """reverse() for URLs made of string parameters, resolved once per URL name: every
+    "next" names four or five of them."""
+    url = _url_template(name, tuple(sorted(kwargs)), get_script_prefix(), get_urlconf())
+    for key, value in kwargs.items():
+        url = url.replace(f"%7B{key}%7D", value)
+    return url
+
+
+@lru_cache(maxsize=64)
+def _url_template(name: str, keys: tuple[str, ...], prefix: str, urlconf: str | None) -> str:
+    # reverse() quotes the braces of each slot ("%7Btoken%7D"): tokens are base64url and
+    # extensions letters, neither of which reverse() would have quoted.
+    return reverse(name, kwargs={key: f"{{{key}}}" for key in keys})
+
+
+def image_source(*, image: ImageRef) -> dict[str, Any]:
     """Where the viewer fetches an image: the Deep Zoom pyramid if built, else the file."""
-    ext = PurePosixPath(asset.file.name).suffix.lstrip(".").lower() or "png"
-    tiles = None
-    if asset.tile_status == ImageAsset.TileStatus.DONE:
-        tiles = reverse("studies:tiles-dzi", kwargs={"token": asset.token})
     return {
-        "url": reverse("studies:image-file", kwargs={"token": asset.token, "ext": ext}),
-        "tiles": tiles,
-        "width": asset.width,
-        "height": asset.height,
+        "url": _url("studies:image-file", token=image.token, ext=image.ext),
+        "tiles": _url("studies:tiles-dzi", token=image.token) if image.tiled else None,
+        "width": image.width,
+        "height": image.height,
     }
 
 
-def trial_panes(*, trial: Trial) -> list[dict[str, Any]]:
+def trial_panes(*, state: TrialState, protocol: str) -> list[dict[str, Any]]:
     """The panes of a trial, left to right, each with a neutral label."""
-    output = trial.output
-    protocol = trial.session.study.protocol
-    panes: list[tuple[str, str, ImageAsset | None]] = []
+    panes: list[tuple[str, str, ImageRef | None]] = []
     if protocol == Study.Protocol.REFERENCE:
-        panes.append(("reference", LABEL_REFERENCE, output.scene.reference))
+        panes.append(("reference", LABEL_REFERENCE, state.beside))
     elif protocol == Study.Protocol.INPUT:
-        panes.append(("reference", LABEL_INPUT, output.scene.input))
-    panes.append(("result", LABEL_RESULT, output.image))
+        panes.append(("reference", LABEL_INPUT, state.beside))
+    panes.append(("result", LABEL_RESULT, state.result))
     return [
-        {"role": role, "label": label, **image_source(asset=asset)} for role, label, asset in panes if asset is not None
+        {"role": role, "label": label, **image_source(image=image)} for role, label, image in panes if image is not None
     ]
 
 
-def trial_phase(trial: Trial) -> str:
+def trial_phase(state: TrialState) -> str:
     # Controls are indistinguishable from rated trials for the rater.
-    return "training" if trial.kind == Trial.Kind.TRAINING else "rating"
+    return "training" if state.kind == Trial.Kind.TRAINING else "rating"
 
 
-def training_expected(*, trial: Trial) -> tuple[int, int]:
+def training_expected(*, method_kind: str, scores: Sequence[int]) -> tuple[int, int]:
     """The answers a careful rater gives a training pair: the hidden reference near the
     top of the scale, the low anchor near the bottom, a typical output in between."""
-    scores = trial.session.study.scores
     low, high = scores[0], scores[-1]
-    kind = trial.output.method.kind
-    if kind == Method.Kind.HIDDEN_REFERENCE:
+    if method_kind == Method.Kind.HIDDEN_REFERENCE:
         return (scores[-2] if len(scores) > 1 else high, high)
-    if kind == Method.Kind.LOW_ANCHOR:
+    if method_kind == Method.Kind.LOW_ANCHOR:
         return (low, scores[1] if len(scores) > 1 else low)
     if len(scores) > 2:
         return (scores[1], scores[-2])
     return (low, high)
 
 
-def training_feedback(*, trial: Trial, score: int) -> dict[str, Any]:
-    study = trial.session.study
-    low, high = training_expected(trial=trial)
-    kind = trial.output.method.kind
-    if kind == Method.Kind.HIDDEN_REFERENCE:
+def training_feedback(*, study: Study, method_kind: str, score: int) -> dict[str, Any]:
+    low, high = training_expected(method_kind=method_kind, scores=study.scores)
+    if method_kind == Method.Kind.HIDDEN_REFERENCE:
         hint = "This result was identical to the reference: it deserves the top of the scale."
-    elif kind == Method.Kind.LOW_ANCHOR:
+    elif method_kind == Method.Kind.LOW_ANCHOR:
         hint = "This result was strongly degraded: it belongs at the bottom of the scale."
     else:
         hint = "This was a typical result: look at 100% for noise, colour shifts and lost detail."
@@ -170,24 +214,22 @@ def training_feedback(*, trial: Trial, score: int) -> dict[str, Any]:
     return {"ok": low <= score <= high, "expected": expected, "hint": hint}
 
 
-def trial_number(*, trial: Trial, states: Sequence[TrialState] | None = None) -> tuple[int, int]:
+def trial_number(*, state: TrialState, states: Sequence[TrialState]) -> tuple[int, int]:
     """(number, total) of a trial within its phase, counting only live trials."""
-    if states is None:
-        states = session_trial_states(session=trial.session)
-    kinds = (Trial.Kind.TRAINING,) if trial.kind == Trial.Kind.TRAINING else COUNTED
-    same_phase = [state for state in states if state.live and state.kind in kinds]
-    before = sum(state.position < trial.position for state in same_phase)
+    kinds = (Trial.Kind.TRAINING,) if state.kind == Trial.Kind.TRAINING else COUNTED
+    same_phase = [other for other in states if other.live and other.kind in kinds]
+    before = sum(other.position < state.position for other in same_phase)
     return before + 1, len(same_phase)
 
 
-def trial_summary(*, trial: Trial, states: Sequence[TrialState] | None = None) -> dict[str, Any]:
-    number, total = trial_number(trial=trial, states=states)
+def trial_summary(*, state: TrialState, states: Sequence[TrialState], protocol: str) -> dict[str, Any]:
+    number, total = trial_number(state=state, states=states)
     return {
-        "token": trial.token,
-        "phase": trial_phase(trial),
+        "token": state.token,
+        "phase": trial_phase(state),
         "number": number,
         "total": total,
-        "panes": trial_panes(trial=trial),
+        "panes": trial_panes(state=state, protocol=protocol),
     }
 
 
@@ -199,12 +241,14 @@ def completion_redirect(*, session: Session) -> str:
 
 
 def session_summary(*, session: Session, states: Sequence[TrialState] | None = None) -> dict[str, Any]:
+    if states is None:
+        states = session_trial_states(session=session)
     complete = session.status == Session.Status.COMPLETE
     return {
         "token": session.token,
         "status": session.status,
-        "progress": session_progress(session=session, states=states),
+        "progress": session_progress(states=states),
         "completion_code": session.completion_code if complete else None,
-        "completion_page": reverse("raters:done", kwargs={"token": session.token}) if complete else None,
-        "rating_page": reverse("raters:rate", kwargs={"token": session.token}),
+        "completion_page": _url("raters:done", token=session.token) if complete else None,
+        "rating_page": _url("raters:rate", token=session.token),
     }

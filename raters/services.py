@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import secrets
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from raters import assignment, selectors
+from raters import assignment, selectors, sql
 from raters.models import Rater, Rating, Session, Trial
 from raters.platforms import RaterIdentity
 from studies.models import Method, Output, Study
@@ -56,9 +56,10 @@ class InvalidScore(RaterFlowError):
 
 
 class VoteConflict(RaterFlowError):
-    def __init__(self, rating: Rating) -> None:
+    def __init__(self, trial: selectors.TrialState, states: list[selectors.TrialState]) -> None:
         super().__init__("This trial already has a different vote.")
-        self.rating = rating
+        self.trial = trial
+        self.states = states
 
 
 class TrialReleased(RaterFlowError):
@@ -420,10 +421,29 @@ def session_complete(*, session: Session, now: datetime | None = None) -> Sessio
     return session
 
 
+@dataclass(frozen=True)
+class Vote:
+    """A stored vote: its trial (with the vote), the session's trials as they stand after
+    it, and whether this call stored it (False: the same vote was already there)."""
+
+    trial: selectors.TrialState
+    states: list[selectors.TrialState]
+    created: bool
+
+
+def _with_vote(
+    states: list[selectors.TrialState], state: selectors.TrialState, rating: Rating
+) -> tuple[selectors.TrialState, list[selectors.TrialState]]:
+    state = replace(
+        state, rating_id=rating.pk, score=rating.score, response_ms=rating.response_ms, rated_at=rating.created_at
+    )
+    return state, [state if other.id == state.id else other for other in states]
+
+
 @transaction.atomic
 def rating_submit(
     *, session: Session, trial_token: str, score: int, response_ms: int | None, now: datetime | None = None
-) -> tuple[Rating, bool]:
+) -> Vote:
     """Store one vote. The same vote again returns the stored one (created=False); a
     different score for an answered trial raises VoteConflict. Ratings are never updated.
 
@@ -433,46 +453,39 @@ def rating_submit(
     now = now or timezone.now()
     # Lock the session: its votes and status changes happen one at a time, so the status
     # computed below sees every other vote of the session.
-    locked = (
-        Session.objects.select_for_update()
-        .filter(pk=session.pk)
-        .values("status", "completion_code", "completed_at", "last_seen_at")
-        .get()
-    )
-    for field, value in locked.items():
-        setattr(session, field, value)
-    # Through session.trials so that trial.session is this session (and its study).
-    try:
-        trial = session.trials.select_related("rating", "output__method").get(token=trial_token)
-    except Trial.DoesNotExist:
-        raise TrialNotFound("No such trial in this session.") from None
+    locked = sql.session_with_study(pk=session.pk, lock=True)
+    for field in ("status", "completion_code", "completed_at", "last_seen_at"):
+        setattr(session, field, getattr(locked, field))
+    states = selectors.session_trial_states(session=session)
+    state = next((other for other in states if other.token == trial_token), None)
+    if state is None:
+        raise TrialNotFound("No such trial in this session.")
     study = session.study
     if isinstance(score, bool) or not isinstance(score, int) or score not in study.scores:
         raise InvalidScore(f"Score must be one of {', '.join(map(str, study.scores))}.")
 
-    existing = getattr(trial, "rating", None)
-    if existing is None:
-        if trial.released_at is not None:
+    if not state.answered:
+        if state.released:
             raise TrialReleased("This trial was handed to another rater after a long pause.")
         try:
             with transaction.atomic():
-                rating = Rating.objects.create(trial=trial, score=score, response_ms=response_ms)
+                rating = Rating.objects.create(trial_id=state.id, score=score, response_ms=response_ms)
         except IntegrityError:
             # Not through rating_submit (which holds the session lock): answer with what
             # the other writer stored.
-            existing = Rating.objects.get(trial=trial)
-            existing.trial = trial
+            state, states = _with_vote(states, state, Rating.objects.get(trial_id=state.id))
         else:
+            state, states = _with_vote(states, state, rating)
             session.last_seen_at = now
-            session.status = _status_after_answers(session)
+            session.status = selectors.status_from_states(states)
             fields = ["last_seen_at", "status"]
             if session.status == Session.Status.COMPLETE and not session.completion_code:
                 # Every live trial is answered (we hold the lock): close it in this same write.
                 session.completion_code = _completion_code()
                 session.completed_at = now
                 fields += ["completion_code", "completed_at"]
-            session.save(update_fields=fields)
-            return rating, True
-    if existing.score != score:
-        raise VoteConflict(existing)
-    return existing, False
+            Session.objects.filter(pk=session.pk).update(**{field: getattr(session, field) for field in fields})
+            return Vote(trial=state, states=states, created=True)
+    if state.score != score:
+        raise VoteConflict(state, states)
+    return Vote(trial=state, states=states, created=False)

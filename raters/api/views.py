@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from raters import selectors, services
 from raters.api import serializers as s
 from raters.cookies import remember_session, resume_token
-from raters.models import Rating, Session
+from raters.models import Session, Trial
 from raters.platforms import InvalidIdentity, identity_from_params
 
 
@@ -66,18 +66,17 @@ class RaterAPIView(APIView):
         return session
 
 
-def _rating_payload(rating: Rating, session: Session) -> dict:
-    trial = rating.trial
+def _rating_payload(trial: selectors.TrialState, states: list[selectors.TrialState], session: Session) -> dict:
     feedback = None
-    if trial.kind == trial.Kind.TRAINING:
-        feedback = selectors.training_feedback(trial=trial, score=rating.score)
+    if trial.kind == Trial.Kind.TRAINING:
+        feedback = selectors.training_feedback(study=session.study, method_kind=trial.method_kind, score=trial.score)
     return {
         "trial": trial.token,
-        "score": rating.score,
-        "response_ms": rating.response_ms,
-        "created_at": rating.created_at,
+        "score": trial.score,
+        "response_ms": trial.response_ms,
+        "created_at": trial.rated_at,
         "feedback": feedback,
-        "session": selectors.session_summary(session=session),
+        "session": selectors.session_summary(session=session, states=states),
     }
 
 
@@ -152,10 +151,14 @@ class TrialNextView(RaterAPIView):
     )
     def get(self, request: Request, token: str) -> Response:
         session = services.session_touch(session=self.session_or_404(token))
-        # One read of the session's trials serves the progress, the numbering and the choice.
-        states = selectors.session_trial_states(session=session)
-        trials = selectors.session_next_trials(session=session, count=2, states=states)
-        summaries = [selectors.trial_summary(trial=trial, states=states) for trial in trials]
+        # One read of the session's trials serves the progress, the numbering, the choice
+        # and the panes.
+        states = selectors.session_trial_states(session=session, images=True)
+        protocol = session.study.protocol
+        summaries = [
+            selectors.trial_summary(state=state, states=states, protocol=protocol)
+            for state in selectors.next_trials(states, count=2)
+        ]
         return Response(
             {
                 "session": selectors.session_summary(session=session, states=states),
@@ -185,7 +188,7 @@ class RatingSubmitView(RaterAPIView):
         data = s.RatingInputSerializer(data=request.data, context={"study": session.study})
         data.is_valid(raise_exception=True)
         try:
-            rating, created = services.rating_submit(
+            vote = services.rating_submit(
                 session=session,
                 trial_token=trial_token,
                 score=data.validated_data["score"],
@@ -197,12 +200,13 @@ class RatingSubmitView(RaterAPIView):
             raise exceptions.ValidationError({"score": [str(error)]}) from error
         except services.VoteConflict as error:
             # rating_submit brought the session up to date before refusing the vote.
+            rating = _rating_payload(error.trial, error.states, session)
             return Response(
-                {"detail": str(error), "code": "conflict", "rating": _rating_payload(error.rating, session)},
-                status=status.HTTP_409_CONFLICT,
+                {"detail": str(error), "code": "conflict", "rating": rating}, status=status.HTTP_409_CONFLICT
             )
         except services.TrialReleased as error:
             return Response({"detail": str(error), "code": "released"}, status=status.HTTP_409_CONFLICT)
         return Response(
-            _rating_payload(rating, session), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            _rating_payload(vote.trial, vote.states, session),
+            status=status.HTTP_201_CREATED if vote.created else status.HTTP_200_OK,
         )

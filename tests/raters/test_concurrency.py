@@ -81,8 +81,7 @@ def test_concurrent_replays_of_one_vote_store_it_once() -> None:
     trial = session.trials.order_by("position").first()
 
     def submit(index: int) -> bool:
-        _, created = services.rating_submit(session=session, trial_token=trial.token, score=5, response_ms=index)
-        return created
+        return services.rating_submit(session=session, trial_token=trial.token, score=5, response_ms=index).created
 
     created = _run_concurrently(submit, THREADS)
     assert created.count(True) == 1

@@ -16,9 +16,9 @@ from tests.raters.test_api import Rater
 pytestmark = pytest.mark.django_db
 
 MAX_START = 14
-MAX_NEXT = 3
-MAX_SUBMIT = 11
-MAX_RESUBMIT = 6
+MAX_NEXT = 2
+MAX_SUBMIT = 9
+MAX_RESUBMIT = 5
 
 
 @pytest.mark.parametrize("trials", [4, 20])

@@ -19,7 +19,7 @@ FITTED = f"() => ({IMAGE_SCALES})().every((v) => v.settled && Math.abs(v.scale -
 
 
 @pytest.mark.django_db(transaction=True)
-def test_fit_follows_toggle_mode_and_window_resizes(live_server, browser_page) -> None:
+def test_fit_follows_toggle_mode_and_window_resizes(live_server, browser_page) -> None:  # noqa: F811 - the fixture
     page = browser_page
     setup = build_study(methods=2, scenes=3, trials_per_session=4, size=(900, 600))
     for asset in ImageAsset.objects.all():

@@ -5,9 +5,9 @@ import pytest
 from django.core.management import call_command
 from skimage.metrics import structural_similarity
 
-from studies import demo
 from analysis.models import AnalysisRun
 from raters.models import Rating
+from studies import demo
 from studies.models import Method, Output, Study
 
 

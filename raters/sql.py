@@ -1,0 +1,160 @@
+"""Hand-written SQL for the rater hot paths: "next trial" and "submit vote".
+
+Two hundred raters voting at once run these on every request. Built through the ORM, the
+same statements cost three to ten times the CPU of running them: compiling a
+select_related query took longer than PostgreSQL took to answer it (bench/load). Table and
+column names come from the models' ``_meta``, and every value goes through the converters
+the ORM itself applies, so the rows read here are the rows the ORM would read, on SQLite
+as on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Any, TypeVar
+
+from django.db import connection, models
+
+from raters.models import Rating, Session, Trial
+from studies.models import ImageAsset, Method, Output, Scene, Study
+
+M = TypeVar("M", bound=models.Model)
+Converter = Callable[[Any, Any, Any], Any]
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _table(model: type[models.Model]) -> str:
+    return _q(model._meta.db_table)
+
+
+def _col(model: type[models.Model], field: str) -> str:
+    return _q(model._meta.get_field(field).column)
+
+
+def _columns(model: type[models.Model], alias: str) -> str:
+    return ", ".join(f"{alias}.{_q(f.column)}" for f in model._meta.concrete_fields)
+
+
+@cache
+def _converters(model: type[models.Model], vendor: str) -> tuple[tuple[tuple[Converter, ...], Any], ...]:
+    """Per concrete field: the backend's and the field's converters, as the ORM finds them."""
+    result = []
+    for field in model._meta.concrete_fields:
+        col = field.get_col(model._meta.db_table)
+        result.append((tuple(connection.ops.get_db_converters(col) + col.get_db_converters(connection)), col))
+    return tuple(result)
+
+
+def _instance(model: type[M], values: Sequence[Any]) -> M:
+    """A model instance from a row holding all its concrete columns, in ``_meta`` order."""
+    converted = []
+    for (converters, col), value in zip(_converters(model, connection.vendor), values, strict=True):
+        for convert in converters:
+            value = convert(value, col, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, None, converted)
+
+
+def _fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+@cache
+def _session_sql(vendor: str, by: str, lock: bool) -> str:
+    sql = (
+        f"SELECT {_columns(Session, 's')}, {_columns(Study, 'st')} FROM {_table(Session)} s "
+        f"JOIN {_table(Study)} st ON st.{_col(Study, 'id')} = s.{_col(Session, 'study')} "
+        f"WHERE s.{_col(Session, by)} = %s"
+    )
+    # Only the session row: the study row is shared by every rater of the study.
+    if lock and connection.features.has_select_for_update_of:
+        sql += " FOR UPDATE OF s"
+    elif lock and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    return sql
+
+
+def session_with_study(*, token: str | None = None, pk: int | None = None, lock: bool = False) -> Session | None:
+    """The session (by token or id) with its study, in one statement; ``lock`` holds the
+    session row until the transaction ends (a no-op where the database locks whole files)."""
+    by, value = ("token", token) if token is not None else ("id", pk)
+    rows = _fetch(_session_sql(connection.vendor, by, lock), [value])
+    if not rows:
+        return None
+    width = len(Session._meta.concrete_fields)
+    session = _instance(Session, rows[0][:width])
+    session.study = _instance(Study, rows[0][width:])
+    return session
+
+
+_IMAGE_FIELDS = ("token", "file", "tile_status", "width", "height")
+
+
+@cache
+def _trials_sql(vendor: str, images: bool, pane: str | None) -> str:
+    """Every trial of a session with its vote and its method's kind and, with ``images``,
+    the public handles of its result image and of the scene's image named by ``pane``
+    (``reference`` or ``input``), shown beside it."""
+    select = [
+        f"t.{_col(Trial, 'id')}",
+        f"t.{_col(Trial, 'position')}",
+        f"t.{_col(Trial, 'kind')}",
+        f"t.{_col(Trial, 'token')}",
+        f"t.{_col(Trial, 'released_at')}",
+        f"r.{_col(Rating, 'id')}",
+        f"r.{_col(Rating, 'score')}",
+        f"r.{_col(Rating, 'response_ms')}",
+        f"r.{_col(Rating, 'created_at')}",
+        f"m.{_col(Method, 'kind')}",
+    ]
+    joins = [
+        f"LEFT JOIN {_table(Rating)} r ON r.{_col(Rating, 'trial')} = t.{_col(Trial, 'id')}",
+        f"JOIN {_table(Output)} o ON o.{_col(Output, 'id')} = t.{_col(Trial, 'output')}",
+        f"JOIN {_table(Method)} m ON m.{_col(Method, 'id')} = o.{_col(Output, 'method')}",
+    ]
+    if images:
+        select += [f"ri.{_col(ImageAsset, f)}" for f in _IMAGE_FIELDS]
+        joins.append(f"LEFT JOIN {_table(ImageAsset)} ri ON ri.{_col(ImageAsset, 'id')} = o.{_col(Output, 'image')}")
+        if pane is None:
+            select += ["NULL"] * len(_IMAGE_FIELDS)
+        else:
+            select += [f"pi.{_col(ImageAsset, f)}" for f in _IMAGE_FIELDS]
+            joins += [
+                f"JOIN {_table(Scene)} sc ON sc.{_col(Scene, 'id')} = o.{_col(Output, 'scene')}",
+                f"LEFT JOIN {_table(ImageAsset)} pi ON pi.{_col(ImageAsset, 'id')} = sc.{_col(Scene, pane)}",
+            ]
+    return (
+        f"SELECT {', '.join(select)} FROM {_table(Trial)} t {' '.join(joins)} "
+        f"WHERE t.{_col(Trial, 'session')} = %s ORDER BY t.{_col(Trial, 'position')}"
+    )
+
+
+@cache
+def _trial_converters(vendor: str) -> tuple[tuple[Converter, ...], Any]:
+    # The two datetime columns (released_at, created_at): SQLite returns them as text.
+    col = Trial._meta.get_field("released_at").get_col(Trial._meta.db_table)
+    return tuple(connection.ops.get_db_converters(col)), col
+
+
+def session_trial_rows(*, session_id: int, images: bool = False, pane: str | None = None) -> list[tuple[Any, ...]]:
+    """Rows of :func:`_trials_sql` in position order, datetimes converted: (id, position,
+    kind, token, released_at, rating id, score, response_ms, created_at, method kind[,
+    then token, file, tile status, width, height of the result image and of the pane
+    image])."""
+    converters, col = _trial_converters(connection.vendor)
+    rows = _fetch(_trials_sql(connection.vendor, images, pane), [session_id])
+    if not converters:
+        return rows
+
+    def convert(value: Any) -> Any:
+        for converter in converters:
+            value = converter(value, col, connection)
+        return value
+
+    return [(*row[:4], convert(row[4]), *row[5:8], convert(row[8]), *row[9:]) for row in rows]
