@@ -1,0 +1,130 @@
+"""raters.sql reads rows with hand-written SQL: what it returns must equal what the ORM
+returns for the same rows, field by field, on whichever database the tests run."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from django.db import models, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from raters import selectors, services, sql
+from raters.models import Rating, Session, Trial
+from raters.platforms import RaterIdentity
+from studies.models import ImageAsset, Study
+from tests.raters.conftest import build_study
+
+pytestmark = pytest.mark.django_db
+
+
+def _fields(instance: models.Model) -> dict[str, object]:
+    return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
+
+
+def _assert_same_row(got: models.Model, expected: models.Model) -> None:
+    assert _fields(got) == _fields(expected)
+    for name, value in _fields(got).items():
+        if isinstance(value, datetime):
+            assert timezone.is_aware(value), name
+
+
+def _started_session() -> Session:
+    opened = timezone.now() - timedelta(days=2, microseconds=123)
+    setup = build_study(protocol=Study.Protocol.REFERENCE, opened_at=opened)
+    session, _ = services.session_start(study=setup.study, identity=RaterIdentity())
+    return session
+
+
+def test_session_with_study_by_token_equals_the_orm() -> None:
+    session = _started_session()
+    got = sql.session_with_study(token=session.token)
+    assert got is not None
+    _assert_same_row(got, Session.objects.get(token=session.token))
+    _assert_same_row(got.study, Study.objects.get(pk=session.study_id))
+    assert isinstance(got.study.scale_levels, list)
+    assert got.study.scale_levels == Study.objects.get(pk=session.study_id).scale_levels
+    assert got.study.scale_levels
+    assert timezone.is_aware(got.study.opened_at)
+
+
+def test_session_with_study_by_pk_and_locked_equals_the_orm() -> None:
+    session = _started_session()
+    expected = Session.objects.get(pk=session.pk)
+    by_pk = sql.session_with_study(pk=session.pk)
+    assert by_pk is not None
+    _assert_same_row(by_pk, expected)
+    with transaction.atomic():
+        locked = sql.session_with_study(pk=session.pk, lock=True)
+        assert locked is not None
+        _assert_same_row(locked, expected)
+        _assert_same_row(locked.study, Study.objects.get(pk=session.study_id))
+
+
+def test_session_with_unknown_token_is_none() -> None:
+    _started_session()
+    assert sql.session_with_study(token="no-such-token") is None
+    assert selectors.session_by_token(token="no-such-token") is None
+
+
+def test_trial_states_agree_with_the_orm() -> None:
+    session = _started_session()
+    trials = list(Trial.objects.filter(session=session).order_by("position"))
+    assert len(trials) >= 3
+    votes = [
+        services.rating_submit(session=session, trial_token=t.token, score=4, response_ms=250 + i)
+        for i, t in enumerate(trials[:2])
+    ]
+    assert all(vote.created for vote in votes)
+    Trial.objects.filter(pk=trials[-1].pk).update(released_at=timezone.now())
+
+    session = sql.session_with_study(token=session.token)
+    assert session is not None
+    states = selectors.session_trial_states(session=session, images=True)
+    trials = list(
+        Trial.objects.filter(session=session)
+        .select_related("output__method", "output__image", "output__scene__reference")
+        .order_by("position")
+    )
+    assert [s.id for s in states] == [t.id for t in trials]
+    assert {s.answered for s in states} == {True, False}
+    assert {s.released for s in states} == {True, False}
+    for state, trial in zip(states, trials, strict=True):
+        assert (state.position, state.kind, state.token) == (trial.position, trial.kind, trial.token)
+        assert state.released == (trial.released_at is not None)
+        assert state.method_kind == trial.output.method.kind
+        assert state.result is not None and state.result.token == trial.output.image.token
+        assert state.beside is not None and state.beside.token == trial.output.scene.reference.token
+        rating = Rating.objects.filter(trial=trial).first()
+        if rating is None:
+            assert (state.rating_id, state.score, state.response_ms, state.rated_at) == (None, None, None, None)
+            continue
+        assert (state.rating_id, state.score, state.response_ms) == (rating.id, rating.score, rating.response_ms)
+        assert state.rated_at == rating.created_at
+        assert timezone.is_aware(state.rated_at)
+
+    plain = selectors.session_trial_states(session=session)
+    assert [s.id for s in plain] == [s.id for s in states]
+    assert all(s.result is None and s.beside is None for s in plain)
+
+
+def test_image_source_and_summary_urls_equal_reverse() -> None:
+    session = _started_session()
+    session = sql.session_with_study(token=session.token)
+    assert session is not None
+    state = selectors.session_trial_states(session=session, images=True)[0]
+    assert state.result is not None
+    image = state.result
+    assert image == selectors.ImageRef.of(ImageAsset.objects.get(token=image.token))
+    source = selectors.image_source(image=image)
+    assert source["url"] == reverse("studies:image-file", kwargs={"token": image.token, "ext": image.ext})
+    assert source["tiles"] is None
+
+    ImageAsset.objects.filter(token=image.token).update(tile_status=ImageAsset.TileStatus.DONE)
+    tiled = selectors.session_trial_states(session=session, images=True)[0].result
+    assert tiled is not None and tiled.tiled
+    assert selectors.image_source(image=tiled)["tiles"] == reverse("studies:tiles-dzi", kwargs={"token": image.token})
+
+    summary = selectors.session_summary(session=session)
+    assert summary["rating_page"] == reverse("raters:rate", kwargs={"token": session.token})
