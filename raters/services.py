@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -467,24 +467,22 @@ def rating_submit(
     if not state.answered:
         if state.released:
             raise TrialReleased("This trial was handed to another rater after a long pause.")
-        try:
-            with transaction.atomic():
-                rating = Rating.objects.create(trial_id=state.id, score=score, response_ms=response_ms)
-        except IntegrityError:
-            # Not through rating_submit (which holds the session lock): answer with what
-            # the other writer stored.
+        rating_id = sql.rating_insert(trial_id=state.id, score=score, response_ms=response_ms, created_at=now)
+        if rating_id is None:
+            # Stored by a writer outside rating_submit (which holds the session lock):
+            # answer with what it stored.
             state, states = _with_vote(states, state, Rating.objects.get(trial_id=state.id))
         else:
-            state, states = _with_vote(states, state, rating)
-            session.last_seen_at = now
-            session.status = selectors.status_from_states(states)
-            fields = ["last_seen_at", "status"]
-            if session.status == Session.Status.COMPLETE and not session.completion_code:
+            state, states = _with_vote(
+                states, state, Rating(pk=rating_id, score=score, response_ms=response_ms, created_at=now)
+            )
+            changes: dict[str, Any] = {"last_seen_at": now, "status": selectors.status_from_states(states)}
+            if changes["status"] == Session.Status.COMPLETE and not session.completion_code:
                 # Every live trial is answered (we hold the lock): close it in this same write.
-                session.completion_code = _completion_code()
-                session.completed_at = now
-                fields += ["completion_code", "completed_at"]
-            Session.objects.filter(pk=session.pk).update(**{field: getattr(session, field) for field in fields})
+                changes |= {"completion_code": _completion_code(), "completed_at": now}
+            sql.session_update(pk=session.pk, **changes)
+            for field, value in changes.items():
+                setattr(session, field, value)
             return Vote(trial=state, states=states, created=True)
     if state.score != score:
         raise VoteConflict(state, states)

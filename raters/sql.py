@@ -158,3 +158,29 @@ def session_trial_rows(*, session_id: int, images: bool = False, pane: str | Non
         return value
 
     return [(*row[:4], convert(row[4]), *row[5:8], convert(row[8]), *row[9:]) for row in rows]
+
+
+def _prep(model: type[models.Model], name: str, value: Any) -> Any:
+    return model._meta.get_field(name).get_db_prep_save(value, connection)
+
+
+def rating_insert(*, trial_id: int, score: int, response_ms: int | None, created_at: Any) -> int | None:
+    """Store a vote unless its trial already has one, in one statement (no savepoint):
+    the new rating's id, or None when another vote was there first."""
+    names = ("trial", "score", "response_ms", "created_at")
+    values = (trial_id, score, response_ms, created_at)
+    rows = _fetch(
+        f"INSERT INTO {_table(Rating)} ({', '.join(_col(Rating, n) for n in names)}) "
+        f"VALUES ({', '.join(['%s'] * len(names))}) "
+        f"ON CONFLICT ({_col(Rating, 'trial')}) DO NOTHING RETURNING {_col(Rating, 'id')}",
+        [_prep(Rating, name, value) for name, value in zip(names, values, strict=True)],
+    )
+    return rows[0][0] if rows else None
+
+
+def session_update(*, pk: int, **values: Any) -> None:
+    """UPDATE of the named session columns only."""
+    assignments = ", ".join(f"{_col(Session, name)} = %s" for name in values)
+    params = [_prep(Session, name, value) for name, value in values.items()]
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {_table(Session)} SET {assignments} WHERE {_col(Session, 'id')} = %s", [*params, pk])

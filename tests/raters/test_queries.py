@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 MAX_START = 14
 MAX_NEXT = 2
-MAX_SUBMIT = 9
+MAX_SUBMIT = 7
 MAX_RESUBMIT = 5
 
 
