@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Any
 
+from django.conf import settings
 from django.urls import get_script_prefix, get_urlconf, reverse
 
 from raters import sql
@@ -148,14 +149,15 @@ def session_progress(*, states: Sequence[TrialState]) -> dict[str, int]:
 def _url(name: str, **kwargs: str) -> str:
     """reverse() for URLs made of string parameters, resolved once per URL name: every
     "next" names four or five of them."""
-    url = _url_template(name, tuple(sorted(kwargs)), get_script_prefix(), get_urlconf())
+    urlconf = get_urlconf() or settings.ROOT_URLCONF
+    url = _url_template(name, tuple(sorted(kwargs)), get_script_prefix(), urlconf)
     for key, value in kwargs.items():
         url = url.replace(f"%7B{key}%7D", value)
     return url
 
 
 @lru_cache(maxsize=64)
-def _url_template(name: str, keys: tuple[str, ...], prefix: str, urlconf: str | None) -> str:
+def _url_template(name: str, keys: tuple[str, ...], prefix: str, urlconf: str) -> str:
     # reverse() quotes the braces of each slot ("%7Btoken%7D"): tokens are base64url and
     # extensions letters, neither of which reverse() would have quoted.
     return reverse(name, kwargs={key: f"{{{key}}}" for key in keys})
