@@ -90,14 +90,19 @@ class TrialState:
         return not self.answered and not self.released
 
 
-_BESIDE_FIELD = {Study.Protocol.REFERENCE: "reference", Study.Protocol.INPUT: "input"}
+# Per protocol, the scene's image shown beside the result: its Scene field and its label.
+_BESIDE = {
+    Study.Protocol.REFERENCE: ("reference", LABEL_REFERENCE),
+    Study.Protocol.INPUT: ("input", LABEL_INPUT),
+}
 
 
 def session_trial_states(*, session: Session, images: bool = False) -> list[TrialState]:
     """Every trial of the session in position order, in one query: a session holds a few
     dozen trials, so counting in Python beats one aggregate per figure. With ``images``,
     each trial also carries its result image and the image the protocol shows beside it."""
-    pane = _BESIDE_FIELD.get(session.study.protocol) if images else None
+    beside = _BESIDE.get(session.study.protocol)
+    pane = beside[0] if images and beside else None
     rows = sql.session_trial_rows(session_id=session.pk, images=images, pane=pane)
     return [
         TrialState(
@@ -176,10 +181,8 @@ def image_source(*, image: ImageRef) -> dict[str, Any]:
 def trial_panes(*, state: TrialState, protocol: str) -> list[dict[str, Any]]:
     """The panes of a trial, left to right, each with a neutral label."""
     panes: list[tuple[str, str, ImageRef | None]] = []
-    if protocol == Study.Protocol.REFERENCE:
-        panes.append(("reference", LABEL_REFERENCE, state.beside))
-    elif protocol == Study.Protocol.INPUT:
-        panes.append(("reference", LABEL_INPUT, state.beside))
+    if protocol in _BESIDE:
+        panes.append(("reference", _BESIDE[protocol][1], state.beside))
     panes.append(("result", LABEL_RESULT, state.result))
     return [
         {"role": role, "label": label, **image_source(image=image)} for role, label, image in panes if image is not None

@@ -453,7 +453,7 @@ def rating_submit(
     now = now or timezone.now()
     # Lock the session: its votes and status changes happen one at a time, so the status
     # computed below sees every other vote of the session.
-    locked = sql.session_with_study(pk=session.pk, lock=True)
+    locked = sql.session_locked(pk=session.pk)
     for field in ("status", "completion_code", "completed_at", "last_seen_at"):
         setattr(session, field, getattr(locked, field))
     states = selectors.session_trial_states(session=session)

@@ -49,13 +49,16 @@ def _converters(model: type[models.Model], vendor: str) -> tuple[tuple[tuple[Con
     return tuple(result)
 
 
+def _convert(converters: Sequence[Converter], col: Any, value: Any) -> Any:
+    for convert in converters:
+        value = convert(value, col, connection)
+    return value
+
+
 def _instance(model: type[M], values: Sequence[Any]) -> M:
     """A model instance from a row holding all its concrete columns, in ``_meta`` order."""
-    converted = []
-    for (converters, col), value in zip(_converters(model, connection.vendor), values, strict=True):
-        for convert in converters:
-            value = convert(value, col, connection)
-        converted.append(value)
+    pairs = zip(_converters(model, connection.vendor), values, strict=True)
+    converted = [_convert(converters, col, value) for (converters, col), value in pairs]
     return model.from_db(connection.alias, None, converted)
 
 
@@ -66,31 +69,35 @@ def _fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
 
 
 @cache
-def _session_sql(vendor: str, by: str, lock: bool) -> str:
-    sql = (
+def _session_sql(vendor: str) -> str:
+    return (
         f"SELECT {_columns(Session, 's')}, {_columns(Study, 'st')} FROM {_table(Session)} s "
         f"JOIN {_table(Study)} st ON st.{_col(Study, 'id')} = s.{_col(Session, 'study')} "
-        f"WHERE s.{_col(Session, by)} = %s"
+        f"WHERE s.{_col(Session, 'token')} = %s"
     )
-    # Only the session row: the study row is shared by every rater of the study.
-    if lock and connection.features.has_select_for_update_of:
-        sql += " FOR UPDATE OF s"
-    elif lock and connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
-    return sql
 
 
-def session_with_study(*, token: str | None = None, pk: int | None = None, lock: bool = False) -> Session | None:
-    """The session (by token or id) with its study, in one statement; ``lock`` holds the
-    session row until the transaction ends (a no-op where the database locks whole files)."""
-    by, value = ("token", token) if token is not None else ("id", pk)
-    rows = _fetch(_session_sql(connection.vendor, by, lock), [value])
+def session_with_study(*, token: str) -> Session | None:
+    """The session holding this token, with its study, in one statement."""
+    rows = _fetch(_session_sql(connection.vendor), [token])
     if not rows:
         return None
     width = len(Session._meta.concrete_fields)
     session = _instance(Session, rows[0][:width])
     session.study = _instance(Study, rows[0][width:])
     return session
+
+
+@cache
+def _session_lock_sql(vendor: str) -> str:
+    sql = f"SELECT {_columns(Session, 's')} FROM {_table(Session)} s WHERE s.{_col(Session, 'id')} = %s"
+    # Where the database locks whole files instead (SQLite), the transaction already does.
+    return sql + " FOR UPDATE" if connection.features.has_select_for_update else sql
+
+
+def session_locked(*, pk: int) -> Session:
+    """The session row, locked until the transaction ends (its study is not read again)."""
+    return _instance(Session, _fetch(_session_lock_sql(connection.vendor), [pk])[0])
 
 
 _IMAGE_FIELDS = ("token", "file", "tile_status", "width", "height")
@@ -151,36 +158,45 @@ def session_trial_rows(*, session_id: int, images: bool = False, pane: str | Non
     rows = _fetch(_trials_sql(connection.vendor, images, pane), [session_id])
     if not converters:
         return rows
-
-    def convert(value: Any) -> Any:
-        for converter in converters:
-            value = converter(value, col, connection)
-        return value
-
-    return [(*row[:4], convert(row[4]), *row[5:8], convert(row[8]), *row[9:]) for row in rows]
+    return [
+        (*row[:4], _convert(converters, col, row[4]), *row[5:8], _convert(converters, col, row[8]), *row[9:])
+        for row in rows
+    ]
 
 
 def _prep(model: type[models.Model], name: str, value: Any) -> Any:
     return model._meta.get_field(name).get_db_prep_save(value, connection)
 
 
+_RATING_COLUMNS = ("trial", "score", "response_ms", "created_at")
+
+
+@cache
+def _rating_insert_sql(vendor: str) -> str:
+    return (
+        f"INSERT INTO {_table(Rating)} ({', '.join(_col(Rating, name) for name in _RATING_COLUMNS)}) "
+        f"VALUES ({', '.join(['%s'] * len(_RATING_COLUMNS))}) "
+        f"ON CONFLICT ({_col(Rating, 'trial')}) DO NOTHING RETURNING {_col(Rating, 'id')}"
+    )
+
+
 def rating_insert(*, trial_id: int, score: int, response_ms: int | None, created_at: Any) -> int | None:
     """Store a vote unless its trial already has one, in one statement (no savepoint):
     the new rating's id, or None when another vote was there first."""
-    names = ("trial", "score", "response_ms", "created_at")
     values = (trial_id, score, response_ms, created_at)
-    rows = _fetch(
-        f"INSERT INTO {_table(Rating)} ({', '.join(_col(Rating, n) for n in names)}) "
-        f"VALUES ({', '.join(['%s'] * len(names))}) "
-        f"ON CONFLICT ({_col(Rating, 'trial')}) DO NOTHING RETURNING {_col(Rating, 'id')}",
-        [_prep(Rating, name, value) for name, value in zip(names, values, strict=True)],
-    )
+    params = [_prep(Rating, name, value) for name, value in zip(_RATING_COLUMNS, values, strict=True)]
+    rows = _fetch(_rating_insert_sql(connection.vendor), params)
     return rows[0][0] if rows else None
+
+
+@cache
+def _session_update_sql(vendor: str, names: tuple[str, ...]) -> str:
+    assignments = ", ".join(f"{_col(Session, name)} = %s" for name in names)
+    return f"UPDATE {_table(Session)} SET {assignments} WHERE {_col(Session, 'id')} = %s"
 
 
 def session_update(*, pk: int, **values: Any) -> None:
     """UPDATE of the named session columns only."""
-    assignments = ", ".join(f"{_col(Session, name)} = %s" for name in values)
     params = [_prep(Session, name, value) for name, value in values.items()]
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {_table(Session)} SET {assignments} WHERE {_col(Session, 'id')} = %s", [*params, pk])
+        cursor.execute(_session_update_sql(connection.vendor, tuple(values)), [*params, pk])

@@ -7,9 +7,6 @@ Starts its own redis-server on a free loopback port (Debian's redis-server, inst
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,38 +16,18 @@ from rest_framework.test import APIRequestFactory
 from rest_framework.throttling import ScopedRateThrottle
 
 from config.cache import ReusingRedisCache
+from tests.test_nginx import _running
+from tests.test_production import _free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail("redis-server did not start")
-                time.sleep(0.05)
+    args = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(tmp_path)]
+    with _running(args, tmp_path / "redis.log", port):
         yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def test_reusing_cache_keeps_one_client_and_behaves_like_djangos(redis_url: str) -> None:

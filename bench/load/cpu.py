@@ -77,10 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=10, help="rated trials per session (plus 3 training)")
     args = parser.parse_args(argv)
     with Stack() as stack:
-        stack.start_postgres()
-        stack.start_redis()
-        stack.manage("migrate", "--noinput")
-        stack.script("bench/load/setup_study.py", SLUG, "--trials-per-session", str(args.trials), CELERY_BROKER_URL="")
+        stack.start_database_with_study(SLUG, scenes=6, trials_per_session=args.trials)
         os.environ.update(stack.env(DJANGO_ALLOWED_HOSTS="127.0.0.1,testserver"))
         import django
 

@@ -47,12 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def prepare(stack: Stack, args: argparse.Namespace) -> None:
     t0 = time.monotonic()
-    stack.start_postgres()
-    stack.start_redis()
-    stack.manage("migrate", "--noinput")
-    # Built with in-process tasks (no broker) so that metrics are there before raters come.
-    stack.script("bench/load/setup_study.py", SLUG, "--scenes", str(args.scenes),
-                 "--trials-per-session", str(args.trials), CELERY_BROKER_URL="")
+    stack.start_database_with_study(SLUG, scenes=args.scenes, trials_per_session=args.trials)
     stack.start_gunicorn()
     print(f"stack ready in {time.monotonic() - t0:.1f} s: gunicorn {stack.gunicorn_workers} workers at {stack.url}, "
           f"PostgreSQL :{stack.pg_port}, Redis :{stack.redis_port}")

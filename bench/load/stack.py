@@ -147,6 +147,15 @@ class Stack:
             raise RuntimeError(f"{path} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
+    def start_database_with_study(self, slug: str, *, scenes: int, trials_per_session: int) -> None:
+        """PostgreSQL and Redis started, the schema migrated and an open study built."""
+        self.start_postgres()
+        self.start_redis()
+        self.manage("migrate", "--noinput")
+        # Built with in-process tasks (no broker) so that metrics are there before raters come.
+        self.script("bench/load/setup_study.py", slug, "--scenes", str(scenes),
+                    "--trials-per-session", str(trials_per_session), CELERY_BROKER_URL="")
+
     def start_gunicorn(self) -> None:
         env = self.env(GUNICORN_BIND=f"127.0.0.1:{self.web_port}", GUNICORN_WORKERS=str(self.gunicorn_workers),
                        GUNICORN_ACCESSLOG="", GUNICORN_LOGLEVEL="warning", GUNICORN_MAX_REQUESTS="0")

@@ -49,17 +49,12 @@ def test_session_with_study_by_token_equals_the_orm() -> None:
     assert timezone.is_aware(got.study.opened_at)
 
 
-def test_session_with_study_by_pk_and_locked_equals_the_orm() -> None:
+def test_locked_session_equals_the_orm() -> None:
     session = _started_session()
     expected = Session.objects.get(pk=session.pk)
-    by_pk = sql.session_with_study(pk=session.pk)
-    assert by_pk is not None
-    _assert_same_row(by_pk, expected)
     with transaction.atomic():
-        locked = sql.session_with_study(pk=session.pk, lock=True)
-        assert locked is not None
+        locked = sql.session_locked(pk=session.pk)
         _assert_same_row(locked, expected)
-        _assert_same_row(locked.study, Study.objects.get(pk=session.study_id))
 
 
 def test_session_with_unknown_token_is_none() -> None:
@@ -128,3 +123,27 @@ def test_image_source_and_summary_urls_equal_reverse() -> None:
 
     summary = selectors.session_summary(session=session)
     assert summary["rating_page"] == reverse("raters:rate", kwargs={"token": session.token})
+
+
+@pytest.mark.parametrize(
+    ("protocol", "beside"),
+    [
+        (Study.Protocol.REFERENCE, ("reference", "Reference (DSLR)")),
+        (Study.Protocol.INPUT, ("input", "Input photo")),
+        (Study.Protocol.SINGLE, None),
+    ],
+)
+def test_panes_show_the_image_the_protocol_puts_beside_the_result(protocol: str, beside: tuple | None) -> None:
+    setup = build_study(protocol=protocol)
+    session, _ = services.session_start(study=setup.study, identity=RaterIdentity())
+    session = sql.session_with_study(token=session.token)
+    states = selectors.session_trial_states(session=session, images=True)
+    for state in states:
+        trial = Trial.objects.select_related("output__image", "output__scene").get(pk=state.id)
+        panes = selectors.trial_panes(state=state, protocol=protocol)
+        expected = [("result", "Result", trial.output.image.token)]
+        if beside is not None:
+            field, label = beside
+            expected.insert(0, ("reference", label, getattr(trial.output.scene, field).token))
+        got = [(pane["role"], pane["label"], pane["url"].split("/")[-1].split(".")[0]) for pane in panes]
+        assert got == expected
