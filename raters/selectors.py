@@ -28,12 +28,12 @@ def study_for_rater(*, slug: str) -> Study | None:
     return Study.objects.filter(slug=slug).exclude(status=Study.Status.DRAFT).first()
 
 
-def session_by_token(*, token: str) -> Session | None:
+def session_by_token(*, token: str, lock: bool = False) -> Session | None:
     """The session holding this token, with its study (the rater is not read: only the
-    device endpoint needs it)."""
+    device endpoint needs it); with ``lock``, locked until the transaction ends."""
     if not token or len(token) > 64:
         return None
-    return sql.session_with_study(token=token)
+    return sql.session_with_study(token=token, lock=lock)
 
 
 @dataclass(frozen=True)

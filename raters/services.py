@@ -47,6 +47,10 @@ class StudyNotOpen(RaterFlowError):
     pass
 
 
+class SessionNotFound(RaterFlowError):
+    pass
+
+
 class TrialNotFound(RaterFlowError):
     pass
 
@@ -56,8 +60,9 @@ class InvalidScore(RaterFlowError):
 
 
 class VoteConflict(RaterFlowError):
-    def __init__(self, trial: selectors.TrialState, states: list[selectors.TrialState]) -> None:
+    def __init__(self, session: Session, trial: selectors.TrialState, states: list[selectors.TrialState]) -> None:
         super().__init__("This trial already has a different vote.")
+        self.session = session
         self.trial = trial
         self.states = states
 
@@ -423,9 +428,11 @@ def session_complete(*, session: Session, now: datetime | None = None) -> Sessio
 
 @dataclass(frozen=True)
 class Vote:
-    """A stored vote: its trial (with the vote), the session's trials as they stand after
-    it, and whether this call stored it (False: the same vote was already there)."""
+    """A stored vote: its session (up to date: status, completion code), its trial (with
+    the vote), the session's trials as they stand after it, and whether this call stored it
+    (False: the same vote was already there)."""
 
+    session: Session
     trial: selectors.TrialState
     states: list[selectors.TrialState]
     created: bool
@@ -442,48 +449,52 @@ def _with_vote(
 
 @transaction.atomic
 def rating_submit(
-    *, session: Session, trial_token: str, score: int, response_ms: int | None, now: datetime | None = None
+    *, session_token: str, trial_token: str, score: int, response_ms: int | None, now: datetime | None = None
 ) -> Vote:
     """Store one vote. The same vote again returns the stored one (created=False); a
     different score for an answered trial raises VoteConflict. Ratings are never updated.
-
-    ``session`` is brought up to date in place (status, completion code), so the caller
-    can answer with it without reading it again.
     """
     now = now or timezone.now()
-    # Lock the session: its votes and status changes happen one at a time, so the status
-    # computed below sees every other vote of the session.
-    locked = sql.session_locked(pk=session.pk)
-    for field in ("status", "completion_code", "completed_at", "last_seen_at"):
-        setattr(session, field, getattr(locked, field))
+    # Read and lock the session in one statement: its votes and status changes happen one
+    # at a time, so the status computed below sees every other vote of the session.
+    session = selectors.session_by_token(token=session_token, lock=True)
+    if session is None:
+        raise SessionNotFound("No such session.")
     states = selectors.session_trial_states(session=session)
     state = next((other for other in states if other.token == trial_token), None)
     if state is None:
         raise TrialNotFound("No such trial in this session.")
-    study = session.study
-    if isinstance(score, bool) or not isinstance(score, int) or score not in study.scores:
-        raise InvalidScore(f"Score must be one of {', '.join(map(str, study.scores))}.")
+    scores = session.study.scores
+    if isinstance(score, bool) or not isinstance(score, int) or score not in scores:
+        raise InvalidScore(f"Must be one of {', '.join(map(str, scores))}.")
 
     if not state.answered:
         if state.released:
             raise TrialReleased("This trial was handed to another rater after a long pause.")
-        rating_id = sql.rating_insert(trial_id=state.id, score=score, response_ms=response_ms, created_at=now)
-        if rating_id is None:
-            # Stored by a writer outside rating_submit (which holds the session lock):
-            # answer with what it stored.
-            state, states = _with_vote(states, state, Rating.objects.get(trial_id=state.id))
-        else:
-            state, states = _with_vote(
-                states, state, Rating(pk=rating_id, score=score, response_ms=response_ms, created_at=now)
-            )
-            changes: dict[str, Any] = {"last_seen_at": now, "status": selectors.status_from_states(states)}
-            if changes["status"] == Session.Status.COMPLETE and not session.completion_code:
-                # Every live trial is answered (we hold the lock): close it in this same write.
-                changes |= {"completion_code": _completion_code(), "completed_at": now}
-            sql.session_update(pk=session.pk, **changes)
+        # The session's status once this vote is in (its id is not known yet: 0 stands in).
+        _, voted_states = _with_vote(states, state, Rating(pk=0, score=score, response_ms=response_ms, created_at=now))
+        changes: dict[str, Any] = {"last_seen_at": now, "status": selectors.status_from_states(voted_states)}
+        if changes["status"] == Session.Status.COMPLETE and not session.completion_code:
+            # Every live trial is answered (we hold the lock): close it in this same write.
+            changes |= {"completion_code": _completion_code(), "completed_at": now}
+        rating_id = sql.rating_store(
+            trial_id=state.id,
+            score=score,
+            response_ms=response_ms,
+            created_at=now,
+            session_id=session.pk,
+            session=changes,
+        )
+        if rating_id is not None:
             for field, value in changes.items():
                 setattr(session, field, value)
-            return Vote(trial=state, states=states, created=True)
+            voted, voted_states = _with_vote(
+                states, state, Rating(pk=rating_id, score=score, response_ms=response_ms, created_at=now)
+            )
+            return Vote(session=session, trial=voted, states=voted_states, created=True)
+        # Stored by a writer outside rating_submit (which holds the session lock): answer
+        # with what it stored.
+        state, states = _with_vote(states, state, Rating.objects.get(trial_id=state.id))
     if state.score != score:
-        raise VoteConflict(state, states)
-    return Vote(trial=state, states=states, created=False)
+        raise VoteConflict(session, state, states)
+    return Vote(session=session, trial=state, states=states, created=False)

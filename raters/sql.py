@@ -69,35 +69,27 @@ def _fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
 
 
 @cache
-def _session_sql(vendor: str) -> str:
-    return (
+def _session_sql(vendor: str, lock: bool) -> str:
+    sql = (
         f"SELECT {_columns(Session, 's')}, {_columns(Study, 'st')} FROM {_table(Session)} s "
         f"JOIN {_table(Study)} st ON st.{_col(Study, 'id')} = s.{_col(Session, 'study')} "
         f"WHERE s.{_col(Session, 'token')} = %s"
     )
+    # The session row only (its study is read, not locked). Where the database locks whole
+    # files instead (SQLite), the transaction already does.
+    return sql + " FOR UPDATE OF s" if lock and connection.features.has_select_for_update_of else sql
 
 
-def session_with_study(*, token: str) -> Session | None:
-    """The session holding this token, with its study, in one statement."""
-    rows = _fetch(_session_sql(connection.vendor), [token])
+def session_with_study(*, token: str, lock: bool = False) -> Session | None:
+    """The session holding this token, with its study, in one statement; with ``lock``,
+    the session row stays locked until the transaction ends."""
+    rows = _fetch(_session_sql(connection.vendor, lock), [token])
     if not rows:
         return None
     width = len(Session._meta.concrete_fields)
     session = _instance(Session, rows[0][:width])
     session.study = _instance(Study, rows[0][width:])
     return session
-
-
-@cache
-def _session_lock_sql(vendor: str) -> str:
-    sql = f"SELECT {_columns(Session, 's')} FROM {_table(Session)} s WHERE s.{_col(Session, 'id')} = %s"
-    # Where the database locks whole files instead (SQLite), the transaction already does.
-    return sql + " FOR UPDATE" if connection.features.has_select_for_update else sql
-
-
-def session_locked(*, pk: int) -> Session:
-    """The session row, locked until the transaction ends (its study is not read again)."""
-    return _instance(Session, _fetch(_session_lock_sql(connection.vendor), [pk])[0])
 
 
 _IMAGE_FIELDS = ("token", "file", "tile_status", "width", "height")
@@ -180,23 +172,40 @@ def _rating_insert_sql(vendor: str) -> str:
     )
 
 
-def rating_insert(*, trial_id: int, score: int, response_ms: int | None, created_at: Any) -> int | None:
-    """Store a vote unless its trial already has one, in one statement (no savepoint):
-    the new rating's id, or None when another vote was there first."""
-    values = (trial_id, score, response_ms, created_at)
-    params = [_prep(Rating, name, value) for name, value in zip(_RATING_COLUMNS, values, strict=True)]
-    rows = _fetch(_rating_insert_sql(connection.vendor), params)
-    return rows[0][0] if rows else None
-
-
 @cache
 def _session_update_sql(vendor: str, names: tuple[str, ...]) -> str:
     assignments = ", ".join(f"{_col(Session, name)} = %s" for name in names)
     return f"UPDATE {_table(Session)} SET {assignments} WHERE {_col(Session, 'id')} = %s"
 
 
-def session_update(*, pk: int, **values: Any) -> None:
-    """UPDATE of the named session columns only."""
-    params = [_prep(Session, name, value) for name, value in values.items()]
+@cache
+def _vote_sql(vendor: str, names: tuple[str, ...]) -> str:
+    """The vote's INSERT and, only if it stored a row, the session's UPDATE, as one
+    statement (PostgreSQL's data-modifying WITH)."""
+    update = _session_update_sql(vendor, names)
+    return (
+        f"WITH vote AS ({_rating_insert_sql(vendor)}), "
+        f"moved AS ({update} AND EXISTS (SELECT 1 FROM vote)) SELECT {_col(Rating, 'id')} FROM vote"
+    )
+
+
+def rating_store(
+    *, trial_id: int, score: int, response_ms: int | None, created_at: Any, session_id: int, session: dict[str, Any]
+) -> int | None:
+    """Store a vote unless its trial already has one (no savepoint) and, if stored, write
+    the columns in ``session`` to the session row: the new rating's id, or None when another
+    vote was there first (the session is then left as it was). One round trip on
+    PostgreSQL, two elsewhere."""
+    values = (trial_id, score, response_ms, created_at)
+    vote = [_prep(Rating, name, value) for name, value in zip(_RATING_COLUMNS, values, strict=True)]
+    names = tuple(session)
+    update = [*(_prep(Session, name, value) for name, value in session.items()), session_id]
+    if connection.vendor == "postgresql":
+        rows = _fetch(_vote_sql(connection.vendor, names), [*vote, *update])
+        return rows[0][0] if rows else None
+    rows = _fetch(_rating_insert_sql(connection.vendor), vote)
+    if not rows:
+        return None
     with connection.cursor() as cursor:
-        cursor.execute(_session_update_sql(connection.vendor, tuple(values)), [*params, pk])
+        cursor.execute(_session_update_sql(connection.vendor, names), update)
+    return rows[0][0]

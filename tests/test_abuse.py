@@ -10,9 +10,9 @@ import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from rest_framework.throttling import ScopedRateThrottle
 
 from raters.models import Rating, Session
+from raters.throttling import WindowRateThrottle
 from studies.models import ImageAsset, Study
 from tests.factories import StudyFactory
 from tests.raters.conftest import build_study
@@ -41,8 +41,10 @@ class Rater:
 
 @pytest.fixture
 def low_rates(monkeypatch):
-    # DRF reads the rates once, into the class: patch them there.
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"session_start": "2/minute", "vote": "3/minute"})
+    # DRF reads the rates once, into the class: patch them there. The clock stands still
+    # mid-window, so that no window ends halfway through a test.
+    monkeypatch.setattr(WindowRateThrottle, "THROTTLE_RATES", {"session_start": "2/minute", "vote": "3/minute"})
+    monkeypatch.setattr(WindowRateThrottle, "timer", lambda self: 60_000_000.0 + 30)
     cache.clear()
     yield
     cache.clear()
@@ -75,13 +77,24 @@ def test_votes_are_throttled_per_client_and_a_refused_vote_is_not_stored(study, 
 def test_forwarded_for_header_does_not_buy_a_new_bucket_without_a_proxy(study, low_rates):
     rater = Rater("abuse", "198.51.100.4")
     for index in range(2):
-        assert rater.client.post(
-            f"/api/studies/{rater.slug}/sessions/", "{}", content_type="application/json",
-            HTTP_X_CSRFTOKEN=rater.csrf, HTTP_X_FORWARDED_FOR=f"10.0.0.{index}",
-        ).status_code == 201
+        assert (
+            rater.client.post(
+                f"/api/studies/{rater.slug}/sessions/",
+                "{}",
+                content_type="application/json",
+                HTTP_X_CSRFTOKEN=rater.csrf,
+                HTTP_X_FORWARDED_FOR=f"10.0.0.{index}",
+            ).status_code
+            == 201
+        )
         rater.client.cookies.pop(f"mosaic_session_{study.pk}", None)  # a fresh browser each time
-    spoofed = rater.client.post(f"/api/studies/{rater.slug}/sessions/", "{}", content_type="application/json",
-                                HTTP_X_CSRFTOKEN=rater.csrf, HTTP_X_FORWARDED_FOR="10.0.0.99")
+    spoofed = rater.client.post(
+        f"/api/studies/{rater.slug}/sessions/",
+        "{}",
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=rater.csrf,
+        HTTP_X_FORWARDED_FOR="10.0.0.99",
+    )
     assert spoofed.status_code == 429
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.test import APIRequestFactory
-from rest_framework.throttling import ScopedRateThrottle
 
-from config.cache import ReusingRedisCache
+from config.cache import ReusingRedisCache, count_hit
+from raters.throttling import WindowRateThrottle
 from tests.test_nginx import _running
 from tests.test_production import _free_port
 
@@ -43,17 +44,36 @@ def test_reusing_cache_keeps_one_client_and_behaves_like_djangos(redis_url: str)
 
 
 def test_vote_throttle_refuses_past_the_rate_with_the_redis_cache(redis_url: str) -> None:
-    class VoteThrottle(ScopedRateThrottle):
+    clock = [600.0 + 10.0]  # ten seconds into a minute window
+
+    class VoteThrottle(WindowRateThrottle):
         cache = ReusingRedisCache(redis_url, {})
         THROTTLE_RATES = {"vote": "3/minute"}
+
+        def timer(self) -> float:
+            return clock[0]
 
     view = type("View", (), {"throttle_scope": "vote"})()
     factory = APIRequestFactory()
 
-    def allowed(address: str) -> bool:
+    def allowed(address: str) -> VoteThrottle | None:
         request = factory.post("/", REMOTE_ADDR=address)
         request.user = AnonymousUser()
-        return VoteThrottle().allow_request(request, view)
+        throttle = VoteThrottle()
+        return None if throttle.allow_request(request, view) else throttle
 
-    assert [allowed("203.0.113.1") for _ in range(4)] == [True, True, True, False]
-    assert allowed("203.0.113.2"), "another client has its own budget"
+    assert [allowed("203.0.113.1") for _ in range(3)] == [None, None, None]
+    refused = allowed("203.0.113.1")
+    assert refused is not None and refused.wait() == 50.0, "the fourth waits for the next window"
+    assert allowed("203.0.113.2") is None, "another client has its own budget"
+    clock[0] += 50.0
+    assert allowed("203.0.113.1") is None, "a new window, a new budget"
+
+
+def test_counter_is_atomic_across_threads(redis_url: str) -> None:
+    cache = ReusingRedisCache(redis_url, {})
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        counts = list(pool.map(lambda _: count_hit(cache, "hits", 60), range(200)))
+    assert sorted(counts) == list(range(1, 201)), "no increment lost or seen twice"
+    ttl = cache._cache.get_client(write=False).ttl(cache.make_key("hits"))
+    assert 0 < ttl <= 60, "the counter expires with its window"

@@ -80,12 +80,6 @@ class RatingInputSerializer(serializers.Serializer):
     score = StrictIntegerField()
     response_ms = StrictIntegerField(min_value=0, max_value=24 * 3600 * 1000, required=False, allow_null=True)
 
-    def validate_score(self, value: int) -> int:
-        scores = self.context["study"].scores
-        if value not in scores:
-            raise serializers.ValidationError(f"Must be one of {', '.join(map(str, scores))}.")
-        return value
-
 
 class ExpectedLevelSerializer(serializers.Serializer):
     score = serializers.IntegerField()

@@ -15,7 +15,6 @@ from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from raters import selectors, services
@@ -23,6 +22,7 @@ from raters.api import serializers as s
 from raters.cookies import remember_session, resume_token
 from raters.models import Session, Trial
 from raters.platforms import InvalidIdentity, identity_from_params
+from raters.throttling import WindowRateThrottle
 
 
 class _CsrfCheck(CsrfViewMiddleware):
@@ -57,7 +57,7 @@ class CsrfForEveryoneScheme(OpenApiAuthenticationExtension):
 
 class RaterAPIView(APIView):
     authentication_classes = [CsrfForEveryone]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [WindowRateThrottle]
 
     def session_or_404(self, token: str) -> Session:
         session = selectors.session_by_token(token=token)
@@ -184,29 +184,28 @@ class RatingSubmitView(RaterAPIView):
         },
     )
     def post(self, request: Request, token: str, trial_token: str) -> Response:
-        session = self.session_or_404(token)
-        data = s.RatingInputSerializer(data=request.data, context={"study": session.study})
+        data = s.RatingInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             vote = services.rating_submit(
-                session=session,
+                session_token=token,
                 trial_token=trial_token,
                 score=data.validated_data["score"],
                 response_ms=data.validated_data.get("response_ms"),
             )
-        except services.TrialNotFound as error:
+        except (services.SessionNotFound, services.TrialNotFound) as error:
             raise Http404(str(error)) from error
         except services.InvalidScore as error:
             raise exceptions.ValidationError({"score": [str(error)]}) from error
         except services.VoteConflict as error:
             # rating_submit brought the session up to date before refusing the vote.
-            rating = _rating_payload(error.trial, error.states, session)
+            rating = _rating_payload(error.trial, error.states, error.session)
             return Response(
                 {"detail": str(error), "code": "conflict", "rating": rating}, status=status.HTTP_409_CONFLICT
             )
         except services.TrialReleased as error:
             return Response({"detail": str(error), "code": "released"}, status=status.HTTP_409_CONFLICT)
         return Response(
-            _rating_payload(vote.trial, vote.states, session),
+            _rating_payload(vote.trial, vote.states, vote.session),
             status=status.HTTP_201_CREATED if vote.created else status.HTTP_200_OK,
         )

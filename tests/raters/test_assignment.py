@@ -16,7 +16,7 @@ from tests.raters.conftest import build_study
 
 def _answer_all(session: Session, score: int = 3) -> None:
     for trial in session.trials.filter(rating__isnull=True, released_at__isnull=True):
-        services.rating_submit(session=session, trial_token=trial.token, score=score, response_ms=100)
+        services.rating_submit(session_token=session.token, trial_token=trial.token, score=score, response_ms=100)
 
 
 def _vote_counts(outputs: list[Output]) -> list[int]:
@@ -151,7 +151,7 @@ def test_abandoned_session_trials_are_released_to_the_next_rater(settings) -> No
     start = timezone.now()
     idle, _ = services.session_start(study=setup.study, identity=RaterIdentity(), now=start)
     answered, unanswered = idle.trials.filter(kind=Trial.Kind.RATING).order_by("position")
-    services.rating_submit(session=idle, trial_token=answered.token, score=4, response_ms=5, now=start)
+    services.rating_submit(session_token=idle.token, trial_token=answered.token, score=4, response_ms=5, now=start)
     # A second, active session takes the two other outputs.
     busy, _ = services.session_start(study=setup.study, identity=RaterIdentity(), now=start + timedelta(minutes=25))
     busy_outputs = set(busy.trials.filter(kind=Trial.Kind.RATING).values_list("output_id", flat=True))

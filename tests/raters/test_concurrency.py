@@ -55,7 +55,7 @@ def test_concurrent_starts_give_even_coverage_once_all_sessions_are_complete() -
     assert len(set(pks)) == THREADS
     for session in Session.objects.all():
         for trial in session.trials.order_by("position"):
-            services.rating_submit(session=session, trial_token=trial.token, score=3, response_ms=10)
+            services.rating_submit(session_token=session.token, trial_token=trial.token, score=3, response_ms=10)
     votes = Counter(Rating.objects.filter(trial__kind=Trial.Kind.RATING).values_list("trial__output_id", flat=True))
     counts = [votes[output.pk] for output in setup.rated_outputs]
     assert sum(counts) == THREADS * 5
@@ -81,7 +81,9 @@ def test_concurrent_replays_of_one_vote_store_it_once() -> None:
     trial = session.trials.order_by("position").first()
 
     def submit(index: int) -> bool:
-        return services.rating_submit(session=session, trial_token=trial.token, score=5, response_ms=index).created
+        return services.rating_submit(
+            session_token=session.token, trial_token=trial.token, score=5, response_ms=index
+        ).created
 
     created = _run_concurrently(submit, THREADS)
     assert created.count(True) == 1

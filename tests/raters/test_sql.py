@@ -53,8 +53,10 @@ def test_locked_session_equals_the_orm() -> None:
     session = _started_session()
     expected = Session.objects.get(pk=session.pk)
     with transaction.atomic():
-        locked = sql.session_locked(pk=session.pk)
+        locked = sql.session_with_study(token=session.token, lock=True)
+        assert locked is not None
         _assert_same_row(locked, expected)
+        _assert_same_row(locked.study, Study.objects.get(pk=session.study_id))
 
 
 def test_session_with_unknown_token_is_none() -> None:
@@ -68,7 +70,7 @@ def test_trial_states_agree_with_the_orm() -> None:
     trials = list(Trial.objects.filter(session=session).order_by("position"))
     assert len(trials) >= 3
     votes = [
-        services.rating_submit(session=session, trial_token=t.token, score=4, response_ms=250 + i)
+        services.rating_submit(session_token=session.token, trial_token=t.token, score=4, response_ms=250 + i)
         for i, t in enumerate(trials[:2])
     ]
     assert all(vote.created for vote in votes)
