@@ -372,19 +372,20 @@ def session_start(
     device_fields = {f: v for f, v in (device or {}).items() if f in DEVICE_FIELDS and v not in (None, "")}
     session: Session | None = None
     rater: Rater | None = None
-    if identity.external_id:
-        # Before the study lock, which every start of the study waits for: the rater row
-        # has its own unique constraint against a concurrent start with the same id.
-        rater, created = Rater.objects.get_or_create(
+    # Everything but the assignment happens before the study lock, which every new session
+    # of the study waits for: the rater and session rows have unique constraints of their
+    # own against a concurrent start with the same id, and a resume needs no lock at all.
+    new_rater = identity.external_id == ""
+    if not new_rater:
+        rater, new_rater = Rater.objects.get_or_create(
             platform=identity.platform, external_id=identity.external_id, defaults=device_fields
         )
-        if created:
+        if new_rater:
             device = None
-    study = _lock_study(study)
-    if rater is not None:
-        session = Session.objects.filter(rater=rater, study=study).first()
-        if session is not None:
-            session.rater = rater
+        else:
+            session = Session.objects.filter(rater=rater, study=study).first()
+            if session is not None:
+                session.rater = rater
     elif resume_token:
         session = Session.objects.filter(token=resume_token, study=study).select_related("rater").first()
     if session is not None:
@@ -394,19 +395,32 @@ def session_start(
     if study.status != Study.Status.OPEN or identity.preview:
         raise StudyNotOpen("This study is not taking new raters.")
 
-    _release_abandoned(study=study, now=now)
     if rater is None:
         rater = Rater.objects.create(platform=Rater.Platform.DIRECT, **device_fields)
     else:
         _record_device(rater, device)
-    session = Session.objects.create(
-        rater=rater,
-        study=study,
-        token=_new_token(32),
-        platform_study_id=identity.platform_study_id,
-        platform_session_id=identity.platform_session_id,
-        last_seen_at=now,
-    )
+    fields = {
+        "token": _new_token(32),
+        "platform_study_id": identity.platform_study_id,
+        "platform_session_id": identity.platform_session_id,
+        "last_seen_at": now,
+    }
+    if new_rater:
+        # A rater this transaction created has no session anywhere yet, and a concurrent
+        # start with the same id waits for this transaction on the rater's unique key.
+        session = Session.objects.create(rater=rater, study=study, **fields)
+    else:
+        # A known rater new to this study: their other start may be creating the session
+        # right now (the unique rater-study key tells, and the savepoint recovers).
+        session, created = Session.objects.get_or_create(rater=rater, study=study, defaults=fields)
+        if not created:
+            session.study = study
+            return session_touch(session=session, now=now), False
+    study = _lock_study(study)
+    if study.status != Study.Status.OPEN:  # closed while this start was on its way
+        raise StudyNotOpen("This study is not taking new raters.")
+    _release_abandoned(study=study, now=now)
+    session.study = study
     _assign(session=session, study=study)
     return session, True
 
