@@ -17,13 +17,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from raters import assignment, selectors, sql
 from raters.models import Rater, Rating, Session, Trial
 from raters.platforms import RaterIdentity
-from studies.models import Method, Output, Study
+from studies.models import Method, Study
 
 TRIAL_KINDS_COUNTED = (Trial.Kind.RATING, Trial.Kind.CONTROL)
 CONTROL_KINDS = Method.CONTROL_KINDS
@@ -96,17 +95,8 @@ def _lock_study(study: Study) -> Study:
 
 def _study_rows(study: Study) -> list[_OutputRow]:
     """The study's ratable outputs with their load: votes plus outstanding assignments."""
-    counted = Q(trials__kind__in=TRIAL_KINDS_COUNTED) & (
-        Q(trials__released_at__isnull=True) | Q(trials__rating__isnull=False)
-    )
-    outputs = Output.objects.filter(method__study=study, image__isnull=False)
-    if study.protocol == Study.Protocol.REFERENCE:
-        outputs = outputs.filter(scene__reference__isnull=False)
-    elif study.protocol == Study.Protocol.INPUT:
-        outputs = outputs.filter(scene__input__isnull=False)
-    rows = outputs.annotate(load=Count("trials", filter=counted)).values_list(
-        "id", "method_id", "method__kind", "scene_id", "load", "psnr"
-    )
+    pane = {Study.Protocol.REFERENCE: "reference", Study.Protocol.INPUT: "input"}.get(study.protocol)
+    rows = sql.study_output_loads(study_id=study.pk, pane=pane, counted=TRIAL_KINDS_COUNTED)
     return [
         _OutputRow(assignment.Candidate(oid, mid, sid, load), kind, psnr) for oid, mid, kind, sid, load, psnr in rows
     ]

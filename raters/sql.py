@@ -209,3 +209,36 @@ def rating_store(
     with connection.cursor() as cursor:
         cursor.execute(_session_update_sql(connection.vendor, names), update)
     return rows[0][0]
+
+
+@cache
+def _output_loads_sql(vendor: str, pane: str | None, counted: tuple[str, ...]) -> str:
+    """Every output of a study that raters can be shown (its image imported and, with
+    ``pane``, the scene's image beside it too) with its load: the trials of a ``counted``
+    kind that are outstanding or answered."""
+    released, rating_trial = _col(Trial, "released_at"), _col(Rating, "trial")
+    load = (
+        f"SELECT COUNT(*) FROM {_table(Trial)} t WHERE t.{_col(Trial, 'output')} = o.{_col(Output, 'id')} "
+        f"AND t.{_col(Trial, 'kind')} IN ({', '.join(['%s'] * len(counted))}) AND (t.{released} IS NULL "
+        f"OR EXISTS (SELECT 1 FROM {_table(Rating)} r WHERE r.{rating_trial} = t.{_col(Trial, 'id')}))"
+    )
+    where = f"m.{_col(Method, 'study')} = %s AND o.{_col(Output, 'image')} IS NOT NULL"
+    if pane is not None:
+        where += f" AND sc.{_col(Scene, pane)} IS NOT NULL"
+    return (
+        f"SELECT o.{_col(Output, 'id')}, o.{_col(Output, 'method')}, m.{_col(Method, 'kind')}, "
+        f"o.{_col(Output, 'scene')}, ({load}), o.{_col(Output, 'psnr')} FROM {_table(Output)} o "
+        f"JOIN {_table(Method)} m ON m.{_col(Method, 'id')} = o.{_col(Output, 'method')} "
+        f"JOIN {_table(Scene)} sc ON sc.{_col(Scene, 'id')} = o.{_col(Output, 'scene')} "
+        f"WHERE {where} ORDER BY o.{_col(Output, 'id')}"
+    )
+
+
+def study_output_loads(
+    *, study_id: int, pane: str | None, counted: Sequence[str]
+) -> list[tuple[int, int, str, int, int, float | None]]:
+    """(output id, method id, method kind, scene id, load, PSNR) of every output raters can
+    be shown, by id (a fixed order: assignment draws from it with a seeded generator), in
+    one statement."""
+    counted = tuple(counted)
+    return _fetch(_output_loads_sql(connection.vendor, pane, counted), [*counted, study_id])

@@ -13,7 +13,7 @@ from django.utils import timezone
 from raters import selectors, services, sql
 from raters.models import Rating, Session, Trial
 from raters.platforms import RaterIdentity
-from studies.models import ImageAsset, Study
+from studies.models import ImageAsset, Output, Scene, Study
 from tests.raters.conftest import build_study
 
 pytestmark = pytest.mark.django_db
@@ -148,4 +148,45 @@ def test_panes_show_the_image_the_protocol_puts_beside_the_result(protocol: str,
             field, label = beside
             expected.insert(0, ("reference", label, getattr(trial.output.scene, field).token))
         got = [(pane["role"], pane["label"], pane["url"].split("/")[-1].split(".")[0]) for pane in panes]
-        assert got == expected
+        assert got == sorted(expected)
+
+
+def _orm_output_loads(study: Study) -> list[tuple]:
+    """The loads as the ORM counts them: the reference the hand-written statement must equal."""
+    counted = models.Q(trials__kind__in=services.TRIAL_KINDS_COUNTED) & (
+        models.Q(trials__released_at__isnull=True) | models.Q(trials__rating__isnull=False)
+    )
+    outputs = Output.objects.filter(method__study=study, image__isnull=False)
+    if study.protocol == Study.Protocol.REFERENCE:
+        outputs = outputs.filter(scene__reference__isnull=False)
+    elif study.protocol == Study.Protocol.INPUT:
+        outputs = outputs.filter(scene__input__isnull=False)
+    rows = outputs.annotate(load=models.Count("trials", filter=counted)).values_list(
+        "id", "method_id", "method__kind", "scene_id", "load", "psnr"
+    )
+    return list(rows)
+
+
+@pytest.mark.parametrize("protocol", [Study.Protocol.REFERENCE, Study.Protocol.INPUT, Study.Protocol.SINGLE])
+def test_output_loads_count_what_the_orm_counts_in_id_order(protocol: str) -> None:
+    setup = build_study(protocol=protocol, methods=3, scenes=4, trials_per_session=6)
+    study = setup.study
+    outputs = list(Output.objects.filter(method__study=study).order_by("pk"))
+    Output.objects.filter(pk=outputs[0].pk).update(psnr=31.5)
+    # One scene without the image beside the result, one output without its own image.
+    Scene.objects.filter(pk=setup.scenes[1].pk).update(**{"input" if protocol == "input" else "reference": None})
+    Output.objects.filter(pk=outputs[-1].pk).update(image=None)
+    sessions = [services.session_start(study=study, identity=RaterIdentity())[0] for _ in range(3)]
+    trials = list(Trial.objects.filter(session__in=sessions, kind__in=services.TRIAL_KINDS_COUNTED))
+    # Answered, answered then released (still counted), released unanswered (not counted).
+    for trial in trials[:4]:
+        Rating.objects.create(trial=trial, score=3)
+    Trial.objects.filter(pk__in=[trials[0].pk, trials[5].pk, trials[6].pk]).update(released_at=timezone.now())
+
+    pane = {"reference": "reference", "input": "input"}.get(protocol)
+    got = sql.study_output_loads(study_id=study.pk, pane=pane, counted=services.TRIAL_KINDS_COUNTED)
+    expected = _orm_output_loads(study)
+    assert got == sorted(expected)
+    assert sum(row[4] for row in got) == len(trials) - 2, "two released unanswered trials left the count"
+    assert len(got) < len(outputs), "outputs raters cannot be shown are left out"
+    assert any(row[5] == 31.5 for row in got)
