@@ -52,8 +52,11 @@ class ReusingRedisCache(RedisCache):
 def count_hit(cache: BaseCache, key: str, timeout: int) -> int:
     """Add one to the counter ``key`` of ``cache``, expiring ``timeout`` seconds after it
     was created, and return its new value; atomic where the backend's increment is."""
-    if isinstance(cache, ReusingRedisCache):
-        return cache.count_hit(key, timeout)
+    # ``cache`` is often django.core.cache.cache, a proxy to the backend: ask, do not check
+    # the type.
+    hit = getattr(cache, "count_hit", None)
+    if hit is not None:
+        return hit(key, timeout)
     cache.add(key, 0, timeout)
     try:
         return cache.incr(key)

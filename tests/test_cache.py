@@ -77,3 +77,23 @@ def test_counter_is_atomic_across_threads(redis_url: str) -> None:
     assert sorted(counts) == list(range(1, 201)), "no increment lost or seen twice"
     ttl = cache._cache.get_client(write=False).ttl(cache.make_key("hits"))
     assert 0 < ttl <= 60, "the counter expires with its window"
+
+
+def test_throttle_counts_with_one_script_call_through_djangos_cache_proxy(redis_url: str, settings) -> None:
+    from django.core.cache import cache, caches
+
+    settings.CACHES = {"default": {"BACKEND": "config.cache.ReusingRedisCache", "LOCATION": redis_url}}
+    caches._settings = None  # re-read CACHES in this thread
+    if hasattr(caches._connections, "default"):
+        del caches._connections.default
+    client = caches["default"]._cache.get_client(write=True)
+    assert count_hit(cache, "proxied", 60) == 1  # loads the script into Redis, once
+    before = client.info("commandstats")
+    assert [count_hit(cache, "proxied", 60) for _ in range(3)] == [2, 3, 4]
+    after = client.info("commandstats")
+
+    def calls(stats: dict, command: str) -> int:
+        return stats.get(f"cmdstat_{command}", {}).get("calls", 0)
+
+    assert calls(after, "evalsha") - calls(before, "evalsha") + calls(after, "eval") - calls(before, "eval") == 3
+    assert calls(after, "incrby") == calls(before, "incrby"), "not the add-then-incr fallback"
