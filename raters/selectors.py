@@ -90,20 +90,15 @@ class TrialState:
         return not self.answered and not self.released
 
 
-# Per protocol, the scene's image shown beside the result: its Scene field and its label.
+# Per protocol, the label of the scene's image shown beside the result (sql.PANES names
+# its Scene field).
 _BESIDE = {
-    Study.Protocol.REFERENCE: ("reference", LABEL_REFERENCE),
-    Study.Protocol.INPUT: ("input", LABEL_INPUT),
+    Study.Protocol.REFERENCE: LABEL_REFERENCE,
+    Study.Protocol.INPUT: LABEL_INPUT,
 }
 
 
-def session_trial_states(*, session: Session, images: bool = False) -> list[TrialState]:
-    """Every trial of the session in position order, in one query: a session holds a few
-    dozen trials, so counting in Python beats one aggregate per figure. With ``images``,
-    each trial also carries its result image and the image the protocol shows beside it."""
-    beside = _BESIDE.get(session.study.protocol)
-    pane = beside[0] if images and beside else None
-    rows = sql.session_trial_rows(session_id=session.pk, images=images, pane=pane)
+def _states(rows: Sequence[Sequence[Any]], *, images: bool) -> list[TrialState]:
     return [
         TrialState(
             id=row[0],
@@ -121,6 +116,26 @@ def session_trial_states(*, session: Session, images: bool = False) -> list[Tria
         )
         for row in rows
     ]
+
+
+def session_trial_states(*, session: Session, images: bool = False) -> list[TrialState]:
+    """Every trial of the session in position order, in one query: a session holds a few
+    dozen trials, so counting in Python beats one aggregate per figure. With ``images``,
+    each trial also carries its result image and the image the protocol shows beside it."""
+    pane = sql.PANES.get(session.study.protocol) if images else None
+    return _states(sql.session_trial_rows(session_id=session.pk, images=images, pane=pane), images=images)
+
+
+def session_with_trial_states(*, token: str) -> tuple[Session, list[TrialState]] | None:
+    """The session holding this token, with its study and its trials read with images,
+    in one query (what "next trial" needs)."""
+    if not token or len(token) > 64:
+        return None
+    found = sql.session_with_trial_rows(token=token)
+    if found is None:
+        return None
+    session, rows = found
+    return session, _states(rows, images=True)
 
 
 def status_from_states(states: Sequence[TrialState]) -> str:
@@ -182,7 +197,7 @@ def trial_panes(*, state: TrialState, protocol: str) -> list[dict[str, Any]]:
     """The panes of a trial, left to right, each with a neutral label."""
     panes: list[tuple[str, str, ImageRef | None]] = []
     if protocol in _BESIDE:
-        panes.append(("reference", _BESIDE[protocol][1], state.beside))
+        panes.append(("reference", _BESIDE[protocol], state.beside))
     panes.append(("result", LABEL_RESULT, state.result))
     return [
         {"role": role, "label": label, **image_source(image=image)} for role, label, image in panes if image is not None

@@ -293,6 +293,20 @@ def session_touch(*, session: Session, now: datetime | None = None) -> Session:
     return session
 
 
+def session_resume(*, token: str, now: datetime | None = None) -> tuple[Session, list[selectors.TrialState]]:
+    """The session holding this token, marked alive (see session_touch), with its trials
+    and their images as they stand afterwards: what a rater's "next trial" reads."""
+    found = selectors.session_with_trial_states(token=token)
+    if found is None:
+        raise SessionNotFound("No such session.")
+    session, states = found
+    abandoned = session.status == Session.Status.ABANDONED
+    session = session_touch(session=session, now=now)
+    if abandoned:  # reclaimed: it may hold new trials
+        states = selectors.session_trial_states(session=session, images=True)
+    return session, states
+
+
 @transaction.atomic
 def _session_reclaim(*, session: Session, now: datetime) -> Session:
     study = _lock_study(session.study)

@@ -95,12 +95,10 @@ def session_with_study(*, token: str, lock: bool = False) -> Session | None:
 _IMAGE_FIELDS = ("token", "file", "tile_status", "width", "height")
 
 
-@cache
-def _trials_sql(vendor: str, images: bool, pane: str | None) -> str:
-    """Every trial of a session with its vote and its method's kind and, with ``images``,
-    the public handles of its result image and of the scene's image named by ``pane``
-    (``reference`` or ``input``), shown beside it."""
-    select = [
+def _trial_columns() -> list[str]:
+    """A trial's columns as :func:`session_trial_rows` returns them, from the aliases
+    t (trial), r (rating) and m (method)."""
+    return [
         f"t.{_col(Trial, 'id')}",
         f"t.{_col(Trial, 'position')}",
         f"t.{_col(Trial, 'kind')}",
@@ -112,18 +110,41 @@ def _trials_sql(vendor: str, images: bool, pane: str | None) -> str:
         f"r.{_col(Rating, 'created_at')}",
         f"m.{_col(Method, 'kind')}",
     ]
-    joins = [
-        f"LEFT JOIN {_table(Rating)} r ON r.{_col(Rating, 'trial')} = t.{_col(Trial, 'id')}",
+
+
+def _image_columns(alias: str) -> list[str]:
+    return [f"{alias}.{_col(ImageAsset, f)}" for f in _IMAGE_FIELDS]
+
+
+def _rating_join() -> str:
+    return f"LEFT JOIN {_table(Rating)} r ON r.{_col(Rating, 'trial')} = t.{_col(Trial, 'id')}"
+
+
+def _output_joins() -> list[str]:
+    return [
         f"JOIN {_table(Output)} o ON o.{_col(Output, 'id')} = t.{_col(Trial, 'output')}",
         f"JOIN {_table(Method)} m ON m.{_col(Method, 'id')} = o.{_col(Output, 'method')}",
     ]
+
+
+def _result_image_join() -> str:
+    return f"LEFT JOIN {_table(ImageAsset)} ri ON ri.{_col(ImageAsset, 'id')} = o.{_col(Output, 'image')}"
+
+
+@cache
+def _trials_sql(vendor: str, images: bool, pane: str | None) -> str:
+    """Every trial of a session with its vote and its method's kind and, with ``images``,
+    the public handles of its result image and of the scene's image named by ``pane``
+    (``reference`` or ``input``), shown beside it."""
+    select = _trial_columns()
+    joins = [_rating_join(), *_output_joins()]
     if images:
-        select += [f"ri.{_col(ImageAsset, f)}" for f in _IMAGE_FIELDS]
-        joins.append(f"LEFT JOIN {_table(ImageAsset)} ri ON ri.{_col(ImageAsset, 'id')} = o.{_col(Output, 'image')}")
+        select += _image_columns("ri")
+        joins.append(_result_image_join())
         if pane is None:
             select += ["NULL"] * len(_IMAGE_FIELDS)
         else:
-            select += [f"pi.{_col(ImageAsset, f)}" for f in _IMAGE_FIELDS]
+            select += _image_columns("pi")
             joins += [
                 f"JOIN {_table(Scene)} sc ON sc.{_col(Scene, 'id')} = o.{_col(Output, 'scene')}",
                 f"LEFT JOIN {_table(ImageAsset)} pi ON pi.{_col(ImageAsset, 'id')} = sc.{_col(Scene, pane)}",
@@ -141,19 +162,59 @@ def _trial_converters(vendor: str) -> tuple[tuple[Converter, ...], Any]:
     return tuple(connection.ops.get_db_converters(col)), col
 
 
+def _converted_trial_rows(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    converters, col = _trial_converters(connection.vendor)
+    if not converters:
+        return [tuple(row) for row in rows]
+    return [
+        (*row[:4], _convert(converters, col, row[4]), *row[5:8], _convert(converters, col, row[8]), *row[9:])
+        for row in rows
+    ]
+
+
 def session_trial_rows(*, session_id: int, images: bool = False, pane: str | None = None) -> list[tuple[Any, ...]]:
     """Rows of :func:`_trials_sql` in position order, datetimes converted: (id, position,
     kind, token, released_at, rating id, score, response_ms, created_at, method kind[,
     then token, file, tile status, width, height of the result image and of the pane
     image])."""
-    converters, col = _trial_converters(connection.vendor)
-    rows = _fetch(_trials_sql(connection.vendor, images, pane), [session_id])
-    if not converters:
-        return rows
-    return [
-        (*row[:4], _convert(converters, col, row[4]), *row[5:8], _convert(converters, col, row[8]), *row[9:])
-        for row in rows
-    ]
+    return _converted_trial_rows(_fetch(_trials_sql(connection.vendor, images, pane), [session_id]))
+
+
+# Per protocol, the Scene field of the image shown beside the result.
+PANES = {Study.Protocol.REFERENCE: "reference", Study.Protocol.INPUT: "input"}
+
+
+@cache
+def _session_trials_sql(vendor: str) -> str:
+    """The session holding a token, with its study and every trial as :func:`_trials_sql`
+    reads them with images, the image beside each result chosen by the study's protocol."""
+    beside = " ".join(f"WHEN %s THEN sc.{_col(Scene, field)}" for field in PANES.values())
+    return (
+        f"SELECT {_columns(Session, 's')}, {_columns(Study, 'st')}, {', '.join(_trial_columns())}, "
+        f"{', '.join(_image_columns('ri'))}, {', '.join(_image_columns('pi'))} FROM {_table(Session)} s "
+        f"JOIN {_table(Study)} st ON st.{_col(Study, 'id')} = s.{_col(Session, 'study')} "
+        # A session without trials still gives its one row, trial columns NULL.
+        f"LEFT JOIN ({_table(Trial)} t {' '.join(_output_joins())} "
+        f"JOIN {_table(Scene)} sc ON sc.{_col(Scene, 'id')} = o.{_col(Output, 'scene')}) "
+        f"ON t.{_col(Trial, 'session')} = s.{_col(Session, 'id')} "
+        f"{_rating_join()} {_result_image_join()} "
+        f"LEFT JOIN {_table(ImageAsset)} pi ON pi.{_col(ImageAsset, 'id')} = "
+        f"CASE st.{_col(Study, 'protocol')} {beside} END "
+        f"WHERE s.{_col(Session, 'token')} = %s ORDER BY t.{_col(Trial, 'position')}"
+    )
+
+
+def session_with_trial_rows(*, token: str) -> tuple[Session, list[tuple[Any, ...]]] | None:
+    """The session holding this token, with its study, and its trials as
+    :func:`session_trial_rows` returns them with images: one statement for all of it."""
+    rows = _fetch(_session_trials_sql(connection.vendor), [*map(str, PANES), token])
+    if not rows:
+        return None
+    width, study_width = len(Session._meta.concrete_fields), len(Study._meta.concrete_fields)
+    session = _instance(Session, rows[0][:width])
+    session.study = _instance(Study, rows[0][width : width + study_width])
+    trials = [row[width + study_width :] for row in rows if row[width + study_width] is not None]
+    return session, _converted_trial_rows(trials)
 
 
 def _prep(model: type[models.Model], name: str, value: Any) -> Any:

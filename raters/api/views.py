@@ -150,10 +150,12 @@ class TrialNextView(RaterAPIView):
         responses={200: s.NextOutputSerializer, 404: s.ErrorSerializer},
     )
     def get(self, request: Request, token: str) -> Response:
-        session = services.session_touch(session=self.session_or_404(token))
-        # One read of the session's trials serves the progress, the numbering, the choice
-        # and the panes.
-        states = selectors.session_trial_states(session=session, images=True)
+        try:
+            # One read of the session and its trials serves the progress, the numbering,
+            # the choice and the panes.
+            session, states = services.session_resume(token=token)
+        except services.SessionNotFound as error:
+            raise Http404(str(error)) from error
         protocol = session.study.protocol
         summaries = [
             selectors.trial_summary(state=state, states=states, protocol=protocol)

@@ -7,6 +7,7 @@ import json
 import pytest
 from django.test import Client
 
+from raters import services
 from raters.models import Rating, Session, Trial
 from tests.raters.conftest import build_study
 
@@ -239,3 +240,30 @@ def test_schema_documents_the_rater_api() -> None:
     assert "/api/sessions/{token}/trials/{trial_token}/rating/" in paths
     assert "/api/studies/{slug}/sessions/" in paths
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_next_after_a_long_absence_shows_the_fresh_trials_the_session_was_given(study, rater, settings) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.MOSAIC_SESSION_TIMEOUT_MINUTES = 30
+    token = rater.start(PROLIFIC_PID="away").json()["token"]
+    first = rater.next(token).json()["trial"]["token"]
+    released = services.sessions_release_abandoned(study=study, now=timezone.now() + timedelta(minutes=45))
+    assert released == 1
+
+    answer = rater.next(token).json()
+    live = Trial.objects.filter(session__token=token, released_at__isnull=True)
+    # Training trials are never released: the first one is still where the rater resumes.
+    assert answer["trial"]["token"] == first
+    assert answer["session"]["status"] == Session.Status.TRAINING
+    assert answer["session"]["progress"]["total"] == study.trials_per_session
+    counted = live.exclude(kind=Trial.Kind.TRAINING)
+    assert counted.count() == study.trials_per_session, "the released trials were replaced"
+    # Walking on reaches the fresh trials, never a released one.
+    seen = []
+    while (trial := rater.next(token).json()["trial"]) is not None:
+        seen.append(trial["token"])
+        assert rater.vote(token, trial["token"], 3).status_code == 201
+    assert set(seen) == set(live.values_list("token", flat=True))

@@ -151,6 +151,32 @@ def test_panes_show_the_image_the_protocol_puts_beside_the_result(protocol: str,
         assert got == sorted(expected)
 
 
+@pytest.mark.parametrize("protocol", [Study.Protocol.REFERENCE, Study.Protocol.INPUT, Study.Protocol.SINGLE])
+def test_session_with_its_trials_in_one_statement_equals_the_two_reads(protocol: str) -> None:
+    setup = build_study(protocol=protocol)
+    session, _ = services.session_start(study=setup.study, identity=RaterIdentity())
+    trials = list(Trial.objects.filter(session=session).order_by("position"))
+    services.rating_submit(session_token=session.token, trial_token=trials[0].token, score=4, response_ms=9)
+    Trial.objects.filter(pk=trials[-1].pk).update(released_at=timezone.now())
+
+    got_session, got_rows = sql.session_with_trial_rows(token=session.token)
+    alone = sql.session_with_study(token=session.token)
+    _assert_same_row(got_session, alone)
+    _assert_same_row(got_session.study, alone.study)
+    pane = sql.PANES.get(protocol)
+    assert got_rows == sql.session_trial_rows(session_id=session.pk, images=True, pane=pane)
+    assert len(got_rows) == len(trials)
+    assert (got_rows[0][15] is None) == (pane is None), "the image beside the result follows the protocol"
+
+
+def test_session_without_trials_reads_with_no_trial_rows() -> None:
+    session = _started_session()
+    Trial.objects.filter(session=session).delete()
+    got_session, rows = sql.session_with_trial_rows(token=session.token)
+    assert got_session.pk == session.pk and rows == []
+    assert sql.session_with_trial_rows(token="no-such-token") is None
+
+
 def _orm_output_loads(study: Study) -> list[tuple]:
     """The loads as the ORM counts them: the reference the hand-written statement must equal."""
     counted = models.Q(trials__kind__in=services.TRIAL_KINDS_COUNTED) & (
