@@ -53,7 +53,8 @@ class Session(models.Model):
     platform_study_id = models.CharField(max_length=200, blank=True)
     platform_session_id = models.CharField(max_length=200, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
-    # Written at most every minute or so (raters.services.session_touch), and on every vote.
+    # Written at most every minute or so, by a request for the next trial or a vote
+    # (raters.services): it only decides abandonment, an hour away by default.
     last_seen_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
 

@@ -491,8 +491,16 @@ def rating_submit(
             raise TrialReleased("This trial was handed to another rater after a long pause.")
         # The session's status once this vote is in (its id is not known yet: 0 stands in).
         _, voted_states = _with_vote(states, state, Rating(pk=0, score=score, response_ms=response_ms, created_at=now))
-        changes: dict[str, Any] = {"last_seen_at": now, "status": selectors.status_from_states(voted_states)}
-        if changes["status"] == Session.Status.COMPLETE and not session.completion_code:
+        # The session row is written only when the vote changes it: a new status, or a
+        # last_seen_at older than the touch interval (an UPDATE of an indexed column
+        # rewrites every index of the row: most votes change nothing else).
+        changes: dict[str, Any] = {}
+        status = selectors.status_from_states(voted_states)
+        if status != session.status:
+            changes["status"] = status
+        if now - session.last_seen_at >= _touch_interval():
+            changes["last_seen_at"] = now
+        if status == Session.Status.COMPLETE and not session.completion_code:
             # Every live trial is answered (we hold the lock): close it in this same write.
             changes |= {"completion_code": _completion_code(), "completed_at": now}
         rating_id = sql.rating_store(

@@ -254,19 +254,19 @@ def rating_store(
     *, trial_id: int, score: int, response_ms: int | None, created_at: Any, session_id: int, session: dict[str, Any]
 ) -> int | None:
     """Store a vote unless its trial already has one (no savepoint) and, if stored, write
-    the columns in ``session`` to the session row: the new rating's id, or None when another
+    the columns in ``session`` (if any) to the session row: the new rating's id, or None when another
     vote was there first (the session is then left as it was). One round trip on
     PostgreSQL, two elsewhere."""
     values = (trial_id, score, response_ms, created_at)
     vote = [_prep(Rating, name, value) for name, value in zip(_RATING_COLUMNS, values, strict=True)]
     names = tuple(session)
     update = [*(_prep(Session, name, value) for name, value in session.items()), session_id]
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and names:
         rows = _fetch(_vote_sql(connection.vendor, names), [*vote, *update])
         return rows[0][0] if rows else None
     rows = _fetch(_rating_insert_sql(connection.vendor), vote)
-    if not rows:
-        return None
+    if not rows or not names:
+        return rows[0][0] if rows else None
     with connection.cursor() as cursor:
         cursor.execute(_session_update_sql(connection.vendor, names), update)
     return rows[0][0]
