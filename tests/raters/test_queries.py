@@ -16,7 +16,7 @@ from tests.raters.test_api import Rater
 pytestmark = pytest.mark.django_db
 
 MAX_START = 14
-MAX_NEXT = 1
+MAX_NEXT = 2
 MAX_SUBMIT = 7
 MAX_RESUBMIT = 5
 

@@ -151,32 +151,6 @@ def test_panes_show_the_image_the_protocol_puts_beside_the_result(protocol: str,
         assert got == sorted(expected)
 
 
-@pytest.mark.parametrize("protocol", [Study.Protocol.REFERENCE, Study.Protocol.INPUT, Study.Protocol.SINGLE])
-def test_session_with_its_trials_in_one_statement_equals_the_two_reads(protocol: str) -> None:
-    setup = build_study(protocol=protocol)
-    session, _ = services.session_start(study=setup.study, identity=RaterIdentity())
-    trials = list(Trial.objects.filter(session=session).order_by("position"))
-    services.rating_submit(session_token=session.token, trial_token=trials[0].token, score=4, response_ms=9)
-    Trial.objects.filter(pk=trials[-1].pk).update(released_at=timezone.now())
-
-    got_session, got_rows = sql.session_with_trial_rows(token=session.token)
-    alone = sql.session_with_study(token=session.token)
-    _assert_same_row(got_session, alone)
-    _assert_same_row(got_session.study, alone.study)
-    pane = sql.PANES.get(protocol)
-    assert got_rows == sql.session_trial_rows(session_id=session.pk, images=True, pane=pane)
-    assert len(got_rows) == len(trials)
-    assert (got_rows[0][15] is None) == (pane is None), "the image beside the result follows the protocol"
-
-
-def test_session_without_trials_reads_with_no_trial_rows() -> None:
-    session = _started_session()
-    Trial.objects.filter(session=session).delete()
-    got_session, rows = sql.session_with_trial_rows(token=session.token)
-    assert got_session.pk == session.pk and rows == []
-    assert sql.session_with_trial_rows(token="no-such-token") is None
-
-
 def _orm_output_loads(study: Study) -> list[tuple]:
     """The loads as the ORM counts them: the reference the hand-written statement must equal."""
     counted = models.Q(trials__kind__in=services.TRIAL_KINDS_COUNTED) & (
@@ -216,3 +190,20 @@ def test_output_loads_count_what_the_orm_counts_in_id_order(protocol: str) -> No
     assert sum(row[4] for row in got) == len(trials) - 2, "two released unanswered trials left the count"
     assert len(got) < len(outputs), "outputs raters cannot be shown are left out"
     assert any(row[5] == 31.5 for row in got)
+
+
+@pytest.mark.parametrize(
+    ("file", "ext"),
+    [
+        ("images/ab/c0ffee.PNG", "png"),
+        ("images/ab/c0ffee.webp", "webp"),
+        ("images/ab/c0ffee", "png"),
+        ("images/a.b/c0ffee", "png"),
+        ("images/ab/c0ffee.", "png"),
+        ("", "png"),
+    ],
+)
+def test_image_reference_takes_the_stored_files_extension(file: str, ext: str) -> None:
+    ref = selectors.ImageRef.from_columns("tok", file, ImageAsset.TileStatus.DONE, 10, 20)
+    assert (ref.ext, ref.tiled, ref.width, ref.height) == (ext, True, 10, 20)
+    assert selectors.ImageRef.from_columns(None, file, "", 0, 0) is None
