@@ -95,7 +95,7 @@ def _lock_study(study: Study) -> Study:
 
 def _study_rows(study: Study) -> list[_OutputRow]:
     """The study's ratable outputs with their load: votes plus outstanding assignments."""
-    pane = {Study.Protocol.REFERENCE: "reference", Study.Protocol.INPUT: "input"}.get(study.protocol)
+    pane = sql.PANES.get(study.protocol)
     rows = sql.study_output_loads(study_id=study.pk, pane=pane, counted=TRIAL_KINDS_COUNTED)
     return [
         _OutputRow(assignment.Candidate(oid, mid, sid, load), kind, psnr) for oid, mid, kind, sid, load, psnr in rows
