@@ -207,3 +207,17 @@ def test_image_reference_takes_the_stored_files_extension(file: str, ext: str) -
     ref = selectors.ImageRef.from_columns("tok", file, ImageAsset.TileStatus.DONE, 10, 20)
     assert (ref.ext, ref.tiled, ref.width, ref.height) == (ext, True, 10, 20)
     assert selectors.ImageRef.from_columns(None, file, "", 0, 0) is None
+
+
+def test_hand_written_statements_fail_as_django_errors_and_respect_a_broken_transaction() -> None:
+    from django.db import DatabaseError
+    from django.db.transaction import TransactionManagementError
+
+    with transaction.atomic():
+        with pytest.raises(DatabaseError) as error:
+            with transaction.atomic(savepoint=False):
+                sql._fetch("SELECT * FROM no_such_table", [])
+        # A django.db error, as the ORM raises: what the views and the health checks handle.
+        assert type(error.value).__module__ == "django.db.utils"
+        with pytest.raises(TransactionManagementError):
+            sql._fetch("SELECT 1", [])
