@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare(stack, args)
         # Warm-up, not measured: fresh workers, connections and caches served the first
         # phase a fifth slower than the next ones.
-        rater_phase(stack, argparse.Namespace(**{**vars(args), "raters": max(1, args.raters // 10)}))
+        warm_up = rater_phase(stack, argparse.Namespace(**{**vars(args), "raters": max(1, args.raters // 10)}))
         ping_phase(stack, args.raters, args.baseline)
         pings = [ping_phase(stack, args.raters, args.baseline)]
         rounds = []
@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             rounds.append(rater_phase(stack, args))
             pings.append(ping_phase(stack, args.raters, args.baseline))
         raters = merged(rounds)
-        checks = verify(stack, raters)
+        # The warm-up's votes are checked too: every stored vote must have been acknowledged.
+        checks = verify(stack, merged([warm_up, *rounds]))
 
     print(f"\n{args.rounds} rounds of {args.raters} raters x ({args.trials} + 3 training) trials")
     print("per round: rater req/s over the mean of the trivial phases before and after it")
