@@ -93,6 +93,13 @@ class Trial(models.Model):
     class Meta:
         ordering = ["session", "position"]
         constraints = [models.UniqueConstraint(fields=["session", "position"], name="trial_unique_position")]
+        indexes = [
+            # Every session start counts each output's load under the study lock. The trials
+            # of an output are spread over the whole table, one page each: from these two
+            # small indexes the count needs no table page at all.
+            models.Index(fields=["output", "kind"], condition=models.Q(released_at__isnull=True), name="trial_live"),
+            models.Index(fields=["output"], condition=models.Q(released_at__isnull=False), name="trial_released"),
+        ]
 
     def __str__(self) -> str:
         return f"trial {self.position} of session {self.session_id}"

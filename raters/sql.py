@@ -254,11 +254,14 @@ def _output_loads_sql(vendor: str, pane: str | None, counted: tuple[str, ...]) -
     """Every output of a study that raters can be shown (its image imported and, with
     ``pane``, the scene's image beside it too) with its load: the trials of a ``counted``
     kind that are outstanding or answered."""
-    released, rating_trial = _col(Trial, "released_at"), _col(Rating, "trial")
+    released, kinds = _col(Trial, "released_at"), ", ".join(["%s"] * len(counted))
+    of_output = f"t.{_col(Trial, 'output')} = o.{_col(Output, 'id')} AND t.{_col(Trial, 'kind')} IN ({kinds})"
+    # Outstanding trials (the trial_live index answers alone), plus released ones that were
+    # answered first (trial_released: few).
     load = (
-        f"SELECT COUNT(*) FROM {_table(Trial)} t WHERE t.{_col(Trial, 'output')} = o.{_col(Output, 'id')} "
-        f"AND t.{_col(Trial, 'kind')} IN ({', '.join(['%s'] * len(counted))}) AND (t.{released} IS NULL "
-        f"OR EXISTS (SELECT 1 FROM {_table(Rating)} r WHERE r.{rating_trial} = t.{_col(Trial, 'id')}))"
+        f"(SELECT COUNT(*) FROM {_table(Trial)} t WHERE {of_output} AND t.{released} IS NULL) + "
+        f"(SELECT COUNT(*) FROM {_table(Trial)} t JOIN {_table(Rating)} r "
+        f"ON r.{_col(Rating, 'trial')} = t.{_col(Trial, 'id')} WHERE {of_output} AND t.{released} IS NOT NULL)"
     )
     where = f"m.{_col(Method, 'study')} = %s AND o.{_col(Output, 'image')} IS NOT NULL"
     if pane is not None:
@@ -279,4 +282,4 @@ def study_output_loads(
     be shown, by id (a fixed order: assignment draws from it with a seeded generator), in
     one statement."""
     counted = tuple(counted)
-    return _fetch(_output_loads_sql(connection.vendor, pane, counted), [*counted, study_id])
+    return _fetch(_output_loads_sql(connection.vendor, pane, counted), [*counted, *counted, study_id])
