@@ -91,15 +91,25 @@ class TrialState:
         return not self.answered and not self.released
 
 
-# Per protocol, the label of the scene's image shown beside the result (sql.PANES names
-# its Scene field).
+# Per protocol, the scene's image shown beside the result: its Scene field and its label.
 _BESIDE = {
-    Study.Protocol.REFERENCE: LABEL_REFERENCE,
-    Study.Protocol.INPUT: LABEL_INPUT,
+    Study.Protocol.REFERENCE: ("reference", LABEL_REFERENCE),
+    Study.Protocol.INPUT: ("input", LABEL_INPUT),
 }
 
 
-def _states(rows: Sequence[Sequence[Any]], *, images: bool) -> list[TrialState]:
+def beside_field(protocol: str) -> str | None:
+    """The Scene field of the image the protocol shows beside the result, if any."""
+    beside = _BESIDE.get(protocol)
+    return beside[0] if beside else None
+
+
+def session_trial_states(*, session: Session, images: bool = False) -> list[TrialState]:
+    """Every trial of the session in position order, in one query: a session holds a few
+    dozen trials, so counting in Python beats one aggregate per figure. With ``images``,
+    each trial also carries its result image and the image the protocol shows beside it."""
+    pane = beside_field(session.study.protocol) if images else None
+    rows = sql.session_trial_rows(session_id=session.pk, images=images, pane=pane)
     return [
         TrialState(
             id=row[0],
@@ -117,24 +127,6 @@ def _states(rows: Sequence[Sequence[Any]], *, images: bool) -> list[TrialState]:
         )
         for row in rows
     ]
-
-
-def session_trial_states(*, session: Session, images: bool = False) -> list[TrialState]:
-    """Every trial of the session in position order, in one query: a session holds a few
-    dozen trials, so counting in Python beats one aggregate per figure. With ``images``,
-    each trial also carries its result image and the image the protocol shows beside it."""
-    pane = sql.PANES.get(session.study.protocol) if images else None
-    return _states(sql.session_trial_rows(session_id=session.pk, images=images, pane=pane), images=images)
-
-
-def session_with_trial_states(*, token: str) -> tuple[Session, list[TrialState]] | None:
-    """The session holding this token, with its study and its trials read with images
-    (what "next trial" needs). Two statements: one that repeated the session and study
-    columns on every trial's row cost more to parse than the round trip it saved."""
-    session = session_by_token(token=token)
-    if session is None:
-        return None
-    return session, session_trial_states(session=session, images=True)
 
 
 def status_from_states(states: Sequence[TrialState]) -> str:
@@ -196,7 +188,7 @@ def trial_panes(*, state: TrialState, protocol: str) -> list[dict[str, Any]]:
     """The panes of a trial, left to right, each with a neutral label."""
     panes: list[tuple[str, str, ImageRef | None]] = []
     if protocol in _BESIDE:
-        panes.append(("reference", _BESIDE[protocol], state.beside))
+        panes.append(("reference", _BESIDE[protocol][1], state.beside))
     panes.append(("result", LABEL_RESULT, state.result))
     return [
         {"role": role, "label": label, **image_source(image=image)} for role, label, image in panes if image is not None

@@ -95,7 +95,7 @@ def _lock_study(study: Study) -> Study:
 
 def _study_rows(study: Study) -> list[_OutputRow]:
     """The study's ratable outputs with their load: votes plus outstanding assignments."""
-    pane = sql.PANES.get(study.protocol)
+    pane = selectors.beside_field(study.protocol)
     rows = sql.study_output_loads(study_id=study.pk, pane=pane, counted=TRIAL_KINDS_COUNTED)
     return [
         _OutputRow(assignment.Candidate(oid, mid, sid, load), kind, psnr) for oid, mid, kind, sid, load, psnr in rows
@@ -296,15 +296,12 @@ def session_touch(*, session: Session, now: datetime | None = None) -> Session:
 def session_resume(*, token: str, now: datetime | None = None) -> tuple[Session, list[selectors.TrialState]]:
     """The session holding this token, marked alive (see session_touch), with its trials
     and their images as they stand afterwards: what a rater's "next trial" reads."""
-    found = selectors.session_with_trial_states(token=token)
-    if found is None:
+    session = selectors.session_by_token(token=token)
+    if session is None:
         raise SessionNotFound("No such session.")
-    session, states = found
-    abandoned = session.status == Session.Status.ABANDONED
+    # Touched first: a reclaimed session may hold new trials.
     session = session_touch(session=session, now=now)
-    if abandoned:  # reclaimed: it may hold new trials
-        states = selectors.session_trial_states(session=session, images=True)
-    return session, states
+    return session, selectors.session_trial_states(session=session, images=True)
 
 
 @transaction.atomic
@@ -376,11 +373,11 @@ def session_start(
     device_fields = {f: v for f, v in (device or {}).items() if f in DEVICE_FIELDS and v not in (None, "")}
     session: Session | None = None
     rater: Rater | None = None
+    new_rater = False
     # Everything but the assignment happens before the study lock, which every new session
     # of the study waits for: the rater and session rows have unique constraints of their
     # own against a concurrent start with the same id, and a resume needs no lock at all.
-    new_rater = identity.external_id == ""
-    if not new_rater:
+    if identity.external_id:
         rater, new_rater = Rater.objects.get_or_create(
             platform=identity.platform, external_id=identity.external_id, defaults=device_fields
         )
@@ -401,6 +398,7 @@ def session_start(
 
     if rater is None:
         rater = Rater.objects.create(platform=Rater.Platform.DIRECT, **device_fields)
+        new_rater = True
     else:
         _record_device(rater, device)
     fields = {
@@ -490,7 +488,8 @@ def rating_submit(
         if state.released:
             raise TrialReleased("This trial was handed to another rater after a long pause.")
         # The session's status once this vote is in (its id is not known yet: 0 stands in).
-        _, voted_states = _with_vote(states, state, Rating(pk=0, score=score, response_ms=response_ms, created_at=now))
+        rating = Rating(pk=0, score=score, response_ms=response_ms, created_at=now)
+        _, voted_states = _with_vote(states, state, rating)
         # The session row is written only when the vote changes it: a new status, or a
         # last_seen_at older than the touch interval (an UPDATE of an indexed column
         # rewrites every index of the row: most votes change nothing else).
@@ -514,9 +513,8 @@ def rating_submit(
         if rating_id is not None:
             for field, value in changes.items():
                 setattr(session, field, value)
-            voted, voted_states = _with_vote(
-                states, state, Rating(pk=rating_id, score=score, response_ms=response_ms, created_at=now)
-            )
+            rating.pk = rating_id
+            voted, voted_states = _with_vote(states, state, rating)
             return Vote(session=session, trial=voted, states=voted_states, created=True)
         # Stored by a writer outside rating_submit (which holds the session lock): answer
         # with what it stored.

@@ -10,7 +10,8 @@ as on PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
 
@@ -62,26 +63,28 @@ def _instance(model: type[M], values: Sequence[Any]) -> M:
     return model.from_db(connection.alias, None, converted)
 
 
-def _fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """Run one statement and return its rows (none for an UPDATE)."""
+@contextmanager
+def _cursor() -> Iterator[Any]:
+    """Django's cursor where queries are logged or wrapped (the tests' query counts) and
+    off PostgreSQL; otherwise the driver's cursor under the guards Django's wrapper applies
+    (a failed health check, a broken transaction, errors as django.db errors that mark the
+    connection) without the wrapper's own layers, which cost as much CPU as the execute."""
     if connection.vendor != "postgresql" or connection.queries_logged or connection.execute_wrappers:
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall() if cursor.description else []
-    # The driver's cursor under the guards Django's cursor wrapper applies (a failed health
-    # check, a broken transaction, errors as django.db errors that mark the connection),
-    # without the wrapper's own layers: they cost as much CPU as the driver's execute.
-    # Query logging and execute wrappers (the tests' query counts) take the path above.
+            yield cursor
+        return
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     connection.validate_no_broken_transaction()
-    with connection.wrap_database_errors:
-        cursor = connection.connection.cursor()
-        try:
-            cursor.execute(sql, params)
-            return cursor.fetchall() if cursor.description else []
-        finally:
-            cursor.close()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+        yield cursor
+
+
+def _fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run one statement and return its rows (none for an UPDATE)."""
+    with _cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
 
 
 @cache
@@ -111,10 +114,12 @@ def session_with_study(*, token: str, lock: bool = False) -> Session | None:
 _IMAGE_FIELDS = ("token", "file", "tile_status", "width", "height")
 
 
-def _trial_columns() -> list[str]:
-    """A trial's columns as :func:`session_trial_rows` returns them, from the aliases
-    t (trial), r (rating) and m (method)."""
-    return [
+@cache
+def _trials_sql(vendor: str, images: bool, pane: str | None) -> str:
+    """Every trial of a session with its vote and its method's kind and, with ``images``,
+    the public handles of its result image and of the scene's image named by ``pane``
+    (``reference`` or ``input``), shown beside it."""
+    select = [
         f"t.{_col(Trial, 'id')}",
         f"t.{_col(Trial, 'position')}",
         f"t.{_col(Trial, 'kind')}",
@@ -127,41 +132,18 @@ def _trial_columns() -> list[str]:
         f"r.{_col(Rating, 'created_at')}",
         f"m.{_col(Method, 'kind')}",
     ]
-
-
-def _image_columns(alias: str) -> list[str]:
-    return [f"{alias}.{_col(ImageAsset, f)}" for f in _IMAGE_FIELDS]
-
-
-def _rating_join() -> str:
-    return f"LEFT JOIN {_table(Rating)} r ON r.{_col(Rating, 'trial')} = t.{_col(Trial, 'id')}"
-
-
-def _output_joins() -> list[str]:
-    return [
+    joins = [
+        f"LEFT JOIN {_table(Rating)} r ON r.{_col(Rating, 'trial')} = t.{_col(Trial, 'id')}",
         f"JOIN {_table(Output)} o ON o.{_col(Output, 'id')} = t.{_col(Trial, 'output')}",
         f"JOIN {_table(Method)} m ON m.{_col(Method, 'id')} = o.{_col(Output, 'method')}",
     ]
-
-
-def _result_image_join() -> str:
-    return f"LEFT JOIN {_table(ImageAsset)} ri ON ri.{_col(ImageAsset, 'id')} = o.{_col(Output, 'image')}"
-
-
-@cache
-def _trials_sql(vendor: str, images: bool, pane: str | None) -> str:
-    """Every trial of a session with its vote and its method's kind and, with ``images``,
-    the public handles of its result image and of the scene's image named by ``pane``
-    (``reference`` or ``input``), shown beside it."""
-    select = _trial_columns()
-    joins = [_rating_join(), *_output_joins()]
     if images:
-        select += _image_columns("ri")
-        joins.append(_result_image_join())
+        select += [f"ri.{_col(ImageAsset, f)}" for f in _IMAGE_FIELDS]
+        joins.append(f"LEFT JOIN {_table(ImageAsset)} ri ON ri.{_col(ImageAsset, 'id')} = o.{_col(Output, 'image')}")
         if pane is None:
             select += ["NULL"] * len(_IMAGE_FIELDS)
         else:
-            select += _image_columns("pi")
+            select += [f"pi.{_col(ImageAsset, f)}" for f in _IMAGE_FIELDS]
             joins += [
                 f"JOIN {_table(Scene)} sc ON sc.{_col(Scene, 'id')} = o.{_col(Output, 'scene')}",
                 f"LEFT JOIN {_table(ImageAsset)} pi ON pi.{_col(ImageAsset, 'id')} = sc.{_col(Scene, pane)}",
@@ -186,14 +168,7 @@ def session_trial_rows(*, session_id: int, images: bool = False, pane: str | Non
     pane image])."""
     rows = _fetch(_trials_sql(connection.vendor, images, pane), [session_id])
     converters, col = _trial_converters(connection.vendor)
-    return [
-        (*row[:4], bool(row[4]), *row[5:8], _convert(converters, col, row[8]) if converters else row[8], *row[9:])
-        for row in rows
-    ]
-
-
-# Per protocol, the Scene field of the image shown beside the result.
-PANES = {Study.Protocol.REFERENCE: "reference", Study.Protocol.INPUT: "input"}
+    return [(*row[:4], bool(row[4]), *row[5:8], _convert(converters, col, row[8]), *row[9:]) for row in rows]
 
 
 def _prep(model: type[models.Model], name: str, value: Any) -> Any:
@@ -233,9 +208,9 @@ def rating_store(
     *, trial_id: int, score: int, response_ms: int | None, created_at: Any, session_id: int, session: dict[str, Any]
 ) -> int | None:
     """Store a vote unless its trial already has one (no savepoint) and, if stored, write
-    the columns in ``session`` (if any) to the session row: the new rating's id, or None when another
-    vote was there first (the session is then left as it was). One round trip on
-    PostgreSQL, two elsewhere."""
+    the columns in ``session`` (if any) to the session row: the new rating's id, or None
+    when another vote was there first (the session is then left as it was). One round
+    trip on PostgreSQL."""
     values = (trial_id, score, response_ms, created_at)
     vote = [_prep(Rating, name, value) for name, value in zip(_RATING_COLUMNS, values, strict=True)]
     names = tuple(session)

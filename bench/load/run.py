@@ -11,10 +11,10 @@ loopback, builds and opens a study, then in one run, --rounds times over:
 and the trivial endpoint once more at the end, after an unmeasured warm-up of both. Each
 round's ratio is its rater throughput over the mean of the two trivial phases around it:
 the machine is shared and its speed drifts by a quarter within a minute, so each rater
-phase is compared with its neighbours and the verdict takes the median round. Then it checks from the database that each
-acknowledged vote is stored exactly once and that output coverage differs by at most one.
-Prints figures, ratios and a verdict; exit status 1 when a correctness check fails.
-Everything stops within --timeout seconds per phase.
+phase is compared with its neighbours and the verdict takes the median round. Then it
+checks from the database that each acknowledged vote is stored exactly once and that output
+coverage differs by at most one. Prints figures, ratios and a verdict; exit status 1 when a
+correctness check fails. Everything stops within --timeout seconds per phase.
 """
 
 from __future__ import annotations
@@ -141,11 +141,12 @@ def main(argv: list[str] | None = None) -> int:
               f"rater API {phase.throughput:.0f} req/s, trivial {pings[index].throughput:.0f} then "
               f"{pings[index + 1].throughput:.0f} req/s; ratio {ratios[-1]:.2f}")
     ratio = statistics.median(ratios)
+    trivial = merged(pings)
     print("trivial endpoint (/bench/ping/), same clients:")
-    print_latencies(merged(pings), ["trivial"])
+    print_latencies(trivial, ["trivial"])
     print("rater API, all rounds:")
     print_latencies(raters, ["study page", "start session", "next trial", "submit vote"])
-    ping_p99 = merged(pings).summary("trivial")["p99"]
+    ping_p99 = trivial.summary("trivial")["p99"]
     submit, nxt = raters.summary("submit vote"), raters.summary("next trial")
     print(f"throughput ratio per round: {', '.join(f'{r:.2f}' for r in ratios)}; median {ratio:.2f}")
     print(f"p99 vs trivial p99: next trial {nxt['p99'] / ping_p99:.2f}x, submit vote {submit['p99'] / ping_p99:.2f}x")

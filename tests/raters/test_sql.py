@@ -183,7 +183,7 @@ def test_output_loads_count_what_the_orm_counts_in_id_order(protocol: str) -> No
         Rating.objects.create(trial=trial, score=3)
     Trial.objects.filter(pk__in=[trials[0].pk, trials[5].pk, trials[6].pk]).update(released_at=timezone.now())
 
-    pane = sql.PANES.get(protocol)
+    pane = selectors.beside_field(protocol)
     got = sql.study_output_loads(study_id=study.pk, pane=pane, counted=services.TRIAL_KINDS_COUNTED)
     expected = _orm_output_loads(study)
     assert got == sorted(expected)
