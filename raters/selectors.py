@@ -74,8 +74,17 @@ class TrialState:
     score: int | None = None
     response_ms: int | None = None
     rated_at: datetime | None = None
-    result: ImageRef | None = None
-    beside: ImageRef | None = None
+    # When read with images: the columns of the result image, then of the image beside
+    # it (see sql.session_trial_rows), made into ImageRefs only for the trials shown.
+    images: tuple[Any, ...] = ()
+
+    @property
+    def result(self) -> ImageRef | None:
+        return ImageRef.from_columns(*self.images[:5]) if self.images else None
+
+    @property
+    def beside(self) -> ImageRef | None:
+        return ImageRef.from_columns(*self.images[5:10]) if self.images else None
 
     @property
     def answered(self) -> bool:
@@ -122,8 +131,7 @@ def session_trial_states(*, session: Session, images: bool = False) -> list[Tria
             response_ms=row[7],
             rated_at=row[8],
             method_kind=row[9],
-            result=ImageRef.from_columns(*row[10:15]) if images else None,
-            beside=ImageRef.from_columns(*row[15:20]) if images else None,
+            images=tuple(row[10:20]),
         )
         for row in rows
     ]
@@ -161,17 +169,19 @@ def _url(name: str, **kwargs: str) -> str:
     """reverse() for URLs made of string parameters, resolved once per URL name: every
     "next" names four or five of them."""
     urlconf = get_urlconf() or settings.ROOT_URLCONF
-    url = _url_template(name, tuple(sorted(kwargs)), get_script_prefix(), urlconf)
-    for key, value in kwargs.items():
-        url = url.replace(f"%7B{key}%7D", value)
-    return url
+    return _url_template(name, tuple(sorted(kwargs)), get_script_prefix(), urlconf).format_map(kwargs)
 
 
 @lru_cache(maxsize=64)
 def _url_template(name: str, keys: tuple[str, ...], prefix: str, urlconf: str) -> str:
-    # reverse() quotes the braces of each slot ("%7Btoken%7D"): tokens are base64url and
-    # extensions letters, neither of which reverse() would have quoted.
-    return reverse(name, kwargs={key: f"{{{key}}}" for key in keys})
+    """The URL as a format string with one field per parameter."""
+    # reverse() quotes the braces of each slot ("%7Btoken%7D"), and would quote any other
+    # brace too, so the slots are the only fields. Tokens are base64url and extensions
+    # letters, neither of which reverse() would have quoted.
+    url = reverse(name, kwargs={key: f"{{{key}}}" for key in keys})
+    for key in keys:
+        url = url.replace(f"%7B{key}%7D", f"{{{key}}}")
+    return url
 
 
 def image_source(*, image: ImageRef) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 from raters.models import Rating, Session, Trial
 from studies.models import ImageAsset, Method, Output, Scene, Study
@@ -69,22 +69,32 @@ def _cursor() -> Iterator[Any]:
     off PostgreSQL; otherwise the driver's cursor under the guards Django's wrapper applies
     (a failed health check, a broken transaction, errors as django.db errors that mark the
     connection) without the wrapper's own layers, which cost as much CPU as the execute."""
-    if connection.vendor != "postgresql" or connection.queries_logged or connection.execute_wrappers:
-        with connection.cursor() as cursor:
+    # The connection itself: each attribute of the ``connection`` proxy is a thread-local
+    # lookup, and this runs for every statement.
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or db.queries_logged or db.execute_wrappers:
+        with db.cursor() as cursor:
             yield cursor
         return
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    connection.validate_no_broken_transaction()
-    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_no_broken_transaction()
+    with db.wrap_database_errors, db.connection.cursor() as cursor:
         yield cursor
 
 
 def _fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """Run one statement and return its rows (none for an UPDATE)."""
+    """Run one statement that returns rows, and return them."""
     with _cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
+        return cursor.fetchall()
+
+
+def _execute(sql: str, params: Sequence[Any]) -> None:
+    """Run one statement that returns no rows. (Asking the driver whether a statement
+    returned rows builds a description of every column: a tenth of a "next".)"""
+    with _cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 @cache
@@ -220,7 +230,7 @@ def rating_store(
         return rows[0][0] if rows else None
     rows = _fetch(_rating_insert_sql(connection.vendor), vote)
     if rows and names:
-        _fetch(_session_update_sql(connection.vendor, names), update)
+        _execute(_session_update_sql(connection.vendor, names), update)
     return rows[0][0] if rows else None
 
 
