@@ -24,7 +24,7 @@ LABEL_RESULT = "Result"
 
 def study_for_rater(*, slug: str) -> Study | None:
     """A study a rater may reach: open, or closed (to finish a started session)."""
-    return Study.objects.filter(slug=slug).exclude(status=Study.Status.DRAFT).first()
+    return sql.study_by_slug(slug=slug, excluded_status=Study.Status.DRAFT)
 
 
 def session_by_token(*, token: str, lock: bool = False) -> Session | None:
@@ -33,6 +33,14 @@ def session_by_token(*, token: str, lock: bool = False) -> Session | None:
     if not token or len(token) > 64:
         return None
     return sql.session_with_study(token=token, lock=lock)
+
+
+def session_of_rater(*, study: Study, platform: str, external_id: str) -> Session | None:
+    """The session a rater known by this platform id has in the study, if any."""
+    session = sql.session_of_rater(study_id=study.pk, platform=platform, external_id=external_id)
+    if session is not None:
+        session.study = study
+    return session
 
 
 @dataclass(frozen=True)

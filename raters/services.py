@@ -90,7 +90,7 @@ def _completion_code() -> str:
 
 
 def _lock_study(study: Study) -> Study:
-    return Study.objects.select_for_update().get(pk=study.pk)
+    return sql.study_locked(study_id=study.pk)
 
 
 def _study_rows(study: Study) -> list[_OutputRow]:
@@ -245,13 +245,11 @@ def session_assign(*, session: Session) -> list[Trial]:
 def _release_abandoned(*, study: Study | None, now: datetime) -> int:
     # The partial index session_active_last_seen answers this from the active sessions
     # only, so a start pays one index probe however many sessions the study has had.
-    stale = Session.objects.filter(
-        status__in=[Session.Status.TRAINING, Session.Status.RATING],
-        last_seen_at__lt=now - session_timeout(),
+    ids = sql.stale_session_ids(
+        study_id=study.pk if study is not None else None,
+        statuses=[Session.Status.TRAINING, Session.Status.RATING],
+        seen_before=now - session_timeout(),
     )
-    if study is not None:
-        stale = stale.filter(study=study)
-    ids = list(stale.values_list("id", flat=True))
     if not ids:
         return 0
     Trial.objects.filter(
@@ -378,12 +376,12 @@ def session_start(
     # of the study waits for: the rater and session rows have unique constraints of their
     # own against a concurrent start with the same id, and a resume needs no lock at all.
     if identity.external_id:
-        rater, new_rater = Rater.objects.get_or_create(
-            platform=identity.platform, external_id=identity.external_id, defaults=device_fields
-        )
+        rater = Rater(platform=identity.platform, external_id=identity.external_id, **device_fields)
+        new_rater = sql.rater_insert(rater)
         if new_rater:
             device = None
         else:
+            rater = Rater.objects.get(platform=identity.platform, external_id=identity.external_id)
             session = Session.objects.filter(rater=rater, study=study).first()
             if session is not None:
                 session.rater = rater

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
-from raters.models import Rating, Session, Trial
+from raters.models import Rater, Rating, Session, Trial
 from studies.models import ImageAsset, Method, Output, Scene, Study
 
 M = TypeVar("M", bound=models.Model)
@@ -119,6 +119,95 @@ def session_with_study(*, token: str, lock: bool = False) -> Session | None:
     session = _instance(Session, rows[0][:width])
     session.study = _instance(Study, rows[0][width:])
     return session
+
+
+@cache
+def _study_sql(vendor: str, by: str, lock: bool) -> str:
+    # By id, or by slug unless the study has a given status.
+    where = f"st.{_col(Study, by)} = %s"
+    if by == "slug":
+        where += f" AND st.{_col(Study, 'status')} <> %s"
+    sql = f"SELECT {_columns(Study, 'st')} FROM {_table(Study)} st WHERE {where}"
+    # Where the database locks whole files instead (SQLite), the transaction already does.
+    return sql + " FOR UPDATE" if lock and connection.features.has_select_for_update else sql
+
+
+def study_by_slug(*, slug: str, excluded_status: str) -> Study | None:
+    """The study with this slug unless its status is ``excluded_status``: every study page
+    and session start reads it, and the ORM took longer to build the query than to run it."""
+    rows = _fetch(_study_sql(connection.vendor, "slug", False), [slug, excluded_status])
+    return _instance(Study, rows[0]) if rows else None
+
+
+def study_locked(*, study_id: int) -> Study:
+    """The study, read again and locked until the transaction ends."""
+    return _instance(Study, _fetch(_study_sql(connection.vendor, "id", True), [study_id])[0])
+
+
+@cache
+def _rater_session_sql(vendor: str) -> str:
+    return (
+        f"SELECT {_columns(Session, 's')} FROM {_table(Session)} s "
+        f"JOIN {_table(Rater)} ra ON ra.{_col(Rater, 'id')} = s.{_col(Session, 'rater')} "
+        f"WHERE s.{_col(Session, 'study')} = %s AND ra.{_col(Rater, 'platform')} = %s "
+        f"AND ra.{_col(Rater, 'external_id')} = %s"
+    )
+
+
+def session_of_rater(*, study_id: int, platform: str, external_id: str) -> Session | None:
+    """The session of the study's rater with this platform id, if any (at most one)."""
+    rows = _fetch(_rater_session_sql(connection.vendor), [study_id, platform, external_id])
+    return _instance(Session, rows[0]) if rows else None
+
+
+@cache
+def _rater_insert_sql(vendor: str, known: bool) -> str:
+    fields = [f for f in Rater._meta.concrete_fields if not f.primary_key]
+    sql = (
+        f"INSERT INTO {_table(Rater)} ({', '.join(_q(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    if known:
+        # The unique key of raters with a platform id (rater_unique_external_id), with its
+        # condition as the constraint writes it.
+        platform, external_id = _col(Rater, "platform"), _col(Rater, "external_id")
+        sql += f" ON CONFLICT ({platform}, {external_id}) WHERE NOT ({external_id} = '') DO NOTHING"
+    return f"{sql} RETURNING {_col(Rater, 'id')}"
+
+
+def rater_insert(rater: Rater) -> bool:
+    """Store this new rater and set its id; True if stored. A rater with a platform id
+    that is already stored is left as it was (False, the id unset): one statement where
+    get_or_create took a read, a savepoint, the insert and the savepoint's release."""
+    fields = [f for f in Rater._meta.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(rater, add=True), connection) for f in fields]
+    rows = _fetch(_rater_insert_sql(connection.vendor, bool(rater.external_id)), values)
+    if not rows:
+        return False
+    rater.pk = rows[0][0]
+    rater._state.adding, rater._state.db = False, connection.alias
+    return True
+
+
+@cache
+def _stale_sessions_sql(vendor: str, statuses: int, of_study: bool) -> str:
+    where = [
+        f"s.{_col(Session, 'status')} IN ({', '.join(['%s'] * statuses)})",
+        f"s.{_col(Session, 'last_seen_at')} < %s",
+    ]
+    if of_study:
+        where.append(f"s.{_col(Session, 'study')} = %s")
+    return f"SELECT s.{_col(Session, 'id')} FROM {_table(Session)} s WHERE {' AND '.join(where)}"
+
+
+def stale_session_ids(*, study_id: int | None, statuses: Sequence[str], seen_before: Any) -> list[int]:
+    """Ids of the sessions (of one study, or of all) in one of ``statuses``, last seen
+    before ``seen_before``."""
+    params = [*statuses, _prep(Session, "last_seen_at", seen_before)]
+    if study_id is not None:
+        params.append(study_id)
+    sql = _stale_sessions_sql(connection.vendor, len(statuses), study_id is not None)
+    return [row[0] for row in _fetch(sql, params)]
 
 
 _IMAGE_FIELDS = ("token", "file", "tile_status", "width", "height")

@@ -63,11 +63,10 @@ def _device_from_form(request: HttpRequest) -> dict[str, Any]:
 
 def _existing_session(request: HttpRequest, study: Study, identity: RaterIdentity) -> Session | None:
     if identity.external_id:
-        return Session.objects.filter(
-            study=study, rater__platform=identity.platform, rater__external_id=identity.external_id
-        ).first()
+        return selectors.session_of_rater(study=study, platform=identity.platform, external_id=identity.external_id)
     token = resume_token(request, study)
-    return Session.objects.filter(study=study, token=token).first() if token else None
+    session = selectors.session_by_token(token=token) if token else None
+    return session if session is not None and session.study_id == study.pk else None
 
 
 @ensure_csrf_cookie

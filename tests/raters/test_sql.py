@@ -221,3 +221,83 @@ def test_hand_written_statements_fail_as_django_errors_and_respect_a_broken_tran
         assert type(error.value).__module__ == "django.db.utils"
         with pytest.raises(TransactionManagementError):
             sql._fetch("SELECT 1", [])
+
+
+def test_study_by_slug_equals_the_orm_and_leaves_out_the_excluded_status() -> None:
+    setup = build_study(opened_at=timezone.now() - timedelta(hours=1, microseconds=5))
+    study = Study.objects.get(pk=setup.study.pk)
+    got = sql.study_by_slug(slug=study.slug, excluded_status=Study.Status.DRAFT)
+    assert got is not None
+    _assert_same_row(got, study)
+    assert got.scores == study.scores
+    assert sql.study_by_slug(slug=study.slug, excluded_status=study.status) is None
+    assert sql.study_by_slug(slug="no-such-study", excluded_status=Study.Status.DRAFT) is None
+    Study.objects.filter(pk=study.pk).update(status=Study.Status.DRAFT)
+    assert selectors.study_for_rater(slug=study.slug) is None
+
+
+def test_locked_study_equals_the_orm() -> None:
+    setup = build_study()
+    with transaction.atomic():
+        _assert_same_row(sql.study_locked(study_id=setup.study.pk), Study.objects.get(pk=setup.study.pk))
+
+
+def test_session_of_rater_is_the_one_the_orm_finds() -> None:
+    setup = build_study()
+    other = build_study(slug="other-study")
+    identity = RaterIdentity(platform="prolific", external_id="p-1")
+    session, _ = services.session_start(study=setup.study, identity=identity)
+    elsewhere, _ = services.session_start(study=other.study, identity=identity)
+    services.session_start(study=setup.study, identity=RaterIdentity(platform="prolific", external_id="p-2"))
+
+    got = selectors.session_of_rater(study=setup.study, platform="prolific", external_id="p-1")
+    assert got is not None
+    _assert_same_row(got, Session.objects.get(study=setup.study, rater__external_id="p-1"))
+    assert got.study is setup.study
+    assert sql.session_of_rater(study_id=other.study.pk, platform="prolific", external_id="p-1").pk == elsewhere.pk
+    assert sql.session_of_rater(study_id=setup.study.pk, platform="mturk", external_id="p-1") is None
+    assert sql.session_of_rater(study_id=setup.study.pk, platform="prolific", external_id="p-3") is None
+    assert session.pk == got.pk
+
+
+def test_stale_session_ids_are_the_ones_the_orm_filters() -> None:
+    setup = build_study()
+    other = build_study(slug="other-study")
+    sessions = [
+        services.session_start(study=s.study, identity=RaterIdentity())[0] for s in (setup, setup, setup, other)
+    ]
+    now = timezone.now()
+    long_ago = now - timedelta(hours=5)
+    Session.objects.filter(pk__in=[sessions[0].pk, sessions[1].pk, sessions[3].pk]).update(last_seen_at=long_ago)
+    Session.objects.filter(pk=sessions[1].pk).update(status=Session.Status.COMPLETE)
+    statuses = [Session.Status.TRAINING, Session.Status.RATING]
+    before = now - timedelta(hours=1)
+    for study_id in (setup.study.pk, None):
+        expected = Session.objects.filter(status__in=statuses, last_seen_at__lt=before)
+        if study_id is not None:
+            expected = expected.filter(study_id=study_id)
+        got = sql.stale_session_ids(study_id=study_id, statuses=statuses, seen_before=before)
+        assert sorted(got) == sorted(expected.values_list("id", flat=True))
+    assert sql.stale_session_ids(study_id=setup.study.pk, statuses=statuses, seen_before=before) == [sessions[0].pk]
+    assert sorted(sql.stale_session_ids(study_id=None, statuses=statuses, seen_before=before)) == sorted(
+        [sessions[0].pk, sessions[3].pk]
+    )
+
+
+def test_rater_insert_stores_a_new_rater_once_per_platform_id() -> None:
+    from raters.models import Rater
+
+    rater = Rater(platform="prolific", external_id="p-9", screen_width=1920, device_pixel_ratio=1.5)
+    assert sql.rater_insert(rater)
+    stored = Rater.objects.get(pk=rater.pk)
+    _assert_same_row(rater, stored)
+    assert stored.created_at is not None and stored.user_agent == ""
+
+    again = Rater(platform="prolific", external_id="p-9", screen_width=640)
+    assert not sql.rater_insert(again)
+    assert again.pk is None
+    assert Rater.objects.get(platform="prolific", external_id="p-9").screen_width == 1920
+    # Another platform's p-9, and direct raters (no platform id), are other raters.
+    assert sql.rater_insert(Rater(platform="mturk", external_id="p-9"))
+    assert sql.rater_insert(Rater()) and sql.rater_insert(Rater())
+    assert Rater.objects.count() == 4
