@@ -381,10 +381,11 @@ def session_start(
         if new_rater:
             device = None
         else:
-            rater = Rater.objects.get(platform=identity.platform, external_id=identity.external_id)
-            session = Session.objects.filter(rater=rater, study=study).first()
-            if session is not None:
-                session.rater = rater
+            session = selectors.session_of_rater(
+                study=study, platform=identity.platform, external_id=identity.external_id
+            )
+            if session is None:
+                rater = Rater.objects.get(platform=identity.platform, external_id=identity.external_id)
     elif resume_token:
         session = Session.objects.filter(token=resume_token, study=study).select_related("rater").first()
     if session is not None:

@@ -161,8 +161,13 @@ def session_of_rater(*, study_id: int, platform: str, external_id: str) -> Sessi
 
 
 @cache
+def _rater_fields() -> tuple[models.Field, ...]:
+    return tuple(f for f in Rater._meta.concrete_fields if not f.primary_key)
+
+
+@cache
 def _rater_insert_sql(vendor: str, known: bool) -> str:
-    fields = [f for f in Rater._meta.concrete_fields if not f.primary_key]
+    fields = _rater_fields()
     sql = (
         f"INSERT INTO {_table(Rater)} ({', '.join(_q(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))})"
@@ -179,8 +184,7 @@ def rater_insert(rater: Rater) -> bool:
     """Store this new rater and set its id; True if stored. A rater with a platform id
     that is already stored is left as it was (False, the id unset): one statement where
     get_or_create took a read, a savepoint, the insert and the savepoint's release."""
-    fields = [f for f in Rater._meta.concrete_fields if not f.primary_key]
-    values = [f.get_db_prep_save(f.pre_save(rater, add=True), connection) for f in fields]
+    values = [f.get_db_prep_save(f.pre_save(rater, add=True), connection) for f in _rater_fields()]
     rows = _fetch(_rater_insert_sql(connection.vendor, bool(rater.external_id)), values)
     if not rows:
         return False
@@ -267,6 +271,9 @@ def session_trial_rows(*, session_id: int, images: bool = False, pane: str | Non
     pane image])."""
     rows = _fetch(_trials_sql(connection.vendor, images, pane), [session_id])
     converters, col = _trial_converters(connection.vendor)
+    if not converters:
+        # PostgreSQL: the boolean and the datetime arrive as they are.
+        return rows
     return [(*row[:4], bool(row[4]), *row[5:8], _convert(converters, col, row[8]), *row[9:]) for row in rows]
 
 
