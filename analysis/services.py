@@ -20,6 +20,7 @@ from analysis.imports import ParsedVotes, Problem, RatingsImportError, VoteRow, 
 from analysis.models import AnalysisRun
 from analysis.selectors import study_methods_frame
 from raters.models import Rater, Rating, Session, Trial
+from raters.services import output_loads_add
 from studies.models import Method, Output, Scene, Study
 from studies.scales import SCALE_LEVELS, ScalePreset
 from studies.services import study_create
@@ -200,6 +201,8 @@ def _write_votes(study: Study, rows: list[VoteRow], *, study_created: bool) -> I
         next_position[session_id] += 1
     # bulk_create sets primary keys on PostgreSQL and SQLite >= 3.35 (RETURNING).
     Trial.objects.bulk_create(trials, batch_size=2000)
+    # Answered trials count towards coverage: a live study assigns around them.
+    output_loads_add(trials=trials)
     Rating.objects.bulk_create(
         [
             Rating(trial_id=trial.pk, score=row.score, response_ms=row.response_ms)

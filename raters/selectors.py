@@ -10,11 +10,12 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Count, Q
 from django.urls import get_script_prefix, get_urlconf, reverse
 
 from raters import sql
 from raters.models import Session, Trial
-from studies.models import ImageAsset, Method, Study
+from studies.models import ImageAsset, Method, Output, Study
 
 COUNTED = (Trial.Kind.RATING, Trial.Kind.CONTROL)
 LABEL_REFERENCE = "Reference (DSLR)"
@@ -25,6 +26,19 @@ LABEL_RESULT = "Result"
 def study_for_rater(*, slug: str) -> Study | None:
     """A study a rater may reach: open, or closed (to finish a started session)."""
     return sql.study_by_slug(slug=slug, excluded_status=Study.Status.DRAFT)
+
+
+def output_load_drift(*, study: Study) -> dict[int, tuple[int, int]]:
+    """The study's outputs whose stored load is not the count of their trials that it
+    stands for, as {output id: (stored, counted)}: empty when every load is right. A check
+    for tests, benchmarks and operators; assignment reads only the stored loads."""
+    counted = Q(trials__kind__in=COUNTED) & (Q(trials__released_at__isnull=True) | Q(trials__rating__isnull=False))
+    rows = (
+        Output.objects.filter(method__study=study)
+        .annotate(counted=Count("trials", filter=counted))
+        .values_list("id", "load__trials", "counted")
+    )
+    return {output_id: (stored or 0, n) for output_id, stored, n in rows if (stored or 0) != n}
 
 
 def session_by_token(*, token: str, lock: bool = False) -> Session | None:

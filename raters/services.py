@@ -3,24 +3,27 @@
 The HTML pages and the API call these same functions. Assignment is serialised per study
 (``select_for_update`` on the Study row on PostgreSQL; SQLite's IMMEDIATE transactions
 serialise writers anyway) so that concurrent session starts see each other's outstanding
-trials and coverage stays even.
+trials and coverage stays even. Each output's load (raters.models.OutputLoad) changes only
+under that lock, in the transaction that changes its trials.
 """
 
 from __future__ import annotations
 
 import random
 import secrets
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from raters import assignment, selectors, sql
-from raters.models import Rater, Rating, Session, Trial
+from raters.models import OutputLoad, Rater, Rating, Session, Trial
 from raters.platforms import RaterIdentity
 from studies.models import Method, Study
 
@@ -95,8 +98,7 @@ def _lock_study(study: Study) -> Study:
 
 def _study_rows(study: Study) -> list[_OutputRow]:
     """The study's ratable outputs with their load: votes plus outstanding assignments."""
-    pane = selectors.beside_field(study.protocol)
-    rows = sql.study_output_loads(study_id=study.pk, pane=pane, counted=TRIAL_KINDS_COUNTED)
+    rows = sql.study_output_loads(study_id=study.pk, pane=selectors.beside_field(study.protocol))
     return [
         _OutputRow(assignment.Candidate(oid, mid, sid, load), kind, psnr) for oid, mid, kind, sid, load, psnr in rows
     ]
@@ -199,7 +201,7 @@ def _session_rng(study: Study, session: Session, salt: str = "") -> random.Rando
     return random.Random(f"{study.seed}:{session.pk}:{salt}")
 
 
-def _assign(*, session: Session, study: Study) -> list[Trial]:
+def _assign(*, session: Session, study: Study) -> None:
     """Training and rated trials of a new session; the caller holds the study lock."""
     rng = _session_rng(study, session)
     rows = _study_rows(study)
@@ -225,44 +227,74 @@ def _assign(*, session: Session, study: Study) -> list[Trial]:
         existing=training,
         rng=rng,
     )
-    trials = Trial.objects.bulk_create(training + rated)
+    _trials_insert(training + rated)
     status = Session.Status.TRAINING if training else Session.Status.RATING
     if session.status != status:
         session.status = status
         session.save(update_fields=["status"])
-    return trials
+
+
+def _trials_insert(trials: list[Trial]) -> None:
+    # The caller holds the study lock: loads change only under it.
+    sql.trials_insert(trials)
+    output_loads_add(trials=trials)
+
+
+def output_loads_add(*, trials: Iterable[Trial]) -> None:
+    """Count new trials (just stored, none released) in their outputs' loads. Whoever
+    stores trials calls this in the same transaction, holding the study's lock."""
+    sql.output_loads_add(Counter(t.output_id for t in trials if t.kind in TRIAL_KINDS_COUNTED))
 
 
 @transaction.atomic
 def session_assign(*, session: Session) -> list[Trial]:
     """Give a new session its training trials and ``trials_per_session`` rated trials."""
     study = _lock_study(session.study)
-    if session.trials.exists():
-        return list(session.trials.all())
-    return _assign(session=session, study=study)
+    if not session.trials.exists():
+        _assign(session=session, study=study)
+    return list(session.trials.all())
 
 
-def _release_abandoned(*, study: Study | None, now: datetime) -> int:
+def _release_abandoned(*, study: Study, now: datetime) -> int:
+    """Release the unanswered trials of the study's sessions idle past the timeout; the
+    caller holds the study lock."""
     # The partial index session_active_last_seen answers this from the active sessions
-    # only, so a start pays one index probe however many sessions the study has had.
+    # only, so a start pays one index probe however many sessions the study has had. The
+    # sessions found stay locked: none of them takes a vote while its trials are released.
     ids = sql.stale_session_ids(
-        study_id=study.pk if study is not None else None,
+        study_id=study.pk,
         statuses=[Session.Status.TRAINING, Session.Status.RATING],
         seen_before=now - session_timeout(),
     )
     if not ids:
         return 0
-    Trial.objects.filter(
-        session_id__in=ids, kind__in=TRIAL_KINDS_COUNTED, released_at__isnull=True, rating__isnull=True
-    ).update(released_at=now)
+    released = list(
+        Trial.objects.filter(
+            session_id__in=ids, kind__in=TRIAL_KINDS_COUNTED, released_at__isnull=True, rating__isnull=True
+        ).values_list("id", "output_id")
+    )
+    Trial.objects.filter(pk__in=[trial_id for trial_id, _ in released]).update(released_at=now)
+    by_count: dict[int, list[int]] = defaultdict(list)
+    for output_id, count in Counter(output_id for _, output_id in released).items():
+        by_count[count].append(output_id)
+    for count, output_ids in by_count.items():
+        OutputLoad.objects.filter(output_id__in=output_ids).update(trials=F("trials") - count)
     Session.objects.filter(id__in=ids).update(status=Session.Status.ABANDONED)
     return len(ids)
 
 
 @transaction.atomic
 def sessions_release_abandoned(*, study: Study | None = None, now: datetime | None = None) -> int:
-    """Hand the unanswered trials of sessions idle past the timeout back to the pool."""
-    return _release_abandoned(study=study, now=now or timezone.now())
+    """Hand the unanswered trials of sessions idle past the timeout back to the pool: of
+    one study, or of every study that has such sessions (each under its lock, in id order)."""
+    now = now or timezone.now()
+    if study is not None:
+        return _release_abandoned(study=_lock_study(study), now=now)
+    stale = Session.objects.filter(
+        status__in=[Session.Status.TRAINING, Session.Status.RATING], last_seen_at__lt=now - session_timeout()
+    )
+    study_ids = stale.order_by("study_id").values_list("study_id", flat=True).distinct()
+    return sum(_release_abandoned(study=sql.study_locked(study_id=study_id), now=now) for study_id in study_ids)
 
 
 def _status_after_answers(session: Session) -> str:
@@ -326,7 +358,7 @@ def _session_reclaim(*, session: Session, now: datetime) -> Session:
                 existing=existing,
                 rng=_session_rng(study, session, salt=now.isoformat()),
             )
-            Trial.objects.bulk_create(trials)
+            _trials_insert(trials)
         session.status = _status_after_answers(session)
     session.last_seen_at = now
     session.save(update_fields=["status", "last_seen_at"])

@@ -10,14 +10,14 @@ as on PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
-from raters.models import Rater, Rating, Session, Trial
+from raters.models import OutputLoad, Rater, Rating, Session, Trial
 from studies.models import ImageAsset, Method, Output, Scene, Study
 
 M = TypeVar("M", bound=models.Model)
@@ -194,24 +194,24 @@ def rater_insert(rater: Rater) -> bool:
 
 
 @cache
-def _stale_sessions_sql(vendor: str, statuses: int, of_study: bool) -> str:
-    where = [
-        f"s.{_col(Session, 'status')} IN ({', '.join(['%s'] * statuses)})",
-        f"s.{_col(Session, 'last_seen_at')} < %s",
-    ]
-    if of_study:
-        where.append(f"s.{_col(Session, 'study')} = %s")
-    return f"SELECT s.{_col(Session, 'id')} FROM {_table(Session)} s WHERE {' AND '.join(where)}"
+def _stale_sessions_sql(vendor: str, statuses: int) -> str:
+    sql = (
+        f"SELECT s.{_col(Session, 'id')} FROM {_table(Session)} s "
+        f"WHERE s.{_col(Session, 'study')} = %s AND s.{_col(Session, 'status')} IN ({', '.join(['%s'] * statuses)}) "
+        f"AND s.{_col(Session, 'last_seen_at')} < %s ORDER BY s.{_col(Session, 'id')}"
+    )
+    # A session locked right now is taking a vote or being reclaimed: it is not abandoned,
+    # and waiting for it would hold up the start that asks. (SQLite: the transaction holds
+    # the whole database already.)
+    return sql + " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else sql
 
 
-def stale_session_ids(*, study_id: int | None, statuses: Sequence[str], seen_before: Any) -> list[int]:
-    """Ids of the sessions (of one study, or of all) in one of ``statuses``, last seen
-    before ``seen_before``."""
-    params = [*statuses, _prep(Session, "last_seen_at", seen_before)]
-    if study_id is not None:
-        params.append(study_id)
-    sql = _stale_sessions_sql(connection.vendor, len(statuses), study_id is not None)
-    return [row[0] for row in _fetch(sql, params)]
+def stale_session_ids(*, study_id: int, statuses: Sequence[str], seen_before: Any) -> list[int]:
+    """Ids of the study's sessions in one of ``statuses``, last seen before ``seen_before``
+    and not locked by another transaction, in id order; they stay locked until the
+    transaction ends, so that none of them takes a vote while it is released."""
+    params = [study_id, *statuses, _prep(Session, "last_seen_at", seen_before)]
+    return [row[0] for row in _fetch(_stale_sessions_sql(connection.vendor, len(statuses)), params)]
 
 
 _IMAGE_FIELDS = ("token", "file", "tile_status", "width", "height")
@@ -331,36 +331,66 @@ def rating_store(
 
 
 @cache
-def _output_loads_sql(vendor: str, pane: str | None, counted: tuple[str, ...]) -> str:
+def _output_loads_sql(vendor: str, pane: str | None) -> str:
     """Every output of a study that raters can be shown (its image imported and, with
-    ``pane``, the scene's image beside it too) with its load: the trials of a ``counted``
-    kind that are outstanding or answered."""
-    released, kinds = _col(Trial, "released_at"), ", ".join(["%s"] * len(counted))
-    of_output = f"t.{_col(Trial, 'output')} = o.{_col(Output, 'id')} AND t.{_col(Trial, 'kind')} IN ({kinds})"
-    # Outstanding trials (the trial_live index answers alone), plus released ones that were
-    # answered first (trial_released: few).
-    load = (
-        f"(SELECT COUNT(*) FROM {_table(Trial)} t WHERE {of_output} AND t.{released} IS NULL) + "
-        f"(SELECT COUNT(*) FROM {_table(Trial)} t JOIN {_table(Rating)} r "
-        f"ON r.{_col(Rating, 'trial')} = t.{_col(Trial, 'id')} WHERE {of_output} AND t.{released} IS NOT NULL)"
-    )
+    ``pane``, the scene's image beside it too) with its stored load."""
     where = f"m.{_col(Method, 'study')} = %s AND o.{_col(Output, 'image')} IS NOT NULL"
     if pane is not None:
         where += f" AND sc.{_col(Scene, pane)} IS NOT NULL"
     return (
         f"SELECT o.{_col(Output, 'id')}, o.{_col(Output, 'method')}, m.{_col(Method, 'kind')}, "
-        f"o.{_col(Output, 'scene')}, ({load}), o.{_col(Output, 'psnr')} FROM {_table(Output)} o "
+        f"o.{_col(Output, 'scene')}, COALESCE(l.{_col(OutputLoad, 'trials')}, 0), o.{_col(Output, 'psnr')} "
+        f"FROM {_table(Output)} o "
         f"JOIN {_table(Method)} m ON m.{_col(Method, 'id')} = o.{_col(Output, 'method')} "
         f"JOIN {_table(Scene)} sc ON sc.{_col(Scene, 'id')} = o.{_col(Output, 'scene')} "
+        f"LEFT JOIN {_table(OutputLoad)} l ON l.{_col(OutputLoad, 'output')} = o.{_col(Output, 'id')} "
         f"WHERE {where} ORDER BY o.{_col(Output, 'id')}"
     )
 
 
-def study_output_loads(
-    *, study_id: int, pane: str | None, counted: Sequence[str]
-) -> list[tuple[int, int, str, int, int, float | None]]:
+def study_output_loads(*, study_id: int, pane: str | None) -> list[tuple[int, int, str, int, int, float | None]]:
     """(output id, method id, method kind, scene id, load, PSNR) of every output raters can
     be shown, by id (a fixed order: assignment draws from it with a seeded generator), in
     one statement."""
-    counted = tuple(counted)
-    return _fetch(_output_loads_sql(connection.vendor, pane, counted), [*counted, *counted, study_id])
+    return _fetch(_output_loads_sql(connection.vendor, pane), [study_id])
+
+
+@cache
+def _load_add_sql(vendor: str, rows: int) -> str:
+    table, trials = _table(OutputLoad), _col(OutputLoad, "trials")
+    return (
+        f"INSERT INTO {table} ({_col(OutputLoad, 'output')}, {trials}) VALUES {', '.join(['(%s, %s)'] * rows)} "
+        f"ON CONFLICT ({_col(OutputLoad, 'output')}) DO UPDATE SET {trials} = {table}.{trials} + EXCLUDED.{trials}"
+    )
+
+
+def output_loads_add(counts: Mapping[int, int]) -> None:
+    """Add ``counts`` (by output id, each above zero) to the outputs' loads, creating the
+    loads not stored yet, in one statement. The rows are written in id order, so that two
+    writers never wait for each other's rows in opposite orders."""
+    if not counts:
+        return
+    ids = sorted(counts)
+    _execute(_load_add_sql(connection.vendor, len(ids)), [value for i in ids for value in (i, counts[i])])
+
+
+_TRIAL_COLUMNS = ("session", "output", "position", "kind", "token")
+
+
+@cache
+def _trials_insert_sql(vendor: str, rows: int) -> str:
+    row = f"({', '.join(['%s'] * len(_TRIAL_COLUMNS))})"
+    return (
+        f"INSERT INTO {_table(Trial)} ({', '.join(_col(Trial, name) for name in _TRIAL_COLUMNS)}) "
+        f"VALUES {', '.join([row] * rows)}"
+    )
+
+
+def trials_insert(trials: Sequence[Trial]) -> None:
+    """Insert new trials (not yet released) in one statement; their ids stay unset. The
+    ORM's bulk_create spent longer preparing the values than the database took to store
+    them, and a session start does this while every other start of the study waits."""
+    if not trials:
+        return
+    values = [v for t in trials for v in (t.session_id, t.output_id, t.position, t.kind, t.token)]
+    _execute(_trials_insert_sql(connection.vendor, len(trials)), values)

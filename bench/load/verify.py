@@ -18,7 +18,8 @@ django.setup()
 from django.db.models import Count  # noqa: E402
 
 from raters.models import Rating, Session, Trial  # noqa: E402
-from studies.models import ImageAsset, Method, Output  # noqa: E402
+from raters.selectors import output_load_drift  # noqa: E402
+from studies.models import ImageAsset, Method, Output, Study  # noqa: E402
 
 COUNTED = (Trial.Kind.RATING, Trial.Kind.CONTROL)
 
@@ -33,12 +34,8 @@ def main() -> None:
     votes: dict[str, int] = acked["votes"]
     results: dict[str, object] = {}
 
-    stored = dict(
-        Rating.objects.filter(trial__session__study__slug=args.slug).values_list("trial__token", "score")
-    )
-    per_trial = Counter(
-        Rating.objects.filter(trial__session__study__slug=args.slug).values_list("trial_id", flat=True)
-    )
+    stored = dict(Rating.objects.filter(trial__session__study__slug=args.slug).values_list("trial__token", "score"))
+    per_trial = Counter(Rating.objects.filter(trial__session__study__slug=args.slug).values_list("trial_id", flat=True))
     missing = [t for t in votes if t not in stored]
     wrong = [t for t, score in votes.items() if t in stored and stored[t] != score]
     unacked = [t for t in stored if t not in votes]
@@ -67,22 +64,34 @@ def main() -> None:
     results["coverage_submissions_min_max"] = submissions
     results["coverage_controls_min_max"] = controls
 
+    # A vote on a trial already handed to another rater would give its output an extra one.
+    trials = Trial.objects.filter(session__study__slug=args.slug)
+    results["released_and_answered"] = trials.filter(released_at__isnull=False, rating__isnull=False).count()
+    # The stored loads the next start would assign by, against a count of the trials.
+    results["load_drift"] = len(output_load_drift(study=Study.objects.get(slug=args.slug)))
+
     ok = (
-        not missing and not wrong and not doubled and not unacked
+        not missing
+        and not wrong
+        and not doubled
+        and not unacked
         and results["sessions_complete"] == results["sessions_expected"]
-        and submissions[1] - submissions[0] <= 1 and controls[1] - controls[0] <= 1
+        and submissions[1] - submissions[0] <= 1
+        and controls[1] - controls[0] <= 1
+        and not results["released_and_answered"]
+        and not results["load_drift"]
     )
     if args.metrics_study:
         outputs = Output.objects.filter(method__study__slug=args.metrics_study)
-        assets = ImageAsset.objects.filter(
-            id__in=list(outputs.values_list("image_id", flat=True))
-        )
+        assets = ImageAsset.objects.filter(id__in=list(outputs.values_list("image_id", flat=True)))
         results["metric_outputs"] = outputs.count()
         results["metric_done"] = outputs.filter(metric_status=Output.MetricStatus.DONE, ssim__isnull=False).count()
         results["tiles_done"] = assets.filter(tile_status=ImageAsset.TileStatus.DONE).count()
         results["tiles_expected"] = assets.count()
-        ok = ok and results["metric_done"] == results["metric_outputs"] and (
-            results["tiles_done"] == results["tiles_expected"]
+        ok = (
+            ok
+            and results["metric_done"] == results["metric_outputs"]
+            and (results["tiles_done"] == results["tiles_expected"])
         )
     results["ok"] = ok
     print(json.dumps(results))

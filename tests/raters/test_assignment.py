@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from raters import assignment, services
-from raters.models import Rating, Session, Trial
+from raters.models import OutputLoad, Rating, Session, Trial
 from raters.platforms import RaterIdentity
 from studies.models import Method, Output
 from tests.raters.conftest import build_study
@@ -191,3 +191,43 @@ def test_a_rater_back_after_release_gets_fresh_trials_and_can_finish(settings) -
     session.refresh_from_db()
     assert session.status == Session.Status.COMPLETE
     assert session.completion_code
+
+
+@pytest.mark.django_db
+def test_output_loads_follow_assignment_votes_release_reclaim_and_imported_votes(settings) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from analysis.services import ratings_import
+    from raters.selectors import output_load_drift
+
+    settings.MOSAIC_SESSION_TIMEOUT_MINUTES = 30
+    setup = build_study(methods=3, scenes=4, trials_per_session=5, control_rate=0.2)
+    study = setup.study
+
+    def loads() -> int:
+        assert output_load_drift(study=study) == {}
+        return sum(OutputLoad.objects.filter(output__method__study=study).values_list("trials", flat=True))
+
+    start = timezone.now() - timedelta(hours=2)
+    sessions = [services.session_start(study=study, identity=RaterIdentity(), now=start)[0] for _ in range(3)]
+    assert loads() == 3 * 5, "training trials do not count"
+    first = sessions[0].trials.filter(kind__in=services.TRIAL_KINDS_COUNTED).order_by("position")[0]
+    services.rating_submit(session_token=sessions[0].token, trial_token=first.token, score=4, response_ms=9, now=start)
+    assert loads() == 15, "a vote turns an outstanding trial into an answered one"
+
+    # All three idle past the timeout: every unanswered counted trial leaves the loads.
+    assert services.sessions_release_abandoned() == 3
+    assert loads() == 1
+    # The first rater comes back and gets four fresh trials beside the one answered.
+    session, _ = services.session_resume(token=sessions[0].token)
+    assert session.status != Session.Status.ABANDONED
+    assert loads() == 5
+
+    scene, method = setup.scenes[0].name, setup.methods[0].name
+    ratings_import(study_slug=study.slug, data=f"rater,scene,method,score\nlab-1,{scene},{method},5\n")
+    assert loads() == 6, "imported votes count towards coverage"
+    # The stored loads, not a count of the trials, are what the next start reads.
+    OutputLoad.objects.filter(output__method__study=study).update(trials=0)
+    assert output_load_drift(study=study), "the check sees loads that are wrong"

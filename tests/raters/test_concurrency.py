@@ -16,6 +16,7 @@ from django.db import connection
 from raters import services
 from raters.models import Rating, Session, Trial
 from raters.platforms import RaterIdentity
+from raters.selectors import output_load_drift
 from tests.raters.conftest import build_study
 
 THREADS = 8
@@ -60,6 +61,7 @@ def test_concurrent_starts_give_even_coverage_once_all_sessions_are_complete() -
     counts = [votes[output.pk] for output in setup.rated_outputs]
     assert sum(counts) == THREADS * 5
     assert max(counts) - min(counts) <= 1, counts
+    assert output_load_drift(study=study) == {}
 
 
 def test_concurrent_starts_with_the_same_platform_id_share_one_session() -> None:
@@ -88,3 +90,35 @@ def test_concurrent_replays_of_one_vote_store_it_once() -> None:
     created = _run_concurrently(submit, THREADS)
     assert created.count(True) == 1
     assert Rating.objects.filter(trial=trial).count() == 1
+
+
+def test_votes_racing_the_release_of_their_idle_session_leave_each_trial_answered_or_released(settings) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.MOSAIC_SESSION_TIMEOUT_MINUTES = 30
+    study = build_study(methods=3, scenes=4, trials_per_session=4, control_rate=0.0).study
+    long_ago = timezone.now() - timedelta(hours=2)
+    sessions = [services.session_start(study=study, identity=RaterIdentity(), now=long_ago)[0] for _ in range(4)]
+    rated = {s.pk: list(s.trials.filter(kind=Trial.Kind.RATING).order_by("position")) for s in sessions}
+
+    def work(index: int) -> int:
+        if index % 2:  # half the threads release, half vote: one idle session each
+            return services.sessions_release_abandoned(study=study)
+        session = sessions[index // 2]
+        stored = 0
+        for trial in rated[session.pk]:
+            try:
+                services.rating_submit(session_token=session.token, trial_token=trial.token, score=2, response_ms=1)
+                stored += 1
+            except services.TrialReleased:
+                pass
+        return stored
+
+    _run_concurrently(work, 2 * len(sessions))
+    trials = Trial.objects.filter(session__in=sessions, kind=Trial.Kind.RATING)
+    both = trials.filter(released_at__isnull=False, rating__isnull=False)
+    assert not both.exists(), "a vote was stored on a trial handed to someone else"
+    assert trials.filter(released_at__isnull=True, rating__isnull=True).count() == 0, "every trial got one or other"
+    assert output_load_drift(study=study) == {}

@@ -161,14 +161,14 @@ def _orm_output_loads(study: Study) -> list[tuple]:
         outputs = outputs.filter(scene__reference__isnull=False)
     elif study.protocol == Study.Protocol.INPUT:
         outputs = outputs.filter(scene__input__isnull=False)
-    rows = outputs.annotate(load=models.Count("trials", filter=counted)).values_list(
-        "id", "method_id", "method__kind", "scene_id", "load", "psnr"
+    rows = outputs.annotate(counted=models.Count("trials", filter=counted)).values_list(
+        "id", "method_id", "method__kind", "scene_id", "counted", "psnr"
     )
     return list(rows)
 
 
 @pytest.mark.parametrize("protocol", [Study.Protocol.REFERENCE, Study.Protocol.INPUT, Study.Protocol.SINGLE])
-def test_output_loads_count_what_the_orm_counts_in_id_order(protocol: str) -> None:
+def test_output_loads_are_the_counts_the_orm_makes_in_id_order(protocol: str) -> None:
     setup = build_study(protocol=protocol, methods=3, scenes=4, trials_per_session=6)
     study = setup.study
     outputs = list(Output.objects.filter(method__study=study).order_by("pk"))
@@ -177,17 +177,17 @@ def test_output_loads_count_what_the_orm_counts_in_id_order(protocol: str) -> No
     Scene.objects.filter(pk=setup.scenes[1].pk).update(**{"input" if protocol == "input" else "reference": None})
     Output.objects.filter(pk=outputs[-1].pk).update(image=None)
     sessions = [services.session_start(study=study, identity=RaterIdentity())[0] for _ in range(3)]
-    trials = list(Trial.objects.filter(session__in=sessions, kind__in=services.TRIAL_KINDS_COUNTED))
-    # Answered, answered then released (still counted), released unanswered (not counted).
-    for trial in trials[:4]:
+    trials = list(Trial.objects.filter(session=sessions[0], kind__in=services.TRIAL_KINDS_COUNTED))
+    # The first session answers two trials, then leaves: its four others are released.
+    for trial in trials[:2]:
         Rating.objects.create(trial=trial, score=3)
-    Trial.objects.filter(pk__in=[trials[0].pk, trials[5].pk, trials[6].pk]).update(released_at=timezone.now())
+    Session.objects.filter(pk=sessions[0].pk).update(last_seen_at=timezone.now() - timedelta(hours=5))
+    assert services.sessions_release_abandoned(study=study) == 1
 
     pane = selectors.beside_field(protocol)
-    got = sql.study_output_loads(study_id=study.pk, pane=pane, counted=services.TRIAL_KINDS_COUNTED)
-    expected = _orm_output_loads(study)
-    assert got == sorted(expected)
-    assert sum(row[4] for row in got) == len(trials) - 2, "two released unanswered trials left the count"
+    got = sql.study_output_loads(study_id=study.pk, pane=pane)
+    assert got == sorted(_orm_output_loads(study))
+    assert sum(row[4] for row in got) == 3 * len(trials) - (len(trials) - 2), "released unanswered trials left"
     assert len(got) < len(outputs), "outputs raters cannot be shown are left out"
     assert any(row[5] == 31.5 for row in got)
 
@@ -264,24 +264,18 @@ def test_stale_session_ids_are_the_ones_the_orm_filters() -> None:
     setup = build_study()
     other = build_study(slug="other-study")
     sessions = [
-        services.session_start(study=s.study, identity=RaterIdentity())[0] for s in (setup, setup, setup, other)
+        services.session_start(study=s.study, identity=RaterIdentity())[0] for s in (setup, setup, setup, setup, other)
     ]
     now = timezone.now()
     long_ago = now - timedelta(hours=5)
-    Session.objects.filter(pk__in=[sessions[0].pk, sessions[1].pk, sessions[3].pk]).update(last_seen_at=long_ago)
+    stale = [sessions[0].pk, sessions[1].pk, sessions[3].pk, sessions[4].pk]
+    Session.objects.filter(pk__in=stale).update(last_seen_at=long_ago)
     Session.objects.filter(pk=sessions[1].pk).update(status=Session.Status.COMPLETE)
     statuses = [Session.Status.TRAINING, Session.Status.RATING]
     before = now - timedelta(hours=1)
-    for study_id in (setup.study.pk, None):
-        expected = Session.objects.filter(status__in=statuses, last_seen_at__lt=before)
-        if study_id is not None:
-            expected = expected.filter(study_id=study_id)
-        got = sql.stale_session_ids(study_id=study_id, statuses=statuses, seen_before=before)
-        assert sorted(got) == sorted(expected.values_list("id", flat=True))
-    assert sql.stale_session_ids(study_id=setup.study.pk, statuses=statuses, seen_before=before) == [sessions[0].pk]
-    assert sorted(sql.stale_session_ids(study_id=None, statuses=statuses, seen_before=before)) == sorted(
-        [sessions[0].pk, sessions[3].pk]
-    )
+    expected = Session.objects.filter(study=setup.study, status__in=statuses, last_seen_at__lt=before)
+    got = sql.stale_session_ids(study_id=setup.study.pk, statuses=statuses, seen_before=before)
+    assert got == sorted(expected.values_list("id", flat=True)) == [sessions[0].pk, sessions[3].pk]
 
 
 def test_rater_insert_stores_a_new_rater_once_per_platform_id() -> None:
