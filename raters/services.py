@@ -12,10 +12,10 @@ from __future__ import annotations
 import random
 import secrets
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -73,11 +73,21 @@ class TrialReleased(RaterFlowError):
     pass
 
 
-@dataclass(frozen=True)
-class _OutputRow:
+class _OutputRow(NamedTuple):
     candidate: assignment.Candidate
     method_kind: str
     psnr: float | None
+
+
+class NewTrial(NamedTuple):
+    """A trial to insert: what a session start plans while it holds the study's lock (a
+    model instance took longer to build than the insert took to run)."""
+
+    session_id: int
+    output_id: int
+    position: int
+    kind: str
+    token: str
 
 
 def session_timeout() -> timedelta:
@@ -140,9 +150,9 @@ def _plan_trials(
     rating_count: int,
     control_count: int,
     start_position: int,
-    existing: list[Trial],
+    existing: Sequence[Trial | NewTrial],
     rng: random.Random,
-) -> list[Trial]:
+) -> list[NewTrial]:
     """The session's next trials, unsaved (the caller inserts them in one statement)."""
     main = [r.candidate for r in rows if r.method_kind not in CONTROL_KINDS]
     controls = [r.candidate for r in rows if r.method_kind in CONTROL_KINDS]
@@ -185,13 +195,7 @@ def _plan_trials(
         prev_scene = by_id[last.output_id].candidate.scene_id if last.output_id in by_id else None
     ordered = assignment.order_without_repeats(chosen, key=lambda item: item[0].scene_id, rng=rng, prev=prev_scene)
     return [
-        Trial(
-            session=session,
-            output_id=candidate.output_id,
-            position=start_position + index,
-            kind=kind,
-            token=_new_token(18),
-        )
+        NewTrial(session.pk, candidate.output_id, start_position + index, kind, _new_token(18))
         for index, (candidate, kind) in enumerate(ordered)
     ]
 
@@ -206,13 +210,7 @@ def _assign(*, session: Session, study: Study) -> None:
     rng = _session_rng(study, session)
     rows = _study_rows(study)
     training = [
-        Trial(
-            session=session,
-            output_id=row.candidate.output_id,
-            position=index,
-            kind=Trial.Kind.TRAINING,
-            token=_new_token(18),
-        )
+        NewTrial(session.pk, row.candidate.output_id, index, Trial.Kind.TRAINING, _new_token(18))
         for index, row in enumerate(_training_rows(rows, rng))
     ]
     total = study.trials_per_session
@@ -234,10 +232,9 @@ def _assign(*, session: Session, study: Study) -> None:
         session.save(update_fields=["status"])
 
 
-def _trials_insert(trials: list[Trial]) -> None:
+def _trials_insert(trials: list[NewTrial]) -> None:
     # The caller holds the study lock: loads change only under it.
-    sql.trials_insert(trials)
-    output_loads_add(trials=trials)
+    sql.trials_store(trials, counted=TRIAL_KINDS_COUNTED)
 
 
 def output_loads_add(*, trials: Iterable[Trial]) -> None:
@@ -255,17 +252,18 @@ def session_assign(*, session: Session) -> list[Trial]:
     return list(session.trials.all())
 
 
+def _stale_sessions(study: Study, now: datetime, *, lock: bool) -> list[int]:
+    # The partial index session_active_last_seen answers this from the active sessions
+    # only: one index probe however many sessions the study has had.
+    statuses = [Session.Status.TRAINING, Session.Status.RATING]
+    return sql.stale_session_ids(study_id=study.pk, statuses=statuses, seen_before=now - session_timeout(), lock=lock)
+
+
 def _release_abandoned(*, study: Study, now: datetime) -> int:
     """Release the unanswered trials of the study's sessions idle past the timeout; the
     caller holds the study lock."""
-    # The partial index session_active_last_seen answers this from the active sessions
-    # only, so a start pays one index probe however many sessions the study has had. The
-    # sessions found stay locked: none of them takes a vote while its trials are released.
-    ids = sql.stale_session_ids(
-        study_id=study.pk,
-        statuses=[Session.Status.TRAINING, Session.Status.RATING],
-        seen_before=now - session_timeout(),
-    )
+    # The sessions found stay locked: none of them takes a vote while it is released.
+    ids = _stale_sessions(study, now, lock=True)
     if not ids:
         return 0
     released = list(
@@ -449,10 +447,14 @@ def session_start(
         if not created:
             session.study = study
             return session_touch(session=session, now=now), False
+    # Looked for before the lock, which every other start of the study waits for: there
+    # are seldom any, and a session idle since a moment ago can wait for the next start.
+    idle = _stale_sessions(study, now, lock=False)
     study = _lock_study(study)
     if study.status != Study.Status.OPEN:  # closed while this start was on its way
         raise StudyNotOpen("This study is not taking new raters.")
-    _release_abandoned(study=study, now=now)
+    if idle:
+        _release_abandoned(study=study, now=now)
     session.study = study
     _assign(session=session, study=study)
     return session, True

@@ -10,6 +10,7 @@ as on PostgreSQL.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -194,7 +195,7 @@ def rater_insert(rater: Rater) -> bool:
 
 
 @cache
-def _stale_sessions_sql(vendor: str, statuses: int) -> str:
+def _stale_sessions_sql(vendor: str, statuses: int, lock: bool) -> str:
     sql = (
         f"SELECT s.{_col(Session, 'id')} FROM {_table(Session)} s "
         f"WHERE s.{_col(Session, 'study')} = %s AND s.{_col(Session, 'status')} IN ({', '.join(['%s'] * statuses)}) "
@@ -203,15 +204,15 @@ def _stale_sessions_sql(vendor: str, statuses: int) -> str:
     # A session locked right now is taking a vote or being reclaimed: it is not abandoned,
     # and waiting for it would hold up the start that asks. (SQLite: the transaction holds
     # the whole database already.)
-    return sql + " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else sql
+    return sql + " FOR UPDATE SKIP LOCKED" if lock and connection.features.has_select_for_update_skip_locked else sql
 
 
-def stale_session_ids(*, study_id: int, statuses: Sequence[str], seen_before: Any) -> list[int]:
-    """Ids of the study's sessions in one of ``statuses``, last seen before ``seen_before``
-    and not locked by another transaction, in id order; they stay locked until the
-    transaction ends, so that none of them takes a vote while it is released."""
+def stale_session_ids(*, study_id: int, statuses: Sequence[str], seen_before: Any, lock: bool) -> list[int]:
+    """Ids of the study's sessions in one of ``statuses``, last seen before ``seen_before``,
+    in id order. With ``lock``, only those no other transaction has locked, and they stay
+    locked until the transaction ends, so that none of them takes a vote meanwhile."""
     params = [study_id, *statuses, _prep(Session, "last_seen_at", seen_before)]
-    return [row[0] for row in _fetch(_stale_sessions_sql(connection.vendor, len(statuses)), params)]
+    return [row[0] for row in _fetch(_stale_sessions_sql(connection.vendor, len(statuses), lock), params)]
 
 
 _IMAGE_FIELDS = ("token", "file", "tile_status", "width", "height")
@@ -386,11 +387,39 @@ def _trials_insert_sql(vendor: str, rows: int) -> str:
     )
 
 
-def trials_insert(trials: Sequence[Trial]) -> None:
-    """Insert new trials (not yet released) in one statement; their ids stay unset. The
-    ORM's bulk_create spent longer preparing the values than the database took to store
-    them, and a session start does this while every other start of the study waits."""
+@cache
+def _trials_store_sql(vendor: str, counted: int) -> str:
+    """PostgreSQL: the trials' INSERT, one array per column, and the loads of their
+    outputs counted from the rows it returns, as one statement (data-modifying WITH)."""
+    arrays = ", ".join(f"%s::{Trial._meta.get_field(name).db_type(connection)}[]" for name in _TRIAL_COLUMNS)
+    output, kind, load = _col(Trial, "output"), _col(Trial, "kind"), _table(OutputLoad)
+    return (
+        f"WITH t AS (INSERT INTO {_table(Trial)} ({', '.join(_col(Trial, name) for name in _TRIAL_COLUMNS)}) "
+        f"SELECT * FROM unnest({arrays}) RETURNING {output}, {kind}) "
+        f"INSERT INTO {load} ({_col(OutputLoad, 'output')}, {_col(OutputLoad, 'trials')}) "
+        f"SELECT {output}, COUNT(*) FROM t WHERE {kind} IN ({', '.join(['%s'] * counted)}) "
+        # In id order, as output_loads_add writes them.
+        f"GROUP BY {output} ORDER BY {output} ON CONFLICT ({_col(OutputLoad, 'output')}) "
+        f"DO UPDATE SET {_col(OutputLoad, 'trials')} = {load}.{_col(OutputLoad, 'trials')} + "
+        f"EXCLUDED.{_col(OutputLoad, 'trials')}"
+    )
+
+
+def trials_store(trials: Sequence[Any], *, counted: Sequence[str]) -> None:
+    """Insert new trials (not released; their ids stay unset) and add those of a
+    ``counted`` kind to their outputs' loads. ``trials`` have the attributes of
+    ``_TRIAL_COLUMNS`` (``session_id``, ``output_id``...). One statement on PostgreSQL;
+    the ORM's bulk_create spent longer preparing the values than the database took to
+    store them, and a session start does this while every other start of the study waits."""
     if not trials:
+        return
+    if connection.vendor == "postgresql":
+        columns = [
+            list(column)
+            for column in zip(*((t.session_id, t.output_id, t.position, t.kind, t.token) for t in trials), strict=True)
+        ]
+        _execute(_trials_store_sql(connection.vendor, len(counted)), [*columns, *counted])
         return
     values = [v for t in trials for v in (t.session_id, t.output_id, t.position, t.kind, t.token)]
     _execute(_trials_insert_sql(connection.vendor, len(trials)), values)
+    output_loads_add(Counter(t.output_id for t in trials if t.kind in counted))

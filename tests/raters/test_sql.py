@@ -274,8 +274,31 @@ def test_stale_session_ids_are_the_ones_the_orm_filters() -> None:
     statuses = [Session.Status.TRAINING, Session.Status.RATING]
     before = now - timedelta(hours=1)
     expected = Session.objects.filter(study=setup.study, status__in=statuses, last_seen_at__lt=before)
-    got = sql.stale_session_ids(study_id=setup.study.pk, statuses=statuses, seen_before=before)
-    assert got == sorted(expected.values_list("id", flat=True)) == [sessions[0].pk, sessions[3].pk]
+    for lock in (False, True):
+        got = sql.stale_session_ids(study_id=setup.study.pk, statuses=statuses, seen_before=before, lock=lock)
+        assert got == sorted(expected.values_list("id", flat=True)) == [sessions[0].pk, sessions[3].pk]
+
+
+def test_trials_store_inserts_the_planned_rows_and_counts_the_counted_kinds_in_the_loads() -> None:
+    from raters.models import OutputLoad
+
+    setup = build_study(methods=2, scenes=2, trials_per_session=2)
+    session, _ = services.session_start(study=setup.study, identity=RaterIdentity())
+    before = dict(OutputLoad.objects.values_list("output_id", "trials"))
+    a, b = setup.rated_outputs[:2]
+    planned = [
+        services.NewTrial(session.pk, a.pk, 50, Trial.Kind.RATING, "tok-1"),
+        services.NewTrial(session.pk, a.pk, 51, Trial.Kind.CONTROL, "tok-2"),
+        services.NewTrial(session.pk, b.pk, 52, Trial.Kind.TRAINING, "tok-3"),
+    ]
+    sql.trials_store(planned, counted=services.TRIAL_KINDS_COUNTED)
+    stored = Trial.objects.filter(position__gte=50).order_by("position")
+    rows = [(t.session_id, t.output_id, t.position, t.kind, t.token, t.released_at) for t in stored]
+    assert rows == [(*trial, None) for trial in planned]
+    after = dict(OutputLoad.objects.values_list("output_id", "trials"))
+    assert after[a.pk] == before.get(a.pk, 0) + 2, "rating and control count"
+    assert after.get(b.pk, 0) == before.get(b.pk, 0), "training does not"
+    assert selectors.output_load_drift(study=setup.study) == {}
 
 
 def test_rater_insert_stores_a_new_rater_once_per_platform_id() -> None:
