@@ -37,6 +37,9 @@ class Recorder:
     requests: int = 0
     started: float = 0.0
     finished: float = 0.0
+    # When the last session start of the phase was answered, and the requests by then.
+    starts_done: float = 0.0
+    requests_at_starts_done: int = 0
 
     def summary(self, name: str) -> dict[str, float]:
         values = np.array(self.latencies.get(name, []), dtype=float)
@@ -48,6 +51,12 @@ class Recorder:
     @property
     def throughput(self) -> float:
         return self.requests / max(self.finished - self.started, 1e-9)
+
+    @property
+    def throughput_after_starts(self) -> float:
+        """Requests per second once every rater of the phase has started: votes and next
+        trials only, without the burst of simultaneous starts at the beginning."""
+        return (self.requests - self.requests_at_starts_done) / max(self.finished - self.starts_done, 1e-9)
 
 
 class _Client(FastHttpUser):
@@ -104,6 +113,7 @@ def rater_class(*, slug: str, recorder: Recorder, deadline: float, think_ms: int
             )
             token = started.json()["token"]
             recorder.sessions.append(token)
+            recorder.starts_done, recorder.requests_at_starts_done = time.monotonic(), recorder.requests
             while True:
                 answer = self.call("GET", f"/api/sessions/{token}/next/", name="next trial").json()
                 trial = answer["trial"]

@@ -11,9 +11,12 @@ loopback, builds and opens a study, then in one run, --rounds times over:
 and the trivial endpoint once more at the end, after an unmeasured warm-up of both. Each
 round's ratio is its rater throughput over the mean of the two trivial phases around it:
 the machine is shared and its speed drifts by a quarter within a minute, so each rater
-phase is compared with its neighbours and the verdict takes the median round. Then it
-checks from the database that each acknowledged vote is stored exactly once and that output
-coverage differs by at most one. Prints figures, ratios and a verdict; exit status 1 when a
+phase is compared with its neighbours and the verdict takes the median round. Each round
+also shows how long its 200 starts took and its throughput once they were done, which tells
+the burst of simultaneous starts from the rest; the verdict counts the whole round. Then it
+checks from the database that each acknowledged vote is stored exactly once, that output
+coverage differs by at most one, that no vote landed on a trial handed to another rater and
+that each output's stored load matches its trials. Prints figures, ratios and a verdict; exit status 1 when a
 correctness check fails. Everything stops within --timeout seconds per phase.
 """
 
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         checks = verify(stack, merged([warm_up, *rounds]))
 
     print(f"\n{args.rounds} rounds of {args.raters} raters x ({args.trials} + 3 training) trials")
-    print("per round: rater req/s over the mean of the trivial phases before and after it")
+    print("per round: rater req/s over the mean of the trivial phases before and after it (the verdict's ratio)")
     ratios = []
     for index, phase in enumerate(rounds):
         baseline = (pings[index].throughput + pings[index + 1].throughput) / 2
@@ -140,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  round {index + 1}: {phase.completed} sessions in {phase.finished - phase.started:.1f} s, "
               f"rater API {phase.throughput:.0f} req/s, trivial {pings[index].throughput:.0f} then "
               f"{pings[index + 1].throughput:.0f} req/s; ratio {ratios[-1]:.2f}")
+        burst = phase.starts_done - phase.started
+        print(f"    the {phase.completed} starts took the first {burst:.1f} s; afterwards (next trial and submit vote "
+              f"only) {phase.throughput_after_starts:.0f} req/s, ratio {phase.throughput_after_starts / baseline:.2f}")
     ratio = statistics.median(ratios)
     trivial = merged(pings)
     print("trivial endpoint (/bench/ping/), same clients:")

@@ -231,3 +231,27 @@ def test_output_loads_follow_assignment_votes_release_reclaim_and_imported_votes
     # The stored loads, not a count of the trials, are what the next start reads.
     OutputLoad.objects.filter(output__method__study=study).update(trials=0)
     assert output_load_drift(study=study), "the check sees loads that are wrong"
+
+
+@pytest.mark.django_db
+def test_the_migration_counts_the_loads_of_trials_stored_before_it() -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.utils import timezone
+
+    from raters.selectors import output_load_drift
+
+    setup = build_study(methods=2, scenes=3, trials_per_session=4)
+    sessions = [services.session_start(study=setup.study, identity=RaterIdentity())[0] for _ in range(3)]
+    trials = list(Trial.objects.filter(session__in=sessions, kind__in=services.TRIAL_KINDS_COUNTED))
+    # Answered; answered, then released by an older release that raced the vote (still
+    # counted); released unanswered (not counted).
+    for trial in trials[:3]:
+        Rating.objects.create(trial=trial, score=3)
+    Trial.objects.filter(pk__in=[trials[0].pk, trials[4].pk, trials[5].pk]).update(released_at=timezone.now())
+    OutputLoad.objects.all().delete()
+
+    import_module("raters.migrations.0004_output_load").count_loads(apps, None)
+    assert output_load_drift(study=setup.study) == {}
+    assert sum(OutputLoad.objects.values_list("trials", flat=True)) == len(trials) - 2
