@@ -28,6 +28,8 @@ from raters.platforms import RaterIdentity
 from studies.models import Method, Study
 
 TRIAL_KINDS_COUNTED = (Trial.Kind.RATING, Trial.Kind.CONTROL)
+# A session in one of these holds outstanding trials, and is abandoned once idle too long.
+ACTIVE_STATUSES = (Session.Status.TRAINING, Session.Status.RATING)
 CONTROL_KINDS = Method.CONTROL_KINDS
 DEVICE_FIELDS = (
     "screen_width",
@@ -255,8 +257,8 @@ def session_assign(*, session: Session) -> list[Trial]:
 def _stale_sessions(study: Study, now: datetime, *, lock: bool) -> list[int]:
     # The partial index session_active_last_seen answers this from the active sessions
     # only: one index probe however many sessions the study has had.
-    statuses = [Session.Status.TRAINING, Session.Status.RATING]
-    return sql.stale_session_ids(study_id=study.pk, statuses=statuses, seen_before=now - session_timeout(), lock=lock)
+    seen_before = now - session_timeout()
+    return sql.stale_session_ids(study_id=study.pk, statuses=ACTIVE_STATUSES, seen_before=seen_before, lock=lock)
 
 
 def _release_abandoned(*, study: Study, now: datetime) -> int:
@@ -288,9 +290,7 @@ def sessions_release_abandoned(*, study: Study | None = None, now: datetime | No
     now = now or timezone.now()
     if study is not None:
         return _release_abandoned(study=_lock_study(study), now=now)
-    stale = Session.objects.filter(
-        status__in=[Session.Status.TRAINING, Session.Status.RATING], last_seen_at__lt=now - session_timeout()
-    )
+    stale = Session.objects.filter(status__in=ACTIVE_STATUSES, last_seen_at__lt=now - session_timeout())
     study_ids = stale.order_by("study_id").values_list("study_id", flat=True).distinct()
     return sum(_release_abandoned(study=sql.study_locked(study_id=study_id), now=now) for study_id in study_ids)
 
