@@ -195,10 +195,18 @@ def rater_insert(rater: Rater) -> bool:
 
 
 @cache
-def _stale_sessions_sql(vendor: str, statuses: int, lock: bool) -> str:
+def _stale_sessions_sql(vendor: str, statuses: tuple[str, ...], lock: bool) -> str:
+    # The statuses are written into the statement, not passed as parameters: PostgreSQL
+    # keeps one plan for a prepared statement, and only with the values in sight can that
+    # plan use the partial index of active sessions (session_active_last_seen) instead of
+    # reading every session of the study.
+    if not all(status.isidentifier() for status in statuses):
+        raise ValueError(f"not a status: {statuses!r}")
+    listed = ", ".join(f"'{status}'" for status in statuses)
     sql = (
         f"SELECT s.{_col(Session, 'id')} FROM {_table(Session)} s "
-        f"WHERE s.{_col(Session, 'study')} = %s AND s.{_col(Session, 'status')} IN ({', '.join(['%s'] * statuses)}) "
+        f"WHERE s.{_col(Session, 'study')} = %s AND s.{_col(Session, 'status')} IN "
+        f"({listed}) "
         f"AND s.{_col(Session, 'last_seen_at')} < %s ORDER BY s.{_col(Session, 'id')}"
     )
     # A session locked right now is taking a vote or being reclaimed: it is not abandoned,
@@ -211,8 +219,8 @@ def stale_session_ids(*, study_id: int, statuses: Sequence[str], seen_before: An
     """Ids of the study's sessions in one of ``statuses``, last seen before ``seen_before``,
     in id order. With ``lock``, only those no other transaction has locked, and they stay
     locked until the transaction ends, so that none of them takes a vote meanwhile."""
-    params = [study_id, *statuses, _prep(Session, "last_seen_at", seen_before)]
-    return [row[0] for row in _fetch(_stale_sessions_sql(connection.vendor, len(statuses), lock), params)]
+    sql = _stale_sessions_sql(connection.vendor, tuple(str(status) for status in statuses), lock)
+    return [row[0] for row in _fetch(sql, [study_id, _prep(Session, "last_seen_at", seen_before)])]
 
 
 _IMAGE_FIELDS = ("token", "file", "tile_status", "width", "height")
