@@ -227,22 +227,17 @@ def _assign(*, session: Session, study: Study) -> None:
         existing=training,
         rng=rng,
     )
-    _trials_insert(training + rated)
+    sql.trials_store(training + rated, counted=TRIAL_KINDS_COUNTED)
     status = Session.Status.TRAINING if training else Session.Status.RATING
     if session.status != status:
         session.status = status
         session.save(update_fields=["status"])
 
 
-def _trials_insert(trials: list[NewTrial]) -> None:
-    # The caller holds the study lock: loads change only under it.
-    sql.trials_store(trials, counted=TRIAL_KINDS_COUNTED)
-
-
 def output_loads_add(*, trials: Iterable[Trial]) -> None:
     """Count new trials (just stored, none released) in their outputs' loads. Whoever
     stores trials calls this in the same transaction, holding the study's lock."""
-    sql.output_loads_add(Counter(t.output_id for t in trials if t.kind in TRIAL_KINDS_COUNTED))
+    sql.output_loads_add(trials, counted=TRIAL_KINDS_COUNTED)
 
 
 @transaction.atomic
@@ -356,7 +351,7 @@ def _session_reclaim(*, session: Session, now: datetime) -> Session:
                 existing=existing,
                 rng=_session_rng(study, session, salt=now.isoformat()),
             )
-            _trials_insert(trials)
+            sql.trials_store(trials, counted=TRIAL_KINDS_COUNTED)
         session.status = _status_after_answers(session)
     session.last_seen_at = now
     session.save(update_fields=["status", "last_seen_at"])

@@ -11,7 +11,7 @@ as on PostgreSQL.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
@@ -364,19 +364,26 @@ def study_output_loads(*, study_id: int, pane: str | None) -> list[tuple[int, in
     return _fetch(_output_loads_sql(connection.vendor, pane), [study_id])
 
 
+def _load_upsert() -> str:
+    """The end of an INSERT of (output, trials) rows that adds to the loads already stored."""
+    output, trials, table = _col(OutputLoad, "output"), _col(OutputLoad, "trials"), _table(OutputLoad)
+    return f"ON CONFLICT ({output}) DO UPDATE SET {trials} = {table}.{trials} + EXCLUDED.{trials}"
+
+
 @cache
 def _load_add_sql(vendor: str, rows: int) -> str:
-    table, trials = _table(OutputLoad), _col(OutputLoad, "trials")
     return (
-        f"INSERT INTO {table} ({_col(OutputLoad, 'output')}, {trials}) VALUES {', '.join(['(%s, %s)'] * rows)} "
-        f"ON CONFLICT ({_col(OutputLoad, 'output')}) DO UPDATE SET {trials} = {table}.{trials} + EXCLUDED.{trials}"
+        f"INSERT INTO {_table(OutputLoad)} ({_col(OutputLoad, 'output')}, {_col(OutputLoad, 'trials')}) "
+        f"VALUES {', '.join(['(%s, %s)'] * rows)} {_load_upsert()}"
     )
 
 
-def output_loads_add(counts: Mapping[int, int]) -> None:
-    """Add ``counts`` (by output id, each above zero) to the outputs' loads, creating the
-    loads not stored yet, in one statement. The rows are written in id order, so that two
-    writers never wait for each other's rows in opposite orders."""
+def output_loads_add(trials: Iterable[Any], *, counted: Sequence[str]) -> None:
+    """Add new trials (just stored, none released) of a ``counted`` kind to their outputs'
+    loads, creating the loads not stored yet, in one statement. ``trials`` have an
+    ``output_id`` and a ``kind``. The rows are written in id order, so that two writers
+    never wait for each other's rows in opposite orders."""
+    counts = Counter(t.output_id for t in trials if t.kind in counted)
     if not counts:
         return
     ids = sorted(counts)
@@ -384,6 +391,10 @@ def output_loads_add(counts: Mapping[int, int]) -> None:
 
 
 _TRIAL_COLUMNS = ("session", "output", "position", "kind", "token")
+
+
+def _trial_values(trial: Any) -> tuple[Any, ...]:
+    return (trial.session_id, trial.output_id, trial.position, trial.kind, trial.token)
 
 
 @cache
@@ -400,16 +411,14 @@ def _trials_store_sql(vendor: str, counted: int) -> str:
     """PostgreSQL: the trials' INSERT, one array per column, and the loads of their
     outputs counted from the rows it returns, as one statement (data-modifying WITH)."""
     arrays = ", ".join(f"%s::{Trial._meta.get_field(name).db_type(connection)}[]" for name in _TRIAL_COLUMNS)
-    output, kind, load = _col(Trial, "output"), _col(Trial, "kind"), _table(OutputLoad)
+    output, kind = _col(Trial, "output"), _col(Trial, "kind")
     return (
         f"WITH t AS (INSERT INTO {_table(Trial)} ({', '.join(_col(Trial, name) for name in _TRIAL_COLUMNS)}) "
         f"SELECT * FROM unnest({arrays}) RETURNING {output}, {kind}) "
-        f"INSERT INTO {load} ({_col(OutputLoad, 'output')}, {_col(OutputLoad, 'trials')}) "
+        f"INSERT INTO {_table(OutputLoad)} ({_col(OutputLoad, 'output')}, {_col(OutputLoad, 'trials')}) "
         f"SELECT {output}, COUNT(*) FROM t WHERE {kind} IN ({', '.join(['%s'] * counted)}) "
         # In id order, as output_loads_add writes them.
-        f"GROUP BY {output} ORDER BY {output} ON CONFLICT ({_col(OutputLoad, 'output')}) "
-        f"DO UPDATE SET {_col(OutputLoad, 'trials')} = {load}.{_col(OutputLoad, 'trials')} + "
-        f"EXCLUDED.{_col(OutputLoad, 'trials')}"
+        f"GROUP BY {output} ORDER BY {output} {_load_upsert()}"
     )
 
 
@@ -421,13 +430,10 @@ def trials_store(trials: Sequence[Any], *, counted: Sequence[str]) -> None:
     store them, and a session start does this while every other start of the study waits."""
     if not trials:
         return
+    rows = [_trial_values(t) for t in trials]
     if connection.vendor == "postgresql":
-        columns = [
-            list(column)
-            for column in zip(*((t.session_id, t.output_id, t.position, t.kind, t.token) for t in trials), strict=True)
-        ]
+        columns = [list(column) for column in zip(*rows, strict=True)]
         _execute(_trials_store_sql(connection.vendor, len(counted)), [*columns, *counted])
         return
-    values = [v for t in trials for v in (t.session_id, t.output_id, t.position, t.kind, t.token)]
-    _execute(_trials_insert_sql(connection.vendor, len(trials)), values)
-    output_loads_add(Counter(t.output_id for t in trials if t.kind in counted))
+    _execute(_trials_insert_sql(connection.vendor, len(rows)), [value for row in rows for value in row])
+    output_loads_add(trials, counted=counted)

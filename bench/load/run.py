@@ -16,8 +16,9 @@ also shows how long its 200 starts took and its throughput once they were done, 
 the burst of simultaneous starts from the rest; the verdict counts the whole round. Then it
 checks from the database that each acknowledged vote is stored exactly once, that output
 coverage differs by at most one, that no vote landed on a trial handed to another rater and
-that each output's stored load matches its trials. Prints figures, ratios and a verdict; exit status 1 when a
-correctness check fails. Everything stops within --timeout seconds per phase.
+that each output's stored load matches its trials. Prints figures, ratios and a verdict;
+exit status 1 when a correctness check fails. Everything stops within --timeout seconds per
+phase.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def main() -> None:
         ok = (
             ok
             and results["metric_done"] == results["metric_outputs"]
-            and (results["tiles_done"] == results["tiles_expected"])
+            and results["tiles_done"] == results["tiles_expected"]
         )
     results["ok"] = ok
     print(json.dumps(results))

@@ -271,7 +271,7 @@ def test_stale_session_ids_are_the_ones_the_orm_filters() -> None:
     stale = [sessions[0].pk, sessions[1].pk, sessions[3].pk, sessions[4].pk]
     Session.objects.filter(pk__in=stale).update(last_seen_at=long_ago)
     Session.objects.filter(pk=sessions[1].pk).update(status=Session.Status.COMPLETE)
-    statuses = [Session.Status.TRAINING, Session.Status.RATING]
+    statuses = services.ACTIVE_STATUSES
     before = now - timedelta(hours=1)
     expected = Session.objects.filter(study=setup.study, status__in=statuses, last_seen_at__lt=before)
     for lock in (False, True):
