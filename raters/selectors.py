@@ -41,12 +41,12 @@ def output_load_drift(*, study: Study) -> dict[int, tuple[int, int]]:
     return {output_id: (stored or 0, n) for output_id, stored, n in rows if (stored or 0) != n}
 
 
-def session_by_token(*, token: str, lock: bool = False) -> Session | None:
+def session_by_token(*, token: str) -> Session | None:
     """The session holding this token, with its study (the rater is not read: only the
-    device endpoint needs it); with ``lock``, locked until the transaction ends."""
+    device endpoint needs it)."""
     if not token or len(token) > 64:
         return None
-    return sql.session_with_study(token=token, lock=lock)
+    return sql.session_with_study(token=token)
 
 
 def session_of_rater(*, study: Study, platform: str, external_id: str) -> Session | None:
@@ -140,7 +140,27 @@ def session_trial_states(*, session: Session, images: bool = False) -> list[Tria
     dozen trials, so counting in Python beats one aggregate per figure. With ``images``,
     each trial also carries its result image and the image the protocol shows beside it."""
     pane = beside_field(session.study.protocol) if images else None
-    rows = sql.session_trial_rows(session_id=session.pk, images=images, pane=pane)
+    return _trial_states(sql.session_trial_rows(session_id=session.pk, images=images, pane=pane))
+
+
+# Per protocol with an image beside the result, that image's Scene field.
+_BESIDE_FIELDS = tuple((str(protocol), field) for protocol, (field, _) in _BESIDE.items())
+
+
+def session_with_states(*, token: str, images: bool = False) -> tuple[Session, list[TrialState]] | None:
+    """The session holding this token, with its study, and its trials as
+    :func:`session_trial_states` reads them, in one statement; None if there is no such
+    session."""
+    if not token or len(token) > 64:
+        return None
+    found = sql.session_with_trials(token=token, images=images, beside=_BESIDE_FIELDS)
+    if found is None:
+        return None
+    session, rows = found
+    return session, _trial_states(rows)
+
+
+def _trial_states(rows: list[tuple[Any, ...]]) -> list[TrialState]:
     return [
         TrialState(
             id=row[0],

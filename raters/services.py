@@ -319,12 +319,16 @@ def session_touch(*, session: Session, now: datetime | None = None) -> Session:
 def session_resume(*, token: str, now: datetime | None = None) -> tuple[Session, list[selectors.TrialState]]:
     """The session holding this token, marked alive (see session_touch), with its trials
     and their images as they stand afterwards: what a rater's "next trial" reads."""
-    session = selectors.session_by_token(token=token)
-    if session is None:
+    found = selectors.session_with_states(token=token, images=True)
+    if found is None:
         raise SessionNotFound("No such session.")
-    # Touched first: a reclaimed session may hold new trials.
+    session, states = found
+    reclaimed = session.status == Session.Status.ABANDONED
     session = session_touch(session=session, now=now)
-    return session, selectors.session_trial_states(session=session, images=True)
+    if reclaimed:
+        # Reclaiming gave the session fresh trials.
+        states = selectors.session_trial_states(session=session, images=True)
+    return session, states
 
 
 @transaction.atomic
@@ -491,30 +495,108 @@ def _with_vote(
     return state, [state if other.id == state.id else other for other in states]
 
 
-@transaction.atomic
 def rating_submit(
     *, session_token: str, trial_token: str, score: int, response_ms: int | None, now: datetime | None = None
 ) -> Vote:
     """Store one vote. The same vote again returns the stored one (created=False); a
     different score for an answered trial raises VoteConflict. Ratings are never updated.
+
+    Two steps: the session and its trials are read, the vote checked against them, then
+    :func:`_vote_store` locks the session and stores the vote against its trials as they
+    stand by then. Not one transaction around both: on PostgreSQL the store is a single
+    statement, atomic on its own, and a transaction would add two round trips to every vote.
     """
     now = now or timezone.now()
-    # Read and lock the session in one statement: its votes and status changes happen one
-    # at a time, so the status computed below sees every other vote of the session.
-    session = selectors.session_by_token(token=session_token, lock=True)
-    if session is None:
+    found = selectors.session_with_states(token=session_token)
+    if found is None:
         raise SessionNotFound("No such session.")
-    states = selectors.session_trial_states(session=session)
+    session, states = found
     state = next((other for other in states if other.token == trial_token), None)
     if state is None:
         raise TrialNotFound("No such trial in this session.")
     scores = session.study.scores
     if isinstance(score, bool) or not isinstance(score, int) or score not in scores:
         raise InvalidScore(f"Must be one of {', '.join(map(str, scores))}.")
-
     if not state.answered:
         if state.released:
-            raise TrialReleased("This trial was handed to another rater after a long pause.")
+            raise _trial_released()
+        stored = _vote_store(session_id=session.pk, trial_id=state.id, score=score, response_ms=response_ms, now=now)
+        if stored is None:  # deleted since the read
+            raise SessionNotFound("No such session.")
+        if stored.rating_id is None:  # released since the read
+            raise _trial_released()
+        session.status, session.completion_code = stored.status, stored.completion_code
+        session.completed_at, session.last_seen_at = stored.completed_at, stored.last_seen_at
+        rating = Rating(
+            pk=stored.rating_id, score=stored.score, response_ms=stored.response_ms, created_at=stored.rated_at
+        )
+        state, states = _with_vote(states, state, rating)
+        if _counts(states) != (stored.trials, stored.answered, stored.released_trials):
+            # Another vote or a release of the session came between the read and the store
+            # (each change to a session's trials adds a trial, a vote or a release): read
+            # the session again, so that the answer shows it as it stands.
+            again = selectors.session_with_states(token=session_token)
+            if again is not None:
+                session, states = again
+                state = next(other for other in states if other.id == state.id)
+        if stored.created:
+            return Vote(session=session, trial=state, states=states, created=True)
+    if state.score != score:
+        raise VoteConflict(session, state, states)
+    return Vote(session=session, trial=state, states=states, created=False)
+
+
+def _trial_released() -> TrialReleased:
+    return TrialReleased("This trial was handed to another rater after a long pause.")
+
+
+def _counts(states: list[selectors.TrialState]) -> tuple[int, int, int]:
+    """A session's trials, answered trials and released trials."""
+    return len(states), sum(state.answered for state in states), sum(state.released for state in states)
+
+
+def _vote_store(
+    *, session_id: int, trial_id: int, score: int, response_ms: int | None, now: datetime
+) -> sql.StoredVote | None:
+    """Lock the session, then store the vote unless the trial is answered or released by
+    now, and bring the session's status, last_seen_at and, on completion, its code up to
+    date. Returns a :class:`raters.sql.StoredVote`, or None if there is no such trial in
+    the session. On PostgreSQL one call of a database function (raters migration 0005)."""
+    store = sql.vote_store if sql.votes_in_one_call() else _vote_store_in_transaction
+    return store(
+        session_id=session_id,
+        trial_id=trial_id,
+        score=score,
+        response_ms=response_ms,
+        now=now,
+        touch_before=now - _touch_interval(),
+        code=_completion_code(),
+    )
+
+
+@transaction.atomic
+def _vote_store_in_transaction(
+    *,
+    session_id: int,
+    trial_id: int,
+    score: int,
+    response_ms: int | None,
+    now: datetime,
+    touch_before: datetime,
+    code: str,
+) -> sql.StoredVote | None:
+    """:func:`_vote_store` elsewhere than on PostgreSQL: the same rules as the database
+    function, in a transaction that holds the session (on SQLite, the whole database)."""
+    session = Session.objects.select_for_update().filter(pk=session_id).first()
+    if session is None:
+        return None
+    # Read once the lock is held, so that the status computed below sees every vote.
+    states = selectors.session_trial_states(session=session)
+    state = next((other for other in states if other.id == trial_id), None)
+    if state is None:
+        return None
+    created = False
+    if not state.answered and not state.released:
         # The session's status once this vote is in (its id is not known yet: 0 stands in).
         rating = Rating(pk=0, score=score, response_ms=response_ms, created_at=now)
         _, voted_states = _with_vote(states, state, rating)
@@ -525,12 +607,12 @@ def rating_submit(
         status = selectors.status_from_states(voted_states)
         if status != session.status:
             changes["status"] = status
-        if now - session.last_seen_at >= _touch_interval():
+        if session.last_seen_at <= touch_before:
             changes["last_seen_at"] = now
         if status == Session.Status.COMPLETE and not session.completion_code:
             # Every live trial is answered (we hold the lock): close it in this same write.
-            changes |= {"completion_code": _completion_code(), "completed_at": now}
-        rating_id = sql.rating_store(
+            changes |= {"completion_code": code, "completed_at": now}
+        rating.pk = sql.rating_store(
             trial_id=state.id,
             score=score,
             response_ms=response_ms,
@@ -538,15 +620,24 @@ def rating_submit(
             session_id=session.pk,
             session=changes,
         )
-        if rating_id is not None:
+        if rating.pk is not None:
+            created = True
             for field, value in changes.items():
                 setattr(session, field, value)
-            rating.pk = rating_id
-            voted, voted_states = _with_vote(states, state, rating)
-            return Vote(session=session, trial=voted, states=voted_states, created=True)
-        # Stored by a writer outside rating_submit (which holds the session lock): answer
-        # with what it stored.
-        state, states = _with_vote(states, state, Rating.objects.get(trial_id=state.id))
-    if state.score != score:
-        raise VoteConflict(session, state, states)
-    return Vote(session=session, trial=state, states=states, created=False)
+        else:
+            # Stored by a writer that does not lock the session (the import).
+            rating = Rating.objects.get(trial_id=state.id)
+        state, states = _with_vote(states, state, rating)
+    return sql.StoredVote(
+        state.rating_id,
+        created,
+        state.released and not state.answered,
+        state.score,
+        state.response_ms,
+        state.rated_at,
+        session.status,
+        session.completion_code,
+        session.completed_at,
+        session.last_seen_at,
+        *_counts(states),
+    )

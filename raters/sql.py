@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
@@ -99,21 +99,17 @@ def _execute(sql: str, params: Sequence[Any]) -> None:
 
 
 @cache
-def _session_sql(vendor: str, lock: bool) -> str:
-    sql = (
+def _session_sql(vendor: str) -> str:
+    return (
         f"SELECT {_columns(Session, 's')}, {_columns(Study, 'st')} FROM {_table(Session)} s "
         f"JOIN {_table(Study)} st ON st.{_col(Study, 'id')} = s.{_col(Session, 'study')} "
         f"WHERE s.{_col(Session, 'token')} = %s"
     )
-    # The session row only (its study is read, not locked). Where the database locks whole
-    # files instead (SQLite), the transaction already does.
-    return sql + " FOR UPDATE OF s" if lock and connection.features.has_select_for_update_of else sql
 
 
-def session_with_study(*, token: str, lock: bool = False) -> Session | None:
-    """The session holding this token, with its study, in one statement; with ``lock``,
-    the session row stays locked until the transaction ends."""
-    rows = _fetch(_session_sql(connection.vendor, lock), [token])
+def session_with_study(*, token: str) -> Session | None:
+    """The session holding this token, with its study, in one statement."""
+    rows = _fetch(_session_sql(connection.vendor), [token])
     if not rows:
         return None
     width = len(Session._meta.concrete_fields)
@@ -226,11 +222,12 @@ def stale_session_ids(*, study_id: int, statuses: Sequence[str], seen_before: An
 _IMAGE_FIELDS = ("token", "file", "tile_status", "width", "height")
 
 
-@cache
-def _trials_sql(vendor: str, images: bool, pane: str | None) -> str:
-    """Every trial of a session with its vote and its method's kind and, with ``images``,
-    the public handles of its result image and of the scene's image named by ``pane``
-    (``reference`` or ``input``), shown beside it."""
+def _trial_parts(images: bool, panes: tuple[tuple[str, str | None], ...]) -> tuple[list[str], list[str]]:
+    """The columns and the joins (after ``trial t``) that read a trial with its vote and
+    its method's kind and, with ``images``, the public handles of its result image and of
+    the scene's image shown beside it: the Scene field of the first of ``panes`` whose SQL
+    condition holds (None: always), or no image when none does. Every join is outer, so
+    that a session can be read with its trials in one statement."""
     select = [
         f"t.{_col(Trial, 'id')}",
         f"t.{_col(Trial, 'position')}",
@@ -246,23 +243,69 @@ def _trials_sql(vendor: str, images: bool, pane: str | None) -> str:
     ]
     joins = [
         f"LEFT JOIN {_table(Rating)} r ON r.{_col(Rating, 'trial')} = t.{_col(Trial, 'id')}",
-        f"JOIN {_table(Output)} o ON o.{_col(Output, 'id')} = t.{_col(Trial, 'output')}",
-        f"JOIN {_table(Method)} m ON m.{_col(Method, 'id')} = o.{_col(Output, 'method')}",
+        f"LEFT JOIN {_table(Output)} o ON o.{_col(Output, 'id')} = t.{_col(Trial, 'output')}",
+        f"LEFT JOIN {_table(Method)} m ON m.{_col(Method, 'id')} = o.{_col(Output, 'method')}",
     ]
-    if images:
-        select += [f"ri.{_col(ImageAsset, f)}" for f in _IMAGE_FIELDS]
-        joins.append(f"LEFT JOIN {_table(ImageAsset)} ri ON ri.{_col(ImageAsset, 'id')} = o.{_col(Output, 'image')}")
-        if pane is None:
-            select += ["NULL"] * len(_IMAGE_FIELDS)
-        else:
-            select += [f"pi.{_col(ImageAsset, f)}" for f in _IMAGE_FIELDS]
-            joins += [
-                f"JOIN {_table(Scene)} sc ON sc.{_col(Scene, 'id')} = o.{_col(Output, 'scene')}",
-                f"LEFT JOIN {_table(ImageAsset)} pi ON pi.{_col(ImageAsset, 'id')} = sc.{_col(Scene, pane)}",
-            ]
+    if not images:
+        return select, joins
+    select += [f"ri.{_col(ImageAsset, f)}" for f in _IMAGE_FIELDS]
+    joins.append(f"LEFT JOIN {_table(ImageAsset)} ri ON ri.{_col(ImageAsset, 'id')} = o.{_col(Output, 'image')}")
+    if not panes:
+        return select + ["NULL"] * len(_IMAGE_FIELDS), joins
+    joins.append(f"LEFT JOIN {_table(Scene)} sc ON sc.{_col(Scene, 'id')} = o.{_col(Output, 'scene')}")
+    # A join per pane, each on the scene's foreign key (an index lookup, where one join on
+    # a choice between the keys made PostgreSQL hash every image of the database).
+    for index, (field, condition) in enumerate(panes):
+        on = f"p{index}.{_col(ImageAsset, 'id')} = sc.{_col(Scene, field)}"
+        joins.append(f"LEFT JOIN {_table(ImageAsset)} p{index} ON {on}{f' AND {condition}' if condition else ''}")
+    for name in _IMAGE_FIELDS:
+        column = _col(ImageAsset, name)
+        if len(panes) == 1:
+            select.append(f"p0.{column}")
+            continue
+        whens = " ".join(
+            f"WHEN p{index}.{_col(ImageAsset, 'id')} IS NOT NULL THEN p{index}.{column}" for index in range(len(panes))
+        )
+        select.append(f"CASE {whens} END")
+    return select, joins
+
+
+@cache
+def _trials_sql(vendor: str, images: bool, pane: str | None) -> str:
+    """Every trial of a session (see :func:`_trial_parts`), with the scene's image named by
+    ``pane`` (``reference`` or ``input``) beside the result."""
+    select, joins = _trial_parts(images, ((pane, None),) if pane else ())
     return (
         f"SELECT {', '.join(select)} FROM {_table(Trial)} t {' '.join(joins)} "
         f"WHERE t.{_col(Trial, 'session')} = %s ORDER BY t.{_col(Trial, 'position')}"
+    )
+
+
+@cache
+def _session_trials_sql(vendor: str, images: bool, beside: tuple[tuple[str, str], ...]) -> str:
+    """A session by token with its study, in a first row, then every trial of it (see
+    :func:`_trial_parts`), a row each, in position order. The image beside the result is
+    the scene's field that ``beside`` pairs with the study's protocol, chosen in the
+    statement: the protocol is not known before."""
+    # Written into the statement, as the statement's own names are (checked: no quotes).
+    if not all(protocol.isidentifier() for protocol, _ in beside):
+        raise ValueError(f"not a protocol: {beside!r}")
+    protocol = f"st.{_col(Study, 'protocol')}"
+    select, joins = _trial_parts(images, tuple((field, f"{protocol} = '{name}'") for name, field in beside))
+    width = len(Session._meta.concrete_fields) + len(Study._meta.concrete_fields)
+    sessions = (
+        f"FROM {_table(Session)} s JOIN {_table(Study)} st ON st.{_col(Study, 'id')} = s.{_col(Session, 'study')}"
+    )
+    trials = f"JOIN {_table(Trial)} t ON t.{_col(Trial, 'session')} = s.{_col(Session, 'id')} {' '.join(joins)}"
+    where = f"WHERE s.{_col(Session, 'token')} = %s"
+    # The session's and the study's columns once, in a row of their own, not on every
+    # trial's row: each of their timestamps costs a parse in Python. The first column
+    # orders that row first, then the trials by position (the third of their columns).
+    return (
+        f"SELECT 0, {_columns(Session, 's')}, {_columns(Study, 'st')}, {', '.join(['NULL'] * len(select))} "
+        f"{sessions} {where} "
+        f"UNION ALL SELECT 1, {', '.join(['NULL'] * width)}, {', '.join(select)} {sessions} {trials} {where} "
+        f"ORDER BY 1, {width + 3}"
     )
 
 
@@ -278,7 +321,27 @@ def session_trial_rows(*, session_id: int, images: bool = False, pane: str | Non
     kind, token, released (a boolean), rating id, score, response_ms, created_at, method
     kind[, then token, file, tile status, width, height of the result image and of the
     pane image])."""
-    rows = _fetch(_trials_sql(connection.vendor, images, pane), [session_id])
+    return _trial_rows(_fetch(_trials_sql(connection.vendor, images, pane), [session_id]))
+
+
+def session_with_trials(
+    *, token: str, images: bool = False, beside: tuple[tuple[str, str], ...] = ()
+) -> tuple[Session, list[tuple[Any, ...]]] | None:
+    """The session holding this token, with its study, and the rows of its trials (as
+    :func:`session_trial_rows` returns them), in one statement: what every "next trial"
+    and every vote reads first, in one round trip. ``beside`` pairs each protocol with the
+    Scene field of the image shown beside the result."""
+    rows = _fetch(_session_trials_sql(connection.vendor, images, beside), [token, token])
+    if not rows:
+        return None
+    width = 1 + len(Session._meta.concrete_fields)
+    trials = width + len(Study._meta.concrete_fields)
+    session = _instance(Session, rows[0][1:width])
+    session.study = _instance(Study, rows[0][width:trials])
+    return session, _trial_rows([row[trials:] for row in rows[1:]])
+
+
+def _trial_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     converters, col = _trial_converters(connection.vendor)
     if not converters:
         # PostgreSQL: the boolean and the datetime arrive as they are.
@@ -308,35 +371,64 @@ def _session_update_sql(vendor: str, names: tuple[str, ...]) -> str:
     return f"UPDATE {_table(Session)} SET {assignments} WHERE {_col(Session, 'id')} = %s"
 
 
-@cache
-def _vote_sql(vendor: str, names: tuple[str, ...]) -> str:
-    """The vote's INSERT and, only if it stored a row, the session's UPDATE, as one
-    statement (PostgreSQL's data-modifying WITH)."""
-    update = _session_update_sql(vendor, names)
-    return (
-        f"WITH vote AS ({_rating_insert_sql(vendor)}), "
-        f"moved AS ({update} AND EXISTS (SELECT 1 FROM vote)) SELECT {_col(Rating, 'id')} FROM vote"
-    )
-
-
 def rating_store(
     *, trial_id: int, score: int, response_ms: int | None, created_at: Any, session_id: int, session: dict[str, Any]
 ) -> int | None:
     """Store a vote unless its trial already has one (no savepoint) and, if stored, write
     the columns in ``session`` (if any) to the session row: the new rating's id, or None
-    when another vote was there first (the session is then left as it was). One round
-    trip on PostgreSQL."""
+    when another vote was there first (the session is then left as it was). Where votes
+    are not stored with :func:`vote_store`."""
     values = (trial_id, score, response_ms, created_at)
     vote = [_prep(Rating, name, value) for name, value in zip(_RATING_COLUMNS, values, strict=True)]
-    names = tuple(session)
-    update = [*(_prep(Session, name, value) for name, value in session.items()), session_id]
-    if connection.vendor == "postgresql" and names:
-        rows = _fetch(_vote_sql(connection.vendor, names), [*vote, *update])
-        return rows[0][0] if rows else None
     rows = _fetch(_rating_insert_sql(connection.vendor), vote)
-    if rows and names:
-        _execute(_session_update_sql(connection.vendor, names), update)
+    if rows and session:
+        update = [*(_prep(Session, name, value) for name, value in session.items()), session_id]
+        _execute(_session_update_sql(connection.vendor, tuple(session)), update)
     return rows[0][0] if rows else None
+
+
+class StoredVote(NamedTuple):
+    """What :func:`vote_store` found or did, as the session stands after it."""
+
+    rating_id: int | None  # None: the trial was released and never answered
+    created: bool  # False: a vote was there already (its values below)
+    released: bool
+    score: int | None
+    response_ms: int | None
+    rated_at: Any
+    status: str
+    completion_code: str
+    completed_at: Any
+    last_seen_at: Any
+    # The session's trials, the answered ones and the released ones.
+    trials: int
+    answered: int
+    released_trials: int
+
+
+def votes_in_one_call() -> bool:
+    """Whether this database stores a vote with :func:`vote_store` (PostgreSQL, where
+    migration raters 0005 installed the function)."""
+    return connection.vendor == "postgresql"
+
+
+_VOTE_CALL = (
+    "SELECT * FROM mosaic_vote_store(%s::bigint, %s::bigint, %s::smallint, %s::integer, "
+    "%s::timestamptz, %s::timestamptz, %s::varchar)"
+)
+
+
+def vote_store(
+    *, session_id: int, trial_id: int, score: int, response_ms: int | None, now: Any, touch_before: Any, code: str
+) -> StoredVote | None:
+    """Lock the session, then store the vote unless its trial is answered or released, and
+    bring the session's status, last_seen_at (if at or before ``touch_before``) and, on
+    completion, its code (``code``) and completed_at up to date: one round trip, and
+    atomic on its own. None if the trial is not the session's. PostgreSQL only (see
+    :func:`votes_in_one_call`); raters.services.rating_submit does the same in a
+    transaction elsewhere."""
+    rows = _fetch(_VOTE_CALL, [session_id, trial_id, score, response_ms, now, touch_before, code])
+    return StoredVote(*rows[0]) if rows else None
 
 
 @cache

@@ -122,3 +122,27 @@ def test_votes_racing_the_release_of_their_idle_session_leave_each_trial_answere
     assert not both.exists(), "a vote was stored on a trial handed to someone else"
     assert trials.filter(released_at__isnull=True, rating__isnull=True).count() == 0, "every trial got one or other"
     assert output_load_drift(study=study) == {}
+
+
+def test_concurrent_votes_of_one_session_complete_it_once_and_each_answer_shows_its_vote() -> None:
+    study = build_study(methods=3, scenes=4, trials_per_session=THREADS - 3, control_rate=0.0).study
+    session, _ = services.session_start(study=study, identity=RaterIdentity())
+    trials = list(session.trials.order_by("position"))
+    assert len(trials) == THREADS  # three training trials and the rated ones
+
+    def vote(index: int) -> services.Vote:
+        return services.rating_submit(
+            session_token=session.token, trial_token=trials[index].token, score=3, response_ms=index
+        )
+
+    votes = _run_concurrently(vote, THREADS)
+    assert all(v.created for v in votes)
+    for v in votes:
+        assert {s.id: s.answered for s in v.states}[v.trial.id]
+    # Whichever came last saw every other vote, and completed the session with one code.
+    finished = [v for v in votes if all(s.answered for s in v.states)]
+    assert finished and {v.session.status for v in finished} == {Session.Status.COMPLETE}
+    codes = {v.session.completion_code for v in finished}
+    stored = Session.objects.get(pk=session.pk)
+    assert stored.status == Session.Status.COMPLETE and codes == {stored.completion_code}
+    assert Rating.objects.filter(trial__session=session).count() == THREADS
