@@ -42,12 +42,16 @@ def _columns(model: type[models.Model], alias: str) -> str:
 
 
 @cache
-def _converters(model: type[models.Model], vendor: str) -> tuple[tuple[tuple[Converter, ...], Any], ...]:
-    """Per concrete field: the backend's and the field's converters, as the ORM finds them."""
+def _converters(model: type[models.Model], vendor: str) -> tuple[tuple[int, tuple[Converter, ...], Any], ...]:
+    """Per concrete field that has any: its position, and the backend's and the field's
+    converters, as the ORM finds them. (Most fields have none: on PostgreSQL, all of a
+    study's but its JSON.)"""
     result = []
-    for field in model._meta.concrete_fields:
+    for index, field in enumerate(model._meta.concrete_fields):
         col = field.get_col(model._meta.db_table)
-        result.append((tuple(connection.ops.get_db_converters(col) + col.get_db_converters(connection)), col))
+        converters = tuple(connection.ops.get_db_converters(col) + col.get_db_converters(connection))
+        if converters:
+            result.append((index, converters, col))
     return tuple(result)
 
 
@@ -59,8 +63,11 @@ def _convert(converters: Sequence[Converter], col: Any, value: Any) -> Any:
 
 def _instance(model: type[M], values: Sequence[Any]) -> M:
     """A model instance from a row holding all its concrete columns, in ``_meta`` order."""
-    pairs = zip(_converters(model, connection.vendor), values, strict=True)
-    converted = [_convert(converters, col, value) for (converters, col), value in pairs]
+    if len(values) != len(model._meta.concrete_fields):
+        raise ValueError(f"{len(values)} columns for the {len(model._meta.concrete_fields)} of {model.__name__}")
+    converted = list(values)
+    for index, converters, col in _converters(model, connection.vendor):
+        converted[index] = _convert(converters, col, converted[index])
     return model.from_db(connection.alias, None, converted)
 
 
