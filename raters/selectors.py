@@ -41,10 +41,15 @@ def output_load_drift(*, study: Study) -> dict[int, tuple[int, int]]:
     return {output_id: (stored or 0, n) for output_id, stored, n in rows if (stored or 0) != n}
 
 
+def _plausible(token: str) -> bool:
+    # Session tokens fit the column (64 characters); anything else names no session.
+    return bool(token) and len(token) <= 64
+
+
 def session_by_token(*, token: str) -> Session | None:
     """The session holding this token, with its study (the rater is not read: only the
     device endpoint needs it)."""
-    if not token or len(token) > 64:
+    if not _plausible(token):
         return None
     return sql.session_with_study(token=token)
 
@@ -97,7 +102,7 @@ class TrialState:
     response_ms: int | None = None
     rated_at: datetime | None = None
     # When read with images: the columns of the result image, then of the image beside
-    # it (see sql.session_trial_rows), made into ImageRefs only for the trials shown.
+    # it (see sql.session_with_trials), made into ImageRefs only for the trials shown.
     images: tuple[Any, ...] = ()
 
     @property
@@ -135,12 +140,11 @@ def beside_field(protocol: str) -> str | None:
     return beside[0] if beside else None
 
 
-def session_trial_states(*, session: Session, images: bool = False) -> list[TrialState]:
+def session_trial_states(*, session: Session) -> list[TrialState]:
     """Every trial of the session in position order, in one query: a session holds a few
-    dozen trials, so counting in Python beats one aggregate per figure. With ``images``,
-    each trial also carries its result image and the image the protocol shows beside it."""
-    pane = beside_field(session.study.protocol) if images else None
-    return _trial_states(sql.session_trial_rows(session_id=session.pk, images=images, pane=pane))
+    dozen trials, so counting in Python beats one aggregate per figure. (With their images:
+    :func:`session_with_states`.)"""
+    return _trial_states(sql.session_trial_rows(session_id=session.pk))
 
 
 # Per protocol with an image beside the result, that image's Scene field.
@@ -150,8 +154,9 @@ _BESIDE_FIELDS = tuple((str(protocol), field) for protocol, (field, _) in _BESID
 def session_with_states(*, token: str, images: bool = False) -> tuple[Session, list[TrialState]] | None:
     """The session holding this token, with its study, and its trials as
     :func:`session_trial_states` reads them, in one statement; None if there is no such
-    session."""
-    if not token or len(token) > 64:
+    session. With ``images``, each trial also carries its result image and the image the
+    protocol shows beside it."""
+    if not _plausible(token):
         return None
     found = sql.session_with_trials(token=token, images=images, beside=_BESIDE_FIELDS)
     if found is None:

@@ -323,12 +323,14 @@ def session_resume(*, token: str, now: datetime | None = None) -> tuple[Session,
     if found is None:
         raise SessionNotFound("No such session.")
     session, states = found
-    reclaimed = session.status == Session.Status.ABANDONED
-    session = session_touch(session=session, now=now)
-    if reclaimed:
-        # Reclaiming gave the session fresh trials.
-        states = selectors.session_trial_states(session=session, images=True)
-    return session, states
+    if session.status != Session.Status.ABANDONED:
+        return session_touch(session=session, now=now), states
+    # Reclaiming gives the session fresh trials: read it again.
+    session_touch(session=session, now=now)
+    found = selectors.session_with_states(token=token, images=True)
+    if found is None:
+        raise SessionNotFound("No such session.")
+    return found
 
 
 @transaction.atomic

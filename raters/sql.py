@@ -105,24 +105,31 @@ def _execute(sql: str, params: Sequence[Any]) -> None:
         cursor.execute(sql, params)
 
 
-@cache
-def _session_sql(vendor: str) -> str:
+def _session_by_token() -> str:
+    """The FROM and WHERE of a session by token (``s``) with its study (``st``)."""
     return (
-        f"SELECT {_columns(Session, 's')}, {_columns(Study, 'st')} FROM {_table(Session)} s "
-        f"JOIN {_table(Study)} st ON st.{_col(Study, 'id')} = s.{_col(Session, 'study')} "
+        f"FROM {_table(Session)} s JOIN {_table(Study)} st ON st.{_col(Study, 'id')} = s.{_col(Session, 'study')} "
         f"WHERE s.{_col(Session, 'token')} = %s"
     )
+
+
+@cache
+def _session_sql(vendor: str) -> str:
+    return f"SELECT {_columns(Session, 's')}, {_columns(Study, 'st')} {_session_by_token()}"
+
+
+def _session_with_study(values: Sequence[Any]) -> Session:
+    """The session, with its study, from a row holding the session's columns then the study's."""
+    width = len(Session._meta.concrete_fields)
+    session = _instance(Session, values[:width])
+    session.study = _instance(Study, values[width:])
+    return session
 
 
 def session_with_study(*, token: str) -> Session | None:
     """The session holding this token, with its study, in one statement."""
     rows = _fetch(_session_sql(connection.vendor), [token])
-    if not rows:
-        return None
-    width = len(Session._meta.concrete_fields)
-    session = _instance(Session, rows[0][:width])
-    session.study = _instance(Study, rows[0][width:])
-    return session
+    return _session_with_study(rows[0]) if rows else None
 
 
 @cache
@@ -229,12 +236,12 @@ def stale_session_ids(*, study_id: int, statuses: Sequence[str], seen_before: An
 _IMAGE_FIELDS = ("token", "file", "tile_status", "width", "height")
 
 
-def _trial_parts(images: bool, panes: tuple[tuple[str, str | None], ...]) -> tuple[list[str], list[str]]:
-    """The columns and the joins (after ``trial t``) that read a trial with its vote and
-    its method's kind and, with ``images``, the public handles of its result image and of
-    the scene's image shown beside it: the Scene field of the first of ``panes`` whose SQL
-    condition holds (None: always), or no image when none does. Every join is outer, so
-    that a session can be read with its trials in one statement."""
+def _trial_parts(images: bool, beside: tuple[tuple[str, str], ...]) -> tuple[list[str], list[str]]:
+    """The columns and the joins (after ``trial t``, and a study ``st``) that read a trial
+    with its vote and its method's kind and, with ``images``, the public handles of its
+    result image and of the scene's image shown beside it: the Scene field that ``beside``
+    pairs with the study's protocol (none for a protocol it does not name). Every join is
+    outer, so that a session can be read with its trials in one statement."""
     select = [
         f"t.{_col(Trial, 'id')}",
         f"t.{_col(Trial, 'position')}",
@@ -255,33 +262,34 @@ def _trial_parts(images: bool, panes: tuple[tuple[str, str | None], ...]) -> tup
     ]
     if not images:
         return select, joins
+    # Written into the statement, as the statement's own names are (checked: no quotes).
+    if not all(protocol.isidentifier() for protocol, _ in beside):
+        raise ValueError(f"not a protocol: {beside!r}")
     select += [f"ri.{_col(ImageAsset, f)}" for f in _IMAGE_FIELDS]
-    joins.append(f"LEFT JOIN {_table(ImageAsset)} ri ON ri.{_col(ImageAsset, 'id')} = o.{_col(Output, 'image')}")
-    if not panes:
-        return select + ["NULL"] * len(_IMAGE_FIELDS), joins
-    joins.append(f"LEFT JOIN {_table(Scene)} sc ON sc.{_col(Scene, 'id')} = o.{_col(Output, 'scene')}")
-    # A join per pane, each on the scene's foreign key (an index lookup, where one join on
-    # a choice between the keys made PostgreSQL hash every image of the database).
-    for index, (field, condition) in enumerate(panes):
-        on = f"p{index}.{_col(ImageAsset, 'id')} = sc.{_col(Scene, field)}"
-        joins.append(f"LEFT JOIN {_table(ImageAsset)} p{index} ON {on}{f' AND {condition}' if condition else ''}")
-    for name in _IMAGE_FIELDS:
-        column = _col(ImageAsset, name)
-        if len(panes) == 1:
-            select.append(f"p0.{column}")
-            continue
-        whens = " ".join(
-            f"WHEN p{index}.{_col(ImageAsset, 'id')} IS NOT NULL THEN p{index}.{column}" for index in range(len(panes))
+    joins += [
+        f"LEFT JOIN {_table(ImageAsset)} ri ON ri.{_col(ImageAsset, 'id')} = o.{_col(Output, 'image')}",
+        f"LEFT JOIN {_table(Scene)} sc ON sc.{_col(Scene, 'id')} = o.{_col(Output, 'scene')}",
+    ]
+    # A join per protocol, each on the scene's foreign key (an index lookup, where one join
+    # on a choice between the keys made PostgreSQL hash every image of the database).
+    for index, (protocol, field) in enumerate(beside):
+        joins.append(
+            f"LEFT JOIN {_table(ImageAsset)} p{index} ON p{index}.{_col(ImageAsset, 'id')} = sc.{_col(Scene, field)} "
+            f"AND st.{_col(Study, 'protocol')} = '{protocol}'"
         )
-        select.append(f"CASE {whens} END")
+    for name in _IMAGE_FIELDS:
+        whens = " ".join(
+            f"WHEN p{index}.{_col(ImageAsset, 'id')} IS NOT NULL THEN p{index}.{_col(ImageAsset, name)}"
+            for index in range(len(beside))
+        )
+        select.append(f"CASE {whens} END" if beside else "NULL")
     return select, joins
 
 
 @cache
-def _trials_sql(vendor: str, images: bool, pane: str | None) -> str:
-    """Every trial of a session (see :func:`_trial_parts`), with the scene's image named by
-    ``pane`` (``reference`` or ``input``) beside the result."""
-    select, joins = _trial_parts(images, ((pane, None),) if pane else ())
+def _trials_sql(vendor: str) -> str:
+    """Every trial of a session, without images (see :func:`_trial_parts`)."""
+    select, joins = _trial_parts(False, ())
     return (
         f"SELECT {', '.join(select)} FROM {_table(Trial)} t {' '.join(joins)} "
         f"WHERE t.{_col(Trial, 'session')} = %s ORDER BY t.{_col(Trial, 'position')}"
@@ -291,27 +299,18 @@ def _trials_sql(vendor: str, images: bool, pane: str | None) -> str:
 @cache
 def _session_trials_sql(vendor: str, images: bool, beside: tuple[tuple[str, str], ...]) -> str:
     """A session by token with its study, in a first row, then every trial of it (see
-    :func:`_trial_parts`), a row each, in position order. The image beside the result is
-    the scene's field that ``beside`` pairs with the study's protocol, chosen in the
-    statement: the protocol is not known before."""
-    # Written into the statement, as the statement's own names are (checked: no quotes).
-    if not all(protocol.isidentifier() for protocol, _ in beside):
-        raise ValueError(f"not a protocol: {beside!r}")
-    protocol = f"st.{_col(Study, 'protocol')}"
-    select, joins = _trial_parts(images, tuple((field, f"{protocol} = '{name}'") for name, field in beside))
+    :func:`_trial_parts`), a row each, in position order."""
+    select, joins = _trial_parts(images, beside)
     width = len(Session._meta.concrete_fields) + len(Study._meta.concrete_fields)
-    sessions = (
-        f"FROM {_table(Session)} s JOIN {_table(Study)} st ON st.{_col(Study, 'id')} = s.{_col(Session, 'study')}"
-    )
     trials = f"JOIN {_table(Trial)} t ON t.{_col(Trial, 'session')} = s.{_col(Session, 'id')} {' '.join(joins)}"
-    where = f"WHERE s.{_col(Session, 'token')} = %s"
     # The session's and the study's columns once, in a row of their own, not on every
     # trial's row: each of their timestamps costs a parse in Python. The first column
     # orders that row first, then the trials by position (the third of their columns).
     return (
         f"SELECT 0, {_columns(Session, 's')}, {_columns(Study, 'st')}, {', '.join(['NULL'] * len(select))} "
-        f"{sessions} {where} "
-        f"UNION ALL SELECT 1, {', '.join(['NULL'] * width)}, {', '.join(select)} {sessions} {trials} {where} "
+        f"{_session_by_token()} "
+        f"UNION ALL SELECT 1, {', '.join(['NULL'] * width)}, {', '.join(select)} "
+        f"{_session_by_token().replace('WHERE', trials + ' WHERE', 1)} "
         f"ORDER BY 1, {width + 3}"
     )
 
@@ -323,29 +322,26 @@ def _trial_converters(vendor: str) -> tuple[tuple[Converter, ...], Any]:
     return tuple(connection.ops.get_db_converters(col)), col
 
 
-def session_trial_rows(*, session_id: int, images: bool = False, pane: str | None = None) -> list[tuple[Any, ...]]:
+def session_trial_rows(*, session_id: int) -> list[tuple[Any, ...]]:
     """Rows of :func:`_trials_sql` in position order, datetimes converted: (id, position,
     kind, token, released (a boolean), rating id, score, response_ms, created_at, method
-    kind[, then token, file, tile status, width, height of the result image and of the
-    pane image])."""
-    return _trial_rows(_fetch(_trials_sql(connection.vendor, images, pane), [session_id]))
+    kind)."""
+    return _trial_rows(_fetch(_trials_sql(connection.vendor), [session_id]))
 
 
 def session_with_trials(
     *, token: str, images: bool = False, beside: tuple[tuple[str, str], ...] = ()
 ) -> tuple[Session, list[tuple[Any, ...]]] | None:
     """The session holding this token, with its study, and the rows of its trials (as
-    :func:`session_trial_rows` returns them), in one statement: what every "next trial"
-    and every vote reads first, in one round trip. ``beside`` pairs each protocol with the
-    Scene field of the image shown beside the result."""
+    :func:`session_trial_rows` returns them, and with ``images`` the columns of the result
+    image and of the image beside it), in one statement: what every "next trial" and every
+    vote reads first, in one round trip. ``beside`` pairs each protocol with the Scene
+    field of the image shown beside the result."""
     rows = _fetch(_session_trials_sql(connection.vendor, images, beside), [token, token])
     if not rows:
         return None
-    width = 1 + len(Session._meta.concrete_fields)
-    trials = width + len(Study._meta.concrete_fields)
-    session = _instance(Session, rows[0][1:width])
-    session.study = _instance(Study, rows[0][width:trials])
-    return session, _trial_rows([row[trials:] for row in rows[1:]])
+    trials = 1 + len(Session._meta.concrete_fields) + len(Study._meta.concrete_fields)
+    return _session_with_study(rows[0][1:trials]), _trial_rows([row[trials:] for row in rows[1:]])
 
 
 def _trial_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

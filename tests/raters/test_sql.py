@@ -3,6 +3,7 @@ returns for the same rows, field by field, on whichever database the tests run."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -66,9 +67,7 @@ def test_trial_states_agree_with_the_orm() -> None:
     assert all(vote.created for vote in votes)
     Trial.objects.filter(pk=trials[-1].pk).update(released_at=timezone.now())
 
-    session = sql.session_with_study(token=session.token)
-    assert session is not None
-    states = selectors.session_trial_states(session=session, images=True)
+    session, states = selectors.session_with_states(token=session.token, images=True)
     trials = list(
         Trial.objects.filter(session=session)
         .select_related("output__method", "output__image", "output__scene__reference")
@@ -98,9 +97,8 @@ def test_trial_states_agree_with_the_orm() -> None:
 
 def test_image_source_and_summary_urls_equal_reverse() -> None:
     session = _started_session()
-    session = sql.session_with_study(token=session.token)
-    assert session is not None
-    state = selectors.session_trial_states(session=session, images=True)[0]
+    session, states = selectors.session_with_states(token=session.token, images=True)
+    state = states[0]
     assert state.result is not None
     image = state.result
     assert image == selectors.ImageRef.of(ImageAsset.objects.get(token=image.token))
@@ -109,7 +107,7 @@ def test_image_source_and_summary_urls_equal_reverse() -> None:
     assert source["tiles"] is None
 
     ImageAsset.objects.filter(token=image.token).update(tile_status=ImageAsset.TileStatus.DONE)
-    tiled = selectors.session_trial_states(session=session, images=True)[0].result
+    tiled = selectors.session_with_states(token=session.token, images=True)[1][0].result
     assert tiled is not None and tiled.tiled
     assert selectors.image_source(image=tiled)["tiles"] == reverse("studies:tiles-dzi", kwargs={"token": image.token})
 
@@ -128,8 +126,7 @@ def test_image_source_and_summary_urls_equal_reverse() -> None:
 def test_panes_show_the_image_the_protocol_puts_beside_the_result(protocol: str, beside: tuple | None) -> None:
     setup = build_study(protocol=protocol)
     session, _ = services.session_start(study=setup.study, identity=RaterIdentity())
-    session = sql.session_with_study(token=session.token)
-    states = selectors.session_trial_states(session=session, images=True)
+    session, states = selectors.session_with_states(token=session.token, images=True)
     for state in states:
         trial = Trial.objects.select_related("output__image", "output__scene").get(pk=state.id)
         panes = selectors.trial_panes(state=state, protocol=protocol)
@@ -159,8 +156,10 @@ def test_session_with_its_trials_in_one_statement_equals_the_two_reads(protocol:
     _assert_same_row(got, Session.objects.get(pk=session.pk))
     _assert_same_row(got.study, Study.objects.get(pk=setup.study.pk))
     assert got.study.scale_levels == Study.objects.get(pk=setup.study.pk).scale_levels
-    expected = selectors.session_trial_states(session=got, images=images)
-    assert states == expected
+    # The trials the plain read finds, as they stand; the images are checked against the
+    # ORM in the tests above.
+    expected = selectors.session_trial_states(session=got)
+    assert [replace(state, images=()) for state in states] == expected
     assert [state.id for state in states] == [trial.id for trial in trials]
     assert {state.answered for state in states} == {True, False} and any(state.released for state in states)
     beside = selectors.beside_field(protocol)
