@@ -6,6 +6,7 @@ Staff only: results name every team, and they are not public until the organizer
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -14,9 +15,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from analysis import exports, plots, selectors, services
 from analysis.models import AnalysisRun
-from studies.models import Study
+from studies.models import Method, Study
+
+# The analysis modules (pandas, SciPy, statsmodels, matplotlib) are imported by the views
+# that use them, not here: every web worker loads this module with the URLs, and one that
+# serves raters never needs them. Importing them took two thirds of a worker's start.
+if TYPE_CHECKING:
+    from analysis import selectors
 
 PLOTS = (
     ("mos", "MOS per method"),
@@ -49,7 +55,7 @@ def _leaderboard_rows(results: selectors.StudyResults) -> list[dict]:
             {
                 "method": row["method"],
                 "kind": row["method_kind"],
-                "is_control": row["method_kind"] in plots.CONTROL_KINDS,
+                "is_control": row["method_kind"] in Method.CONTROL_KINDS,
                 "psnr": _number(row.get("psnr")),
                 "ssim": _number(row.get("ssim")),
                 "mos": _number(row.get("mos")),
@@ -75,6 +81,8 @@ def _has_metric(results: selectors.StudyResults, metric: str) -> bool:
 @staff_member_required
 @require_GET
 def study_results(request: HttpRequest, slug: str) -> HttpResponse:
+    from analysis import exports, selectors
+
     study = get_object_or_404(Study, slug=slug)
     results = selectors.study_results(study=study)
     run = results.run
@@ -115,6 +123,8 @@ def study_results(request: HttpRequest, slug: str) -> HttpResponse:
 @staff_member_required
 @require_POST
 def study_run(request: HttpRequest, slug: str) -> HttpResponse:
+    from analysis import services
+
     study = get_object_or_404(Study, slug=slug)
     run = services.analysis_run_queue(study=study)
     # With an embedded (eager) Celery the run is already done here; with a broker it is
@@ -138,6 +148,8 @@ def _run_or_404(slug: str, run_id: int) -> AnalysisRun:
 @staff_member_required
 @require_GET
 def run_file(request: HttpRequest, slug: str, run_id: int, name: str) -> HttpResponse:
+    from analysis import exports
+
     run = _run_or_404(slug, run_id)
     if name not in exports.EXPORT_FILES and name != exports.MANIFEST:
         raise Http404("No such export file.")
@@ -154,6 +166,8 @@ def run_file(request: HttpRequest, slug: str, run_id: int, name: str) -> HttpRes
 @staff_member_required
 @require_GET
 def run_zip(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    from analysis import exports
+
     run = _run_or_404(slug, run_id)
     response = HttpResponse(exports.zip_bytes(run), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{slug}-run{run.pk}-results.zip"'

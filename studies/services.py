@@ -8,7 +8,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyvips
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -17,7 +16,6 @@ from django.utils import timezone
 from studies import selectors
 from studies.imaging import file_sha256, image_asset_store
 from studies.importer import ImportPlan, opened_source, plan_import
-from studies.metrics import compute_metrics, load_pixels
 from studies.models import ImageAsset, Method, Output, Scene, Study
 from studies.scales import ScalePreset, levels_for
 
@@ -126,6 +124,10 @@ def output_metrics_compute(*, output: Output) -> Output:
         output.metric_status = Output.MetricStatus.FAILED
         output.metric_error = "No image to compare: the output or its scene's reference is missing."
     else:
+        # Here, not at the top: every web worker imports this module (the admin does) and
+        # none computes a metric, and scikit-image brings SciPy with it.
+        from studies.metrics import compute_metrics, load_pixels
+
         try:
             reference = load_pixels(Path(output.scene.reference.file.path))
             result = load_pixels(Path(output.image.file.path))
@@ -158,6 +160,8 @@ def image_tiles_build(*, asset: ImageAsset) -> ImageAsset:
             target.parent.mkdir(parents=True, exist_ok=True)
             scratch = Path(tempfile.mkdtemp(prefix=f".{asset.sha256[:8]}-", dir=target.parent))
             try:
+                import pyvips  # here, for the same reason as the metrics' imports
+
                 image = pyvips.Image.new_from_file(asset.file.path, access="sequential")
                 image.dzsave(
                     str(scratch / "pyramid"),

@@ -13,7 +13,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analysis import selectors, services
 from analysis.api.serializers import (
     AnalysisRunSerializer,
     CorrelationRowSerializer,
@@ -22,8 +21,11 @@ from analysis.api.serializers import (
     ScreeningSerializer,
 )
 from analysis.models import AnalysisRun
-from analysis.results import to_records
 from studies.models import Study
+
+# The analysis modules (pandas, SciPy, statsmodels) are imported by the methods that use
+# them, as in analysis.views: a web worker serving raters loads this module and never
+# needs them.
 
 # DRF's validation error body: {"field": ["message", ...], ...}.
 # DRF's 400: each offending field with its messages, or {"detail": ...} when the body is
@@ -67,6 +69,9 @@ class StudyResultsView(OrganizerAPIView):
         responses={200: OutputSerializer, 403: OpenApiResponse(description="Not staff.")},
     )
     def get(self, request: Request, slug: str) -> Response:
+        from analysis import selectors
+        from analysis.results import to_records
+
         study = self.study_or_404(slug)
         results = selectors.study_results(study=study)
         coverage = selectors.study_coverage(study=study)
@@ -107,6 +112,8 @@ class AnalysisRunListCreateView(OrganizerAPIView):
         responses={200: OutputSerializer(many=True)},
     )
     def get(self, request: Request, slug: str) -> Response:
+        from analysis import selectors
+
         runs = selectors.study_runs(study=self.study_or_404(slug))[:50]
         return Response(self.OutputSerializer(runs, many=True).data)
 
@@ -123,6 +130,8 @@ class AnalysisRunListCreateView(OrganizerAPIView):
         },
     )
     def post(self, request: Request, slug: str) -> Response:
+        from analysis import services
+
         study = self.study_or_404(slug)
         params = self.InputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
