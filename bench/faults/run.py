@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.script("bench/load/setup_study.py", METRICS_SLUG, "--scenes", "3", "--size", "900x600", "--no-open")
         log(t0, "imported a second study: its PSNR/SSIM and tile tasks wait on the broker, no worker yet")
         log(t0, f"{args.raters} raters start (Celery time limit {TIME_LIMIT_S} s)")
-        recorder = rater_phase(stack, args, during=faults(stack, args, t0, report))
+        recorder = rater_phase(stack, args, during=faults(stack, args, t0, report), cpu=False)
         log(t0, f"rater phase over: {recorder.completed}/{args.raters} sessions completed")
         deadline = time.monotonic() + args.task_timeout
         while True:

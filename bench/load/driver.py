@@ -40,6 +40,8 @@ class Recorder:
     # When the last session start of the phase was answered, and the requests by then.
     starts_done: float = 0.0
     requests_at_starts_done: int = 0
+    # CPU seconds the whole stack used from started to finished (see run_users).
+    cpu_seconds: float = 0.0
 
     def summary(self, name: str) -> dict[str, float]:
         values = np.array(self.latencies.get(name, []), dtype=float)
@@ -51,6 +53,10 @@ class Recorder:
     @property
     def throughput(self) -> float:
         return self.requests / max(self.finished - self.started, 1e-9)
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu_seconds * 1000 / max(self.requests, 1)
 
     @property
     def throughput_after_starts(self) -> float:
@@ -144,15 +150,22 @@ def ping_class(*, recorder: Recorder, deadline: float) -> type:
     return Pinger
 
 
-def run_users(user_class: type, *, host: str, users: int, stop_when, timeout: float, recorder: Recorder) -> None:
-    """Start ``users`` at once, run until ``stop_when()`` or ``timeout`` seconds, then stop."""
+def run_users(
+    user_class: type, *, host: str, users: int, stop_when, timeout: float, recorder: Recorder, cpu=None
+) -> None:
+    """Start ``users`` at once, run until ``stop_when()`` or ``timeout`` seconds, then stop.
+    ``cpu()``, if given, tells the CPU seconds used so far: the recorder keeps how many the
+    phase used."""
     env = Environment(user_classes=[user_class], host=host)
     runner = env.create_local_runner()
+    cpu_started = cpu() if cpu else 0.0
     recorder.started = time.monotonic()
     runner.start(users, spawn_rate=users)
     end = time.monotonic() + timeout
     while time.monotonic() < end and not stop_when():
         gevent.sleep(0.1)
     recorder.finished = time.monotonic()
+    if cpu:
+        recorder.cpu_seconds = cpu() - cpu_started
     runner.quit()
     runner.greenlet.join(timeout=30)

@@ -66,11 +66,14 @@ def prepare(stack: Stack, args: argparse.Namespace) -> None:
 def ping_phase(stack: Stack, users: int, seconds: float) -> driver.Recorder:
     recorder = driver.Recorder()
     cls = driver.ping_class(recorder=recorder, deadline=time.monotonic() + seconds + 30)
-    driver.run_users(cls, host=stack.url, users=users, stop_when=lambda: False, timeout=seconds, recorder=recorder)
+    driver.run_users(
+        cls, host=stack.url, users=users, stop_when=lambda: False, timeout=seconds, recorder=recorder,
+        cpu=stack.cpu_seconds,
+    )
     return recorder
 
 
-def rater_phase(stack: Stack, args: argparse.Namespace, *, during=None) -> driver.Recorder:
+def rater_phase(stack: Stack, args: argparse.Namespace, *, during=None, cpu: bool = True) -> driver.Recorder:
     recorder = driver.Recorder()
     deadline = time.monotonic() + args.timeout
     cls = driver.rater_class(slug=SLUG, recorder=recorder, deadline=deadline, think_ms=args.think_ms,
@@ -80,7 +83,7 @@ def rater_phase(stack: Stack, args: argparse.Namespace, *, during=None) -> drive
 
         gevent.spawn(during, recorder)
     driver.run_users(cls, host=stack.url, users=args.raters, stop_when=lambda: recorder.completed >= args.raters,
-                     timeout=args.timeout, recorder=recorder)
+                     timeout=args.timeout, recorder=recorder, cpu=stack.cpu_seconds if cpu else None)
     return recorder
 
 
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n{args.rounds} rounds of {args.raters} raters x ({args.trials} + 3 training) trials")
     print("per round: rater req/s over the mean of the trivial phases before and after it (the verdict's ratio)")
-    ratios = []
+    ratios, cpu_ratios = [], []
     for index, phase in enumerate(rounds):
         baseline = (pings[index].throughput + pings[index + 1].throughput) / 2
         ratios.append(phase.throughput / baseline)
@@ -147,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         burst = phase.starts_done - phase.started
         print(f"    the {phase.completed} starts took the first {burst:.1f} s; afterwards (next trial and submit vote "
               f"only) {phase.throughput_after_starts:.0f} req/s, ratio {phase.throughput_after_starts / baseline:.2f}")
+        trivial_cpu = (pings[index].cpu_ms_per_request + pings[index + 1].cpu_ms_per_request) / 2
+        cpu_ratios.append(trivial_cpu / phase.cpu_ms_per_request)
+        print(f"    CPU of the whole stack per request: rater API {phase.cpu_ms_per_request:.2f} ms, trivial "
+              f"{pings[index].cpu_ms_per_request:.2f} then {pings[index + 1].cpu_ms_per_request:.2f} ms; "
+              f"ratio {cpu_ratios[-1]:.2f}")
     ratio = statistics.median(ratios)
     trivial = merged(pings)
     print("trivial endpoint (/bench/ping/), same clients:")
@@ -156,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     ping_p99 = trivial.summary("trivial")["p99"]
     submit, nxt = raters.summary("submit vote"), raters.summary("next trial")
     print(f"throughput ratio per round: {', '.join(f'{r:.2f}' for r in ratios)}; median {ratio:.2f}")
+    # The same capacity read from CPU time instead of requests per second: when the stack
+    # keeps the machine busy, its throughput is the CPU it gets over the CPU a request
+    # costs. The CPU it gets drifts with whatever else runs on the machine; the cost of a
+    # request hardly does.
+    print(f"CPU ratio per round (trivial CPU per request over the rater API's): "
+          f"{', '.join(f'{r:.2f}' for r in cpu_ratios)}; median {statistics.median(cpu_ratios):.2f}")
     print(f"p99 vs trivial p99: next trial {nxt['p99'] / ping_p99:.2f}x, submit vote {submit['p99'] / ping_p99:.2f}x")
     print("database checks: " + json.dumps(checks))
 

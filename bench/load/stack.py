@@ -30,6 +30,45 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_times() -> dict[int, tuple[int, int, int]]:
+    """Every process: pid -> (parent pid, its own CPU ticks, the CPU ticks of the children
+    it has reaped), from /proc."""
+    times = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        # After the command: state, ppid, ..., utime (14th field), stime, cutime, cstime.
+        times[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))
+    return times
+
+
+def tree_cpu_seconds(roots: list[int]) -> float:
+    """CPU seconds used so far by ``roots`` and all their descendants, those that have
+    ended too (their time is in their parent's reaped-children count)."""
+    times = _process_times()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in times.items():
+        children.setdefault(parent, []).append(pid)
+    ticks, todo, seen = 0, [pid for pid in roots if pid in times], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:  # one root below another
+            continue
+        seen.add(pid)
+        _, own, reaped = times[pid]
+        ticks += own + reaped
+        todo.extend(children.get(pid, []))
+    return ticks / _TICKS
+
+
 def wait_until(check, *, timeout: float, what: str, interval: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -179,6 +218,13 @@ class Stack:
         master = self.processes["gunicorn"].pid
         children = Path(f"/proc/{master}/task/{master}/children")
         return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+    def cpu_seconds(self) -> float:
+        """CPU used so far by the whole stack on this machine: this process (the simulated
+        clients), its children (gunicorn and its workers, Redis) and PostgreSQL (its
+        postmaster and backends), counting processes that have ended."""
+        postmaster = int((self.pg_data / "postmaster.pid").read_text().split()[0])
+        return tree_cpu_seconds([os.getpid(), postmaster])
 
     def start_celery(self, *, concurrency: int = 1) -> subprocess.Popen:
         process = subprocess.Popen(
