@@ -13,7 +13,10 @@ round's ratio is its rater throughput over the mean of the two trivial phases ar
 the machine is shared and its speed drifts by a quarter within a minute, so each rater
 phase is compared with its neighbours and the verdict takes the median round. Each round
 also shows how long its 200 starts took and its throughput once they were done, which tells
-the burst of simultaneous starts from the rest; the verdict counts the whole round. Then it
+the burst of simultaneous starts from the rest; the verdict counts the whole round. Each phase
+also reads the CPU time the whole stack spent per request (stack.cpu_seconds), and each
+round prints its ratio beside the throughput's: when both phases keep the machine busy the
+two agree, which shows that what separates the phases is the CPU a request costs. Then it
 checks from the database that each acknowledged vote is stored exactly once, that output
 coverage differs by at most one, that no vote landed on a trial handed to another rater and
 that each output's stored load matches its trials. Prints figures, ratios and a verdict;
