@@ -319,15 +319,16 @@ def session_touch(*, session: Session, now: datetime | None = None) -> Session:
 def session_resume(*, token: str, now: datetime | None = None) -> tuple[Session, list[selectors.TrialState]]:
     """The session holding this token, marked alive (see session_touch), with its trials
     and their images as they stand afterwards: what a rater's "next trial" reads."""
-    found = selectors.session_with_states(token=token, images=True)
-    if found is None:
-        raise SessionNotFound("No such session.")
-    session, states = found
+    session, states = _session_with_states(token, images=True)
     if session.status != Session.Status.ABANDONED:
         return session_touch(session=session, now=now), states
     # Reclaiming gives the session fresh trials: read it again.
     session_touch(session=session, now=now)
-    found = selectors.session_with_states(token=token, images=True)
+    return _session_with_states(token, images=True)
+
+
+def _session_with_states(token: str, *, images: bool = False) -> tuple[Session, list[selectors.TrialState]]:
+    found = selectors.session_with_states(token=token, images=images)
     if found is None:
         raise SessionNotFound("No such session.")
     return found
@@ -509,10 +510,7 @@ def rating_submit(
     statement, atomic on its own, and a transaction would add two round trips to every vote.
     """
     now = now or timezone.now()
-    found = selectors.session_with_states(token=session_token)
-    if found is None:
-        raise SessionNotFound("No such session.")
-    session, states = found
+    session, states = _session_with_states(session_token)
     state = next((other for other in states if other.token == trial_token), None)
     if state is None:
         raise TrialNotFound("No such trial in this session.")
@@ -599,14 +597,12 @@ def _vote_store_in_transaction(
         return None
     created = False
     if not state.answered and not state.released:
-        # The session's status once this vote is in (its id is not known yet: 0 stands in).
-        rating = Rating(pk=0, score=score, response_ms=response_ms, created_at=now)
-        _, voted_states = _with_vote(states, state, rating)
+        # The session's status once this vote is in: its trial no longer open.
+        status = selectors.status_from_states([other for other in states if other.id != state.id])
         # The session row is written only when the vote changes it: a new status, or a
         # last_seen_at older than the touch interval (an UPDATE of an indexed column
         # rewrites every index of the row: most votes change nothing else).
         changes: dict[str, Any] = {}
-        status = selectors.status_from_states(voted_states)
         if status != session.status:
             changes["status"] = status
         if session.last_seen_at <= touch_before:
@@ -614,7 +610,7 @@ def _vote_store_in_transaction(
         if status == Session.Status.COMPLETE and not session.completion_code:
             # Every live trial is answered (we hold the lock): close it in this same write.
             changes |= {"completion_code": code, "completed_at": now}
-        rating.pk = sql.rating_store(
+        rating_id = sql.rating_store(
             trial_id=state.id,
             score=score,
             response_ms=response_ms,
@@ -622,8 +618,9 @@ def _vote_store_in_transaction(
             session_id=session.pk,
             session=changes,
         )
-        if rating.pk is not None:
+        if rating_id is not None:
             created = True
+            rating = Rating(pk=rating_id, score=score, response_ms=response_ms, created_at=now)
             for field, value in changes.items():
                 setattr(session, field, value)
         else:

@@ -105,11 +105,12 @@ def _execute(sql: str, params: Sequence[Any]) -> None:
         cursor.execute(sql, params)
 
 
-def _session_by_token() -> str:
-    """The FROM and WHERE of a session by token (``s``) with its study (``st``)."""
+def _session_by_token(joins: str = "") -> str:
+    """The FROM and WHERE of a session by token (``s``) with its study (``st``), and
+    ``joins`` after them."""
     return (
         f"FROM {_table(Session)} s JOIN {_table(Study)} st ON st.{_col(Study, 'id')} = s.{_col(Session, 'study')} "
-        f"WHERE s.{_col(Session, 'token')} = %s"
+        f"{joins} WHERE s.{_col(Session, 'token')} = %s"
     )
 
 
@@ -310,7 +311,7 @@ def _session_trials_sql(vendor: str, images: bool, beside: tuple[tuple[str, str]
         f"SELECT 0, {_columns(Session, 's')}, {_columns(Study, 'st')}, {', '.join(['NULL'] * len(select))} "
         f"{_session_by_token()} "
         f"UNION ALL SELECT 1, {', '.join(['NULL'] * width)}, {', '.join(select)} "
-        f"{_session_by_token().replace('WHERE', trials + ' WHERE', 1)} "
+        f"{_session_by_token(trials)} "
         f"ORDER BY 1, {width + 3}"
     )
 

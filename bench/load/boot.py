@@ -17,37 +17,25 @@ Prints the median CPU time (user + system) of each and their ratio.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.load.stack import REPO, Stack  # noqa: E402
+
 WEB = "import config.wsgi; from django.urls import get_resolver; get_resolver().url_patterns"
 ANALYSIS = "import analysis.services, analysis.exports, analysis.plots, studies.metrics, pyvips"
 KINDS = {"web worker": WEB, "with analysis": f"{WEB}; {ANALYSIS}"}
 
 
-def env() -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CELERY_"))}
-    # No database or broker is contacted while importing: any address does.
-    return {
-        **clean,
-        "DJANGO_SETTINGS_MODULE": "bench.load.settings",
-        "DJANGO_ENV": "production",
-        "DJANGO_SECRET_KEY": "bench-only-" + "x" * 50,
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": "postgres://mosaic:mosaic@127.0.0.1:1/mosaic",
-        "PYTHONPATH": str(REPO),
-    }
-
-
-def child_cpu(code: str) -> float:
+def child_cpu(code: str, env: dict[str, str]) -> float:
     """CPU seconds (user + system) of a fresh interpreter running ``code``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env(), check=True, timeout=120)
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True, timeout=120)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
@@ -56,11 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="starts of each kind, alternating")
     args = parser.parse_args(argv)
-    child_cpu(KINDS["with analysis"])  # not counted: fills the file cache
     seconds: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    for _ in range(args.runs):
-        for kind, code in KINDS.items():
-            seconds[kind].append(child_cpu(code))
+    # The environment gunicorn runs with in bench/load/run.py; nothing is started: importing
+    # contacts no database or broker.
+    with Stack() as stack:
+        env = stack.env()
+        child_cpu(KINDS["with analysis"], env)  # not counted: fills the file cache
+        for _ in range(args.runs):
+            for kind, code in KINDS.items():
+                seconds[kind].append(child_cpu(code, env))
     medians = {kind: statistics.median(values) for kind, values in seconds.items()}
     print(f"CPU to start, median of {args.runs} fresh interpreters each, alternating:")
     for kind, median in medians.items():
