@@ -116,7 +116,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="bound of the rater phase, seconds")
     parser.add_argument("--task-timeout", type=float, default=180.0, help="bound of the wait for the tasks")
     args = parser.parse_args(argv)
-    args.think_ms = 0
     report: dict = {}
     t0 = time.monotonic()
     stack = Stack(gunicorn_workers=args.workers, celery_time_limit=TIME_LIMIT_S)
