@@ -41,7 +41,7 @@ def output_load_drift(*, study: Study) -> dict[int, tuple[int, int]]:
     return {output_id: (stored or 0, n) for output_id, stored, n in rows if (stored or 0) != n}
 
 
-def _plausible(token: str) -> bool:
+def plausible_token(token: str) -> bool:
     # Session tokens fit the column (64 characters); anything else names no session.
     return bool(token) and len(token) <= 64
 
@@ -49,7 +49,7 @@ def _plausible(token: str) -> bool:
 def session_by_token(*, token: str) -> Session | None:
     """The session holding this token, with its study (the rater is not read: only the
     device endpoint needs it)."""
-    if not _plausible(token):
+    if not plausible_token(token):
         return None
     return sql.session_with_study(token=token)
 
@@ -156,7 +156,7 @@ def session_with_states(*, token: str, images: bool = False) -> tuple[Session, l
     :func:`session_trial_states` reads them, in one statement; None if there is no such
     session. With ``images``, each trial also carries its result image and the image the
     protocol shows beside it."""
-    if not _plausible(token):
+    if not plausible_token(token):
         return None
     found = sql.session_with_trials(token=token, images=images, beside=_BESIDE_FIELDS)
     if found is None:
@@ -308,14 +308,18 @@ def completion_redirect(*, session: Session) -> str:
     return url.replace("{code}", session.completion_code)
 
 
-def session_summary(*, session: Session, states: Sequence[TrialState] | None = None) -> dict[str, Any]:
-    if states is None:
-        states = session_trial_states(session=session)
+def session_summary(
+    *, session: Session, states: Sequence[TrialState] | None = None, progress: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """What a rater's browser learns of its session. Its progress is counted from
+    ``states``, or given (``progress``, as :func:`session_progress` counts it), or read."""
+    if progress is None:
+        progress = session_progress(states=session_trial_states(session=session) if states is None else states)
     complete = session.status == Session.Status.COMPLETE
     return {
         "token": session.token,
         "status": session.status,
-        "progress": session_progress(states=states),
+        "progress": progress,
         "completion_code": session.completion_code if complete else None,
         "completion_page": _url("raters:done", token=session.token) if complete else None,
         "rating_page": _url("raters:rate", token=session.token),

@@ -64,11 +64,12 @@ class InvalidScore(RaterFlowError):
 
 
 class VoteConflict(RaterFlowError):
-    def __init__(self, session: Session, trial: selectors.TrialState, states: list[selectors.TrialState]) -> None:
+    """The trial's stored vote has another score: ``vote`` is that vote, with the session
+    as it stands."""
+
+    def __init__(self, vote: Vote) -> None:
         super().__init__("This trial already has a different vote.")
-        self.session = session
-        self.trial = trial
-        self.states = states
+        self.vote = vote
 
 
 class TrialReleased(RaterFlowError):
@@ -479,23 +480,15 @@ def session_complete(*, session: Session, now: datetime | None = None) -> Sessio
 
 @dataclass(frozen=True)
 class Vote:
-    """A stored vote: its session (up to date: status, completion code), its trial (with
-    the vote), the session's trials as they stand after it, and whether this call stored it
-    (False: the same vote was already there)."""
+    """A trial's vote: its session (up to date: status, completion code; with its study's
+    scale), its trial (with the vote), the session's progress once it is in (as
+    raters.selectors.session_progress counts it) and whether this call stored it (False:
+    the same vote was already there)."""
 
     session: Session
     trial: selectors.TrialState
-    states: list[selectors.TrialState]
+    progress: dict[str, int]
     created: bool
-
-
-def _with_vote(
-    states: list[selectors.TrialState], state: selectors.TrialState, rating: Rating
-) -> tuple[selectors.TrialState, list[selectors.TrialState]]:
-    state = replace(
-        state, rating_id=rating.pk, score=rating.score, response_ms=rating.response_ms, rated_at=rating.created_at
-    )
-    return state, [state if other.id == state.id else other for other in states]
 
 
 def rating_submit(
@@ -504,68 +497,83 @@ def rating_submit(
     """Store one vote. The same vote again returns the stored one (created=False); a
     different score for an answered trial raises VoteConflict. Ratings are never updated.
 
-    Two steps: the session and its trials are read, the vote checked against them, then
-    :func:`_vote_store` locks the session and stores the vote against its trials as they
-    stand by then. Not one transaction around both: on PostgreSQL the store is a single
-    statement, atomic on its own, and a transaction would add two round trips to every vote.
+    :func:`_vote_store` does it all at once, under the session's lock: find the session and
+    the trial by their tokens, check the score against the study's scale, store the vote
+    unless the trial is answered or released, and count the progress. On PostgreSQL that is
+    a single statement, and a vote one round trip.
     """
     now = now or timezone.now()
-    session, states = _session_with_states(session_token)
-    state = next((other for other in states if other.token == trial_token), None)
-    if state is None:
+    if not selectors.plausible_token(session_token):
+        raise SessionNotFound("No such session.")
+    whole = isinstance(score, int) and not isinstance(score, bool) and -(2**31) <= score < 2**31
+    stored = _vote_store(
+        session_token=session_token,
+        trial_token=trial_token,
+        score=score if whole else None,
+        response_ms=response_ms,
+        now=now,
+    )
+    if stored is None:
+        raise SessionNotFound("No such session.")
+    if stored.outcome == sql.VOTE_NO_TRIAL:
         raise TrialNotFound("No such trial in this session.")
-    scores = session.study.scores
-    if isinstance(score, bool) or not isinstance(score, int) or score not in scores:
-        raise InvalidScore(f"Must be one of {', '.join(map(str, scores))}.")
-    if not state.answered:
-        if state.released:
-            raise _trial_released()
-        stored = _vote_store(session_id=session.pk, trial_id=state.id, score=score, response_ms=response_ms, now=now)
-        if stored is None:  # deleted since the read
-            raise SessionNotFound("No such session.")
-        if stored.rating_id is None:  # released since the read
-            raise _trial_released()
-        session.status, session.completion_code = stored.status, stored.completion_code
-        session.completed_at, session.last_seen_at = stored.completed_at, stored.last_seen_at
-        rating = Rating(
-            pk=stored.rating_id, score=stored.score, response_ms=stored.response_ms, created_at=stored.rated_at
-        )
-        state, states = _with_vote(states, state, rating)
-        if _counts(states) != (stored.trials, stored.answered, stored.released_trials):
-            # Another vote or a release of the session came between the read and the store
-            # (each change to a session's trials adds a trial, a vote or a release): read
-            # the session again, so that the answer shows it as it stands.
-            again = selectors.session_with_states(token=session_token)
-            if again is not None:
-                session, states = again
-                state = next(other for other in states if other.id == state.id)
-        if stored.created:
-            return Vote(session=session, trial=state, states=states, created=True)
-    if state.score != score:
-        raise VoteConflict(session, state, states)
-    return Vote(session=session, trial=state, states=states, created=False)
+    # The session with what the answer shows of it; any other field is read on first use.
+    session = sql.deferred_instance(
+        Session,
+        {
+            "id": stored.session_id,
+            "study_id": stored.study_id,
+            "token": session_token,
+            "status": stored.status,
+            "completion_code": stored.completion_code,
+            "completed_at": stored.completed_at,
+            "last_seen_at": stored.last_seen_at,
+        },
+    )
+    session.study = sql.deferred_instance(Study, {"id": stored.study_id, "scale_levels": stored.scale_levels})
+    if stored.outcome == sql.VOTE_BAD_SCORE:
+        raise InvalidScore(f"Must be one of {', '.join(map(str, session.study.scores))}.")
+    if stored.outcome == sql.VOTE_RELEASED:
+        raise _trial_released()
+    trial = selectors.TrialState(
+        id=stored.trial_id,
+        position=stored.trial_position,
+        kind=stored.trial_kind,
+        token=trial_token,
+        released=stored.released,
+        method_kind=stored.method_kind,
+        rating_id=stored.rating_id,
+        score=stored.score,
+        response_ms=stored.response_ms,
+        rated_at=stored.rated_at,
+    )
+    progress = {
+        "total": stored.total,
+        "answered": stored.answered,
+        "training_total": stored.training_total,
+        "training_answered": stored.training_answered,
+    }
+    vote = Vote(session=session, trial=trial, progress=progress, created=stored.outcome == sql.VOTE_STORED)
+    if trial.score != score:
+        raise VoteConflict(vote)
+    return vote
 
 
 def _trial_released() -> TrialReleased:
     return TrialReleased("This trial was handed to another rater after a long pause.")
 
 
-def _counts(states: list[selectors.TrialState]) -> tuple[int, int, int]:
-    """A session's trials, answered trials and released trials."""
-    return len(states), sum(state.answered for state in states), sum(state.released for state in states)
-
-
 def _vote_store(
-    *, session_id: int, trial_id: int, score: int, response_ms: int | None, now: datetime
+    *, session_token: str, trial_token: str, score: int | None, response_ms: int | None, now: datetime
 ) -> sql.StoredVote | None:
-    """Lock the session, then store the vote unless the trial is answered or released by
-    now, and bring the session's status, last_seen_at and, on completion, its code up to
-    date. Returns a :class:`raters.sql.StoredVote`, or None if there is no such trial in
-    the session. On PostgreSQL one call of a database function (raters migration 0005)."""
+    """Lock the session, check the vote, store it unless the trial is answered or released
+    by now, and bring the session's status, last_seen_at and, on completion, its code up to
+    date. Returns a :class:`raters.sql.StoredVote`, or None if there is no such session. On
+    PostgreSQL one call of a database function (raters migration 0006)."""
     store = sql.vote_store if sql.votes_in_one_call() else _vote_store_in_transaction
     return store(
-        session_id=session_id,
-        trial_id=trial_id,
+        session_token=session_token,
+        trial_token=trial_token,
         score=score,
         response_ms=response_ms,
         now=now,
@@ -577,9 +585,9 @@ def _vote_store(
 @transaction.atomic
 def _vote_store_in_transaction(
     *,
-    session_id: int,
-    trial_id: int,
-    score: int,
+    session_token: str,
+    trial_token: str,
+    score: int | None,
     response_ms: int | None,
     now: datetime,
     touch_before: datetime,
@@ -587,16 +595,22 @@ def _vote_store_in_transaction(
 ) -> sql.StoredVote | None:
     """:func:`_vote_store` elsewhere than on PostgreSQL: the same rules as the database
     function, in a transaction that holds the session (on SQLite, the whole database)."""
-    session = Session.objects.select_for_update().filter(pk=session_id).first()
+    session = Session.objects.select_for_update().select_related("study").filter(token=session_token).first()
     if session is None:
         return None
     # Read once the lock is held, so that the status computed below sees every vote.
     states = selectors.session_trial_states(session=session)
-    state = next((other for other in states if other.id == trial_id), None)
+    state = next((other for other in states if other.token == trial_token), None)
+    outcome = sql.VOTE_STORED
     if state is None:
-        return None
-    created = False
-    if not state.answered and not state.released:
+        outcome = sql.VOTE_NO_TRIAL
+    elif score not in session.study.scores:
+        outcome = sql.VOTE_BAD_SCORE
+    elif state.answered:
+        outcome = sql.VOTE_EXISTING
+    elif state.released:
+        outcome = sql.VOTE_RELEASED
+    else:
         # The session's status once this vote is in: its trial no longer open.
         status = selectors.status_from_states([other for other in states if other.id != state.id])
         # The session row is written only when the vote changes it: a new status, or a
@@ -619,24 +633,39 @@ def _vote_store_in_transaction(
             session=changes,
         )
         if rating_id is not None:
-            created = True
             rating = Rating(pk=rating_id, score=score, response_ms=response_ms, created_at=now)
             for field, value in changes.items():
                 setattr(session, field, value)
         else:
             # Stored by a writer that does not lock the session (the import).
+            outcome = sql.VOTE_EXISTING
             rating = Rating.objects.get(trial_id=state.id)
-        state, states = _with_vote(states, state, rating)
+        state = replace(
+            state, rating_id=rating.pk, score=rating.score, response_ms=rating.response_ms, rated_at=rating.created_at
+        )
+        states = [state if other.id == state.id else other for other in states]
+    progress = selectors.session_progress(states=states)
     return sql.StoredVote(
-        state.rating_id,
-        created,
-        state.released and not state.answered,
-        state.score,
-        state.response_ms,
-        state.rated_at,
+        outcome,
+        session.pk,
+        session.study_id,
         session.status,
         session.completion_code,
         session.completed_at,
         session.last_seen_at,
-        *_counts(states),
+        session.study.scale_levels,
+        *(
+            (state.id, state.position, state.kind, state.method_kind, state.released)
+            if state is not None
+            else (None, None, None, None, None)
+        ),
+        *(
+            (state.rating_id, state.score, state.response_ms, state.rated_at)
+            if state is not None
+            else (None, None, None, None)
+        ),
+        progress["total"],
+        progress["answered"],
+        progress["training_total"],
+        progress["training_answered"],
     )

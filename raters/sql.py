@@ -316,13 +316,6 @@ def _session_trials_sql(vendor: str, images: bool, beside: tuple[tuple[str, str]
     )
 
 
-@cache
-def _trial_converters(vendor: str) -> tuple[tuple[Converter, ...], Any]:
-    # The vote's created_at: SQLite returns it as text.
-    col = Rating._meta.get_field("created_at").get_col(Rating._meta.db_table)
-    return tuple(connection.ops.get_db_converters(col)), col
-
-
 def session_trial_rows(*, session_id: int) -> list[tuple[Any, ...]]:
     """Rows of :func:`_trials_sql` in position order, datetimes converted: (id, position,
     kind, token, released (a boolean), rating id, score, response_ms, created_at, method
@@ -346,7 +339,8 @@ def session_with_trials(
 
 
 def _trial_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    converters, col = _trial_converters(connection.vendor)
+    # The vote's created_at: SQLite returns it as text.
+    converters, col = _field_converters(Rating, "created_at", connection.vendor)
     if not converters:
         # PostgreSQL: the boolean and the datetime arrive as they are.
         return rows
@@ -392,47 +386,90 @@ def rating_store(
 
 
 class StoredVote(NamedTuple):
-    """What :func:`vote_store` found or did, as the session stands after it."""
+    """What :func:`vote_store` found or did, with the session as it stands after it."""
 
-    rating_id: int | None  # None: the trial was released and never answered
-    created: bool  # False: a vote was there already (its values below)
-    released: bool
-    score: int | None
-    response_ms: int | None
-    rated_at: Any
+    outcome: str  # one of the VOTE_* below
+    session_id: int
+    study_id: int
     status: str
     completion_code: str
     completed_at: Any
     last_seen_at: Any
-    # The session's trials, the answered ones and the released ones.
-    trials: int
+    scale_levels: list[dict[str, Any]]  # the study's scale, which the score was checked against
+    # The trial (None when the session has no trial with that token).
+    trial_id: int | None
+    trial_position: int | None
+    trial_kind: str | None
+    method_kind: str | None
+    released: bool | None
+    # Its vote: just stored, stored before, or none (released, not answered, or refused).
+    rating_id: int | None
+    score: int | None
+    response_ms: int | None
+    rated_at: Any
+    # The progress the answer shows (raters.selectors.session_progress).
+    total: int
     answered: int
-    released_trials: int
+    training_total: int
+    training_answered: int
+
+
+VOTE_STORED = "stored"
+VOTE_EXISTING = "existing"  # the trial was answered already: that vote stands
+VOTE_RELEASED = "released"  # handed to another rater before it was answered: nothing stored
+VOTE_NO_TRIAL = "no_trial"  # no trial with that token in the session: nothing stored
+VOTE_BAD_SCORE = "bad_score"  # not a level of the study's scale: nothing stored
 
 
 def votes_in_one_call() -> bool:
     """Whether this database stores a vote with :func:`vote_store` (PostgreSQL, where
-    migration raters 0005 installed the function)."""
+    migration raters 0006 installed the function)."""
     return connection.vendor == "postgresql"
 
 
 _VOTE_CALL = (
-    "SELECT * FROM mosaic_vote_store(%s::bigint, %s::bigint, %s::smallint, %s::integer, "
+    "SELECT * FROM mosaic_vote(%s::varchar, %s::varchar, %s::integer, %s::integer, "
     "%s::timestamptz, %s::timestamptz, %s::varchar)"
 )
 
 
 def vote_store(
-    *, session_id: int, trial_id: int, score: int, response_ms: int | None, now: Any, touch_before: Any, code: str
+    *,
+    session_token: str,
+    trial_token: str,
+    score: int | None,
+    response_ms: int | None,
+    now: Any,
+    touch_before: Any,
+    code: str,
 ) -> StoredVote | None:
-    """Lock the session, then store the vote unless its trial is answered or released, and
-    bring the session's status, last_seen_at (if at or before ``touch_before``) and, on
-    completion, its code (``code``) and completed_at up to date: one round trip, and
-    atomic on its own. None if the trial is not the session's. PostgreSQL only (see
-    :func:`votes_in_one_call`); raters.services.rating_submit does the same in a
-    transaction elsewhere."""
-    rows = _fetch(_VOTE_CALL, [session_id, trial_id, score, response_ms, now, touch_before, code])
-    return StoredVote(*rows[0]) if rows else None
+    """Lock the session holding ``session_token``, find its trial holding ``trial_token``,
+    check ``score`` (None: not a whole number) against the study's scale, then store the
+    vote unless the trial is answered or released, and bring the session's status,
+    last_seen_at (if at or before ``touch_before``) and, on completion, its code (``code``)
+    and completed_at up to date: one statement, atomic on its own. None if there is no such
+    session. PostgreSQL only (see :func:`votes_in_one_call`); raters.services.rating_submit
+    does the same in a transaction elsewhere."""
+    rows = _fetch(_VOTE_CALL, [session_token, trial_token, score, response_ms, now, touch_before, code])
+    if not rows:
+        return None
+    vote = StoredVote(*rows[0])
+    # The scale as the study's JSONField reads it (Django's driver setup hands JSON over as text).
+    converters, col = _field_converters(Study, "scale_levels", connection.vendor)
+    return vote._replace(scale_levels=_convert(converters, col, vote.scale_levels))
+
+
+def deferred_instance(model: type[M], values: dict[str, Any]) -> M:
+    """A model instance holding only these field values (by attname), as .only() makes
+    them: any other field is read from the database on first use."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    return model.from_db(connection.alias, names, [values[name] for name in names])
+
+
+@cache
+def _field_converters(model: type[models.Model], name: str, vendor: str) -> tuple[tuple[Converter, ...], Any]:
+    col = model._meta.get_field(name).get_col(model._meta.db_table)
+    return tuple(connection.ops.get_db_converters(col) + col.get_db_converters(connection)), col
 
 
 @cache

@@ -66,7 +66,8 @@ class RaterAPIView(APIView):
         return session
 
 
-def _rating_payload(trial: selectors.TrialState, states: list[selectors.TrialState], session: Session) -> dict:
+def _rating_payload(vote: services.Vote) -> dict:
+    trial, session = vote.trial, vote.session
     feedback = None
     if trial.kind == Trial.Kind.TRAINING:
         feedback = selectors.training_feedback(study=session.study, method_kind=trial.method_kind, score=trial.score)
@@ -76,7 +77,7 @@ def _rating_payload(trial: selectors.TrialState, states: list[selectors.TrialSta
         "response_ms": trial.response_ms,
         "created_at": trial.rated_at,
         "feedback": feedback,
-        "session": selectors.session_summary(session=session, states=states),
+        "session": selectors.session_summary(session=session, progress=vote.progress),
     }
 
 
@@ -200,14 +201,14 @@ class RatingSubmitView(RaterAPIView):
         except services.InvalidScore as error:
             raise exceptions.ValidationError({"score": [str(error)]}) from error
         except services.VoteConflict as error:
-            # rating_submit brought the session up to date before refusing the vote.
-            rating = _rating_payload(error.trial, error.states, error.session)
+            # The stored vote, with the session as it stands.
+            rating = _rating_payload(error.vote)
             return Response(
                 {"detail": str(error), "code": "conflict", "rating": rating}, status=status.HTTP_409_CONFLICT
             )
         except services.TrialReleased as error:
             return Response({"detail": str(error), "code": "released"}, status=status.HTTP_409_CONFLICT)
         return Response(
-            _rating_payload(vote.trial, vote.states, vote.session),
+            _rating_payload(vote),
             status=status.HTTP_201_CREATED if vote.created else status.HTTP_200_OK,
         )

@@ -1,7 +1,7 @@
-"""A vote is checked against the session as it was read, then stored against the session
-as it stands once locked (raters.services._vote_store: one database function on
-PostgreSQL, a transaction elsewhere). Whatever comes in between, the other tab's vote, a
-release or the import, is what the store goes by, and the answer shows it."""
+"""A vote is found, checked and stored against its session as it stands once locked
+(raters.services._vote_store: one database function on PostgreSQL, a transaction
+elsewhere). Whatever came before, the other tab's vote, a release, the import or a
+deletion, is what the store goes by, and the answer shows it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from raters import services, sql
+from raters import selectors, services, sql
 from raters.models import Rating, Session, Trial
 from raters.platforms import RaterIdentity
 from raters.selectors import output_load_drift
@@ -19,8 +19,8 @@ from tests.raters.conftest import build_study
 pytestmark = pytest.mark.django_db
 
 
-def _started(trials_per_session: int = 3) -> tuple[Session, list[Trial]]:
-    study = build_study(trials_per_session=trials_per_session, control_rate=0.0).study
+def _started(trials_per_session: int = 3, control_rate: float = 0.0) -> tuple[Session, list[Trial]]:
+    study = build_study(trials_per_session=trials_per_session, control_rate=control_rate).study
     session, _ = services.session_start(study=study, identity=RaterIdentity())
     return session, list(session.trials.order_by("position"))
 
@@ -29,44 +29,58 @@ def _vote(session: Session, trial: Trial, score: int = 4) -> services.Vote:
     return services.rating_submit(session_token=session.token, trial_token=trial.token, score=score, response_ms=7)
 
 
-def _before_the_store(monkeypatch: pytest.MonkeyPatch, happen) -> list[int]:
-    """Run ``happen`` once, after the vote was checked and before it is stored."""
-    store, calls = services._vote_store, []
-
-    def store_after(**kwargs):
-        if not calls:
-            calls.append(kwargs["trial_id"])
-            happen()
-        return store(**kwargs)
-
-    monkeypatch.setattr(services, "_vote_store", store_after)
-    return calls
+def _as_stored(session: Session) -> tuple[dict[str, int], str]:
+    """The session's progress and status counted in Python from its stored trials."""
+    states = selectors.session_trial_states(session=session)
+    return selectors.session_progress(states=states), selectors.status_from_states(states)
 
 
-def test_the_vote_of_another_tab_stored_in_between_counts_and_is_shown(monkeypatch) -> None:
+def test_the_vote_of_another_tab_counts_and_the_last_vote_completes_the_session() -> None:
     session, trials = _started()
     *earlier, second_last, last = trials
     for trial in earlier:
         _vote(session, trial)
-    calls = _before_the_store(monkeypatch, lambda: _vote(session, last, score=2))
+    _vote(session, last, score=2)  # the other tab
 
     vote = _vote(session, second_last)
 
-    assert calls == [second_last.pk]
     assert vote.created
-    # The store saw the other vote: its own completed the session.
     assert vote.session.status == Session.Status.COMPLETE and vote.session.completion_code
-    assert all(state.answered for state in vote.states)
-    assert {state.id: state.score for state in vote.states}[last.pk] == 2
+    assert vote.progress == {"total": 3, "answered": 3, "training_total": 3, "training_answered": 3}
     stored = Session.objects.get(pk=session.pk)
     assert (stored.status, stored.completion_code) == (Session.Status.COMPLETE, vote.session.completion_code)
     assert stored.completed_at is not None
 
 
-def test_a_trial_released_in_between_takes_no_vote_and_changes_nothing(monkeypatch) -> None:
+def test_the_answer_counts_progress_and_status_as_the_stored_trials_do() -> None:
+    # Released trials, answered first or not, training and rated ones: the counts of the
+    # store (SQL on PostgreSQL) against raters.selectors counting the same trials.
+    session, trials = _started(trials_per_session=6, control_rate=0.3)
+    training = [t for t in trials if t.kind == Trial.Kind.TRAINING]
+    counted = [t for t in trials if t.kind != Trial.Kind.TRAINING]
+    assert {t.kind for t in counted} == {Trial.Kind.RATING, Trial.Kind.CONTROL}
+    answered_then_released = counted[0]
+    _vote(session, answered_then_released)
+    Trial.objects.filter(pk__in=[answered_then_released.pk, counted[1].pk]).update(released_at=timezone.now())
+
+    seen = []
+    for trial in [*training, *counted[2:]]:
+        vote = _vote(session, trial, score=3)
+        progress, status = _as_stored(session)
+        assert vote.progress == progress
+        assert vote.session.status == status == Session.objects.get(pk=session.pk).status
+        seen.append((status, progress["answered"], progress["training_answered"]))
+
+    assert seen[0] == (Session.Status.TRAINING, 1, 1)
+    assert seen[len(training) - 1] == (Session.Status.RATING, 1, len(training))
+    assert seen[-1] == (Session.Status.COMPLETE, len(counted) - 1, len(training))
+    assert vote.progress["total"] == len(counted) - 1  # the released, unanswered one is gone
+
+
+def test_a_released_trial_takes_no_vote_and_changes_nothing() -> None:
     session, trials = _started()
+    Trial.objects.filter(pk=trials[0].pk).update(released_at=timezone.now())
     before = Session.objects.get(pk=session.pk)
-    _before_the_store(monkeypatch, lambda: Trial.objects.filter(pk=trials[0].pk).update(released_at=timezone.now()))
 
     with pytest.raises(services.TrialReleased):
         _vote(session, trials[0])
@@ -80,15 +94,27 @@ def test_a_trial_released_in_between_takes_no_vote_and_changes_nothing(monkeypat
     )
 
 
-@pytest.mark.parametrize(("score", "created"), [(4, False), (2, None)])
-def test_a_vote_the_import_stored_in_between_is_kept_and_not_doubled(monkeypatch, score: int, created) -> None:
+def test_a_vote_stored_before_its_trial_was_released_still_stands() -> None:
     session, trials = _started()
-    _before_the_store(monkeypatch, lambda: Rating.objects.create(trial=trials[0], score=4, response_ms=3))
+    _vote(session, trials[0], score=5)
+    Trial.objects.filter(pk=trials[0].pk).update(released_at=timezone.now())
+
+    again = _vote(session, trials[0], score=5)
+
+    assert again.created is False and again.trial.score == 5
+    assert Rating.objects.count() == 1
+
+
+@pytest.mark.parametrize(("score", "created"), [(4, False), (2, None)])
+def test_a_vote_the_import_stored_is_kept_and_not_doubled(score: int, created) -> None:
+    session, trials = _started()
+    Rating.objects.create(trial=trials[0], score=4, response_ms=3)
 
     if created is None:
         with pytest.raises(services.VoteConflict) as conflict:
             _vote(session, trials[0], score=score)
-        assert conflict.value.trial.score == 4
+        assert conflict.value.vote.trial.score == 4
+        assert conflict.value.vote.progress["training_answered"] == 1
     else:
         vote = _vote(session, trials[0], score=score)
         assert vote.created is False
@@ -98,24 +124,39 @@ def test_a_vote_the_import_stored_in_between_is_kept_and_not_doubled(monkeypatch
     assert output_load_drift(study=session.study) == {}
 
 
-def test_a_vote_of_a_deleted_session_is_refused(monkeypatch) -> None:
+@pytest.mark.parametrize("score", [0, 6, -(2**40), True, "3", None, 3.0])
+def test_a_score_off_the_scale_is_refused_naming_the_scale_and_changes_nothing(score) -> None:
     session, trials = _started()
-    _before_the_store(monkeypatch, lambda: Session.objects.filter(pk=session.pk).delete())
+    before = Session.objects.get(pk=session.pk)
 
+    with pytest.raises(services.InvalidScore, match="Must be one of 1, 2, 3, 4, 5"):
+        _vote(session, trials[0], score=score)
+
+    assert not Rating.objects.exists()
+    assert Session.objects.get(pk=session.pk).last_seen_at == before.last_seen_at
+
+
+def test_a_trial_of_another_session_or_a_deleted_session_takes_no_vote() -> None:
+    session, trials = _started()
+    other, other_trials = _started()
+
+    with pytest.raises(services.TrialNotFound):
+        _vote(session, other_trials[0])
+    Session.objects.filter(pk=session.pk).delete()
     with pytest.raises(services.SessionNotFound):
         _vote(session, trials[0])
     assert not Rating.objects.exists()
 
 
-def test_on_postgresql_a_vote_is_two_statements_a_read_and_the_store() -> None:
+def test_on_postgresql_a_vote_is_one_statement() -> None:
     session, trials = _started()
     with CaptureQueriesContext(connection) as queries:
         vote = _vote(session, trials[0])
     assert vote.created
     statements = [query["sql"] for query in queries.captured_queries]
     if sql.votes_in_one_call():
-        assert len(statements) == 2, statements
-        assert "mosaic_vote_store" in statements[1]
+        assert len(statements) == 1, statements
+        assert "mosaic_vote(" in statements[0]
     else:
-        # The read, then the transaction: its savepoint, the session, its trials, the vote.
-        assert len(statements) >= 5, statements
+        # The transaction: its savepoint, the locked session, its trials, the vote.
+        assert len(statements) >= 4, statements
