@@ -320,16 +320,17 @@ def session_touch(*, session: Session, now: datetime | None = None) -> Session:
 def session_resume(*, token: str, now: datetime | None = None) -> tuple[Session, list[selectors.TrialState]]:
     """The session holding this token, marked alive (see session_touch), with its trials
     and their images as they stand afterwards: what a rater's "next trial" reads."""
-    session, states = _session_with_states(token, images=True)
+    session, states = _session_with_states(token)
     if session.status != Session.Status.ABANDONED:
         return session_touch(session=session, now=now), states
     # Reclaiming gives the session fresh trials: read it again.
     session_touch(session=session, now=now)
-    return _session_with_states(token, images=True)
+    return _session_with_states(token)
 
 
-def _session_with_states(token: str, *, images: bool = False) -> tuple[Session, list[selectors.TrialState]]:
-    found = selectors.session_with_states(token=token, images=images)
+def _session_with_states(token: str) -> tuple[Session, list[selectors.TrialState]]:
+    """The session with its trials and their images, or SessionNotFound."""
+    found = selectors.session_with_states(token=token, images=True)
     if found is None:
         raise SessionNotFound("No such session.")
     return found
