@@ -7,6 +7,10 @@ every trial with its vote, output and method on each vote. This one finds the se
 the trial by their tokens under the session's lock, checks the score against the scale,
 stores the vote and counts the progress the answer shows, in one call. The rules are
 raters.services.rating_submit's, which SQLite runs in a transaction; the tests run both.
+
+Migration 0005's function stays: web workers still running the code before this one call
+it until they are reloaded (README, "Updating": migrate, then reload), and their raters'
+votes must keep landing meanwhile. A later migration can drop it.
 """
 
 from django.db import migrations
@@ -78,7 +82,8 @@ BEGIN
     -- answered ones, rated and training apart; and the open ones, which give the status
     -- (raters.selectors.session_progress and status_from_states).
     SELECT
-        count(*) FILTER (WHERE t.kind IN ('rating', 'control') AND (x.id IS NOT NULL OR t.released_at IS NULL)) AS total,
+        count(*) FILTER (WHERE t.kind IN ('rating', 'control')
+                         AND (x.id IS NOT NULL OR t.released_at IS NULL)) AS total,
         count(*) FILTER (WHERE t.kind IN ('rating', 'control') AND x.id IS NOT NULL) AS answered,
         count(*) FILTER (WHERE t.kind = 'training' AND (x.id IS NOT NULL OR t.released_at IS NULL)) AS training_total,
         count(*) FILTER (WHERE t.kind = 'training' AND x.id IS NOT NULL) AS training_answered,
@@ -100,7 +105,8 @@ BEGIN
                 WHERE u.id = s.id RETURNING u.* INTO s;
         END IF;
     END IF;
-    RETURN QUERY SELECT v_outcome, s.id, s.study_id, s.status, s.completion_code, s.completed_at, s.last_seen_at, v_scale,
+    RETURN QUERY SELECT v_outcome, s.id, s.study_id, s.status, s.completion_code, s.completed_at, s.last_seen_at,
+        v_scale,
         v_trial, v_position, v_kind, v_method_kind, v_released,
         r.id, r.score, r.response_ms, r.created_at,
         c.total, c.answered, c.training_total, c.training_answered;
@@ -110,25 +116,15 @@ $$
 
 DROP = "DROP FUNCTION IF EXISTS mosaic_vote(varchar, varchar, integer, integer, timestamptz, timestamptz, varchar)"
 
-# Migration 0005's function, which nothing calls any more.
-DROP_BY_IDS = (
-    "DROP FUNCTION IF EXISTS mosaic_vote_store(bigint, bigint, smallint, integer, timestamptz, timestamptz, varchar)"
-)
-
 
 def create(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(CREATE, params=None)
-        schema_editor.execute(DROP_BY_IDS, params=None)
 
 
 def drop(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(DROP, params=None)
-        # Back to 0005: its function again.
-        from importlib import import_module
-
-        schema_editor.execute(import_module("raters.migrations.0005_vote_function").CREATE, params=None)
 
 
 class Migration(migrations.Migration):
