@@ -308,13 +308,11 @@ def completion_redirect(*, session: Session) -> str:
     return url.replace("{code}", session.completion_code)
 
 
-def session_summary(
-    *, session: Session, states: Sequence[TrialState] | None = None, progress: dict[str, int] | None = None
-) -> dict[str, Any]:
-    """What a rater's browser learns of its session. Its progress is counted from
-    ``states``, or given (``progress``, as :func:`session_progress` counts it), or read."""
+def session_summary(*, session: Session, progress: dict[str, int] | None = None) -> dict[str, Any]:
+    """What a rater's browser learns of its session: its ``progress`` as
+    :func:`session_progress` counts it, read from its trials when not given."""
     if progress is None:
-        progress = session_progress(states=session_trial_states(session=session) if states is None else states)
+        progress = session_progress(states=session_trial_states(session=session))
     complete = session.status == Session.Status.COMPLETE
     return {
         "token": session.token,

@@ -548,13 +548,7 @@ def rating_submit(
         response_ms=stored.response_ms,
         rated_at=stored.rated_at,
     )
-    progress = {
-        "total": stored.total,
-        "answered": stored.answered,
-        "training_total": stored.training_total,
-        "training_answered": stored.training_answered,
-    }
-    vote = Vote(session=session, trial=trial, progress=progress, created=stored.outcome == sql.VOTE_STORED)
+    vote = Vote(session=session, trial=trial, progress=stored.progress, created=stored.outcome == sql.VOTE_STORED)
     if trial.score != score:
         raise VoteConflict(vote)
     return vote
@@ -645,7 +639,20 @@ def _vote_store_in_transaction(
             state, rating_id=rating.pk, score=rating.score, response_ms=rating.response_ms, rated_at=rating.created_at
         )
         states = [state if other.id == state.id else other for other in states]
-    progress = selectors.session_progress(states=states)
+    # StoredVote's trial columns: the trial, then its vote.
+    trial = (None,) * 9
+    if state is not None:
+        trial = (
+            state.id,
+            state.position,
+            state.kind,
+            state.method_kind,
+            state.released,
+            state.rating_id,
+            state.score,
+            state.response_ms,
+            state.rated_at,
+        )
     return sql.StoredVote(
         outcome,
         session.pk,
@@ -655,18 +662,6 @@ def _vote_store_in_transaction(
         session.completed_at,
         session.last_seen_at,
         session.study.scale_levels,
-        *(
-            (state.id, state.position, state.kind, state.method_kind, state.released)
-            if state is not None
-            else (None, None, None, None, None)
-        ),
-        *(
-            (state.rating_id, state.score, state.response_ms, state.rated_at)
-            if state is not None
-            else (None, None, None, None)
-        ),
-        progress["total"],
-        progress["answered"],
-        progress["training_total"],
-        progress["training_answered"],
+        *trial,
+        **selectors.session_progress(states=states),
     )

@@ -48,11 +48,17 @@ def _converters(model: type[models.Model], vendor: str) -> tuple[tuple[int, tupl
     study's but its JSON.)"""
     result = []
     for index, field in enumerate(model._meta.concrete_fields):
-        col = field.get_col(model._meta.db_table)
-        converters = tuple(connection.ops.get_db_converters(col) + col.get_db_converters(connection))
+        converters, col = _field_converters(model, field.name, vendor)
         if converters:
             result.append((index, converters, col))
     return tuple(result)
+
+
+@cache
+def _field_converters(model: type[models.Model], name: str, vendor: str) -> tuple[tuple[Converter, ...], Any]:
+    """One field's converters (the backend's, then the field's) and its column."""
+    col = model._meta.get_field(name).get_col(model._meta.db_table)
+    return tuple(connection.ops.get_db_converters(col) + col.get_db_converters(connection)), col
 
 
 def _convert(converters: Sequence[Converter], col: Any, value: Any) -> Any:
@@ -413,6 +419,15 @@ class StoredVote(NamedTuple):
     training_total: int
     training_answered: int
 
+    @property
+    def progress(self) -> dict[str, int]:
+        return {
+            "total": self.total,
+            "answered": self.answered,
+            "training_total": self.training_total,
+            "training_answered": self.training_answered,
+        }
+
 
 VOTE_STORED = "stored"
 VOTE_EXISTING = "existing"  # the trial was answered already: that vote stands
@@ -464,12 +479,6 @@ def deferred_instance(model: type[M], values: dict[str, Any]) -> M:
     them: any other field is read from the database on first use."""
     names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
     return model.from_db(connection.alias, names, [values[name] for name in names])
-
-
-@cache
-def _field_converters(model: type[models.Model], name: str, vendor: str) -> tuple[tuple[Converter, ...], Any]:
-    col = model._meta.get_field(name).get_col(model._meta.db_table)
-    return tuple(connection.ops.get_db_converters(col) + col.get_db_converters(connection)), col
 
 
 @cache

@@ -47,6 +47,7 @@ from bench.load import driver  # noqa: E402  (first: gevent monkey-patching)
 from bench.load.stack import Stack  # noqa: E402
 
 SLUG = "bench"
+RATER_REQUESTS = ["study page", "start session", "next trial", "submit vote"]
 P99_SUBMIT_TARGET_MS = 100.0
 THROUGHPUT_TARGET = 0.5
 
@@ -173,18 +174,18 @@ def main(argv: list[str] | None = None) -> int:
     print("trivial endpoint (/bench/ping/), same clients:")
     print_latencies(trivial, ["trivial"])
     print("rater API, all flat-out rounds:")
-    print_latencies(raters, ["study page", "start session", "next trial", "submit vote"])
+    print_latencies(raters, RATER_REQUESTS)
     ping_p99 = trivial.summary("trivial")["p99"]
     submit, nxt = raters.summary("submit vote"), raters.summary("next trial")
     if paced is not None:
         print(f"rater API, paced round ({paced.completed} raters pausing {args.think_ms / 1000:.1f} s on average "
               f"before each vote; {paced.throughput:.0f} req/s):")
-        print_latencies(paced, ["study page", "start session", "next trial", "submit vote"])
+        print_latencies(paced, RATER_REQUESTS)
     print(f"throughput ratio per round: {', '.join(f'{r:.2f}' for r in ratios)}; median {ratio:.2f}")
     # The same capacity read from CPU time instead of requests per second: when the stack
     # keeps the machine busy, its throughput is the CPU it gets over the CPU a request
-    # costs. The CPU it gets drifts with whatever else runs on the machine; the cost of a
-    # request hardly does.
+    # costs. (Both drift with whatever else runs on the machine, so this ratio is no
+    # steadier than the throughput's; that the two agree shows the phases are CPU-bound.)
     print(f"CPU ratio per round (trivial CPU per request over the rater API's): "
           f"{', '.join(f'{r:.2f}' for r in cpu_ratios)}; median {statistics.median(cpu_ratios):.2f}")
     print(f"p99 vs trivial p99: next trial {nxt['p99'] / ping_p99:.2f}x, submit vote {submit['p99'] / ping_p99:.2f}x")

@@ -158,13 +158,14 @@ class TrialNextView(RaterAPIView):
         except services.SessionNotFound as error:
             raise Http404(str(error)) from error
         protocol = session.study.protocol
+        progress = selectors.session_progress(states=states)
         summaries = [
             selectors.trial_summary(state=state, states=states, protocol=protocol)
             for state in selectors.next_trials(states, count=2)
         ]
         return Response(
             {
-                "session": selectors.session_summary(session=session, states=states),
+                "session": selectors.session_summary(session=session, progress=progress),
                 "trial": summaries[0] if summaries else None,
                 "upcoming": summaries[1] if len(summaries) > 1 else None,
             }

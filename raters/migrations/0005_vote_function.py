@@ -10,6 +10,8 @@ are planned once per connection.
 
 from django.db import migrations
 
+from raters.migrations._postgresql import on_postgresql
+
 CREATE = """
 CREATE OR REPLACE FUNCTION mosaic_vote_store(
     p_session bigint, p_trial bigint, p_score smallint, p_response_ms integer,
@@ -81,19 +83,9 @@ $$
 DROP = "DROP FUNCTION IF EXISTS mosaic_vote_store(bigint, bigint, smallint, integer, timestamptz, timestamptz, varchar)"
 
 
-def create(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE, params=None)
-
-
-def drop(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP, params=None)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("raters", "0004_output_load"),
     ]
 
-    operations = [migrations.RunPython(create, drop)]
+    operations = [migrations.RunPython(on_postgresql(CREATE), on_postgresql(DROP))]

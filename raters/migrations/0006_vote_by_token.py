@@ -15,6 +15,8 @@ votes must keep landing meanwhile. A later migration can drop it.
 
 from django.db import migrations
 
+from raters.migrations._postgresql import on_postgresql
+
 CREATE = """
 CREATE OR REPLACE FUNCTION mosaic_vote(
     p_session_token varchar, p_trial_token varchar, p_score integer, p_response_ms integer,
@@ -117,19 +119,9 @@ $$
 DROP = "DROP FUNCTION IF EXISTS mosaic_vote(varchar, varchar, integer, integer, timestamptz, timestamptz, varchar)"
 
 
-def create(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE, params=None)
-
-
-def drop(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP, params=None)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("raters", "0005_vote_function"),
     ]
 
-    operations = [migrations.RunPython(create, drop)]
+    operations = [migrations.RunPython(on_postgresql(CREATE), on_postgresql(DROP))]
