@@ -40,8 +40,8 @@ class Recorder:
     # When the last session start of the phase was answered, and the requests by then.
     starts_done: float = 0.0
     requests_at_starts_done: int = 0
-    # CPU seconds the whole stack used from started to finished (see run_users).
-    cpu_seconds: float = 0.0
+    # CPU seconds each part of the stack used from started to finished (see run_users).
+    cpu_parts: dict[str, float] = field(default_factory=dict)
 
     def summary(self, name: str) -> dict[str, float]:
         values = np.array(self.latencies.get(name, []), dtype=float)
@@ -56,7 +56,10 @@ class Recorder:
 
     @property
     def cpu_ms_per_request(self) -> float:
-        return self.cpu_seconds * 1000 / max(self.requests, 1)
+        return sum(self.cpu_parts.values()) * 1000 / max(self.requests, 1)
+
+    def cpu_ms_per_request_of(self, part: str) -> float:
+        return self.cpu_parts.get(part, 0.0) * 1000 / max(self.requests, 1)
 
     @property
     def throughput_after_starts(self) -> float:
@@ -154,11 +157,11 @@ def run_users(
     user_class: type, *, host: str, users: int, stop_when, timeout: float, recorder: Recorder, cpu=None
 ) -> None:
     """Start ``users`` at once, run until ``stop_when()`` or ``timeout`` seconds, then stop.
-    ``cpu()``, if given, tells the CPU seconds used so far: the recorder keeps how many the
-    phase used."""
+    ``cpu()``, if given, tells the CPU seconds used so far by each part of the stack: the
+    recorder keeps how many each part used during the phase."""
     env = Environment(user_classes=[user_class], host=host)
     runner = env.create_local_runner()
-    cpu_started = cpu() if cpu else 0.0
+    cpu_started = cpu() if cpu else {}
     recorder.started = time.monotonic()
     runner.start(users, spawn_rate=users)
     end = time.monotonic() + timeout
@@ -166,6 +169,6 @@ def run_users(
         gevent.sleep(0.1)
     recorder.finished = time.monotonic()
     if cpu:
-        recorder.cpu_seconds = cpu() - cpu_started
+        recorder.cpu_parts = {part: seconds - cpu_started.get(part, 0.0) for part, seconds in cpu().items()}
     runner.quit()
     runner.greenlet.join(timeout=30)

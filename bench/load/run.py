@@ -20,7 +20,7 @@ the machine is shared and its speed drifts by a quarter within a minute, so each
 phase is compared with its neighbours and the verdict takes the median round. Each round
 also shows how long its 200 starts took and its throughput once they were done, which tells
 the burst of simultaneous starts from the rest; the verdict counts the whole round. Each phase
-also reads the CPU time the whole stack spent per request (stack.cpu_seconds), and each
+also reads the CPU time the whole stack spent per request (stack.cpu_parts), and each
 round prints its ratio beside the throughput's: when both phases keep the machine busy the
 two agree, which shows that what separates the phases is the CPU a request costs. Then it
 checks from the database that each acknowledged vote is stored exactly once, that output
@@ -79,7 +79,7 @@ def ping_phase(stack: Stack, users: int, seconds: float) -> driver.Recorder:
     cls = driver.ping_class(recorder=recorder, deadline=time.monotonic() + seconds + 30)
     driver.run_users(
         cls, host=stack.url, users=users, stop_when=lambda: False, timeout=seconds, recorder=recorder,
-        cpu=stack.cpu_seconds,
+        cpu=stack.cpu_parts,
     )
     return recorder
 
@@ -96,7 +96,7 @@ def rater_phase(
 
         gevent.spawn(during, recorder)
     driver.run_users(cls, host=stack.url, users=args.raters, stop_when=lambda: recorder.completed >= args.raters,
-                     timeout=args.timeout, recorder=recorder, cpu=stack.cpu_seconds if cpu else None)
+                     timeout=args.timeout, recorder=recorder, cpu=stack.cpu_parts if cpu else None)
     return recorder
 
 
@@ -169,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    CPU of the whole stack per request: rater API {phase.cpu_ms_per_request:.2f} ms, trivial "
               f"{pings[index].cpu_ms_per_request:.2f} then {pings[index + 1].cpu_ms_per_request:.2f} ms; "
               f"ratio {cpu_ratios[-1]:.2f}")
+        print("      by part, rater API / trivial ms: " + ", ".join(
+            f"{part} {phase.cpu_ms_per_request_of(part):.2f} / "
+            f"{(pings[index].cpu_ms_per_request_of(part) + pings[index + 1].cpu_ms_per_request_of(part)) / 2:.2f}"
+            for part in phase.cpu_parts))
     ratio = statistics.median(ratios)
     trivial = merged(pings)
     print("trivial endpoint (/bench/ping/), same clients:")

@@ -50,10 +50,10 @@ def _process_times() -> dict[int, tuple[int, int, int]]:
     return times
 
 
-def tree_cpu_seconds(roots: list[int]) -> float:
+def tree_cpu_seconds(roots: list[int], times: dict[int, tuple[int, int, int]] | None = None) -> float:
     """CPU seconds used so far by ``roots`` and all their descendants, those that have
     ended too (their time is in their parent's reaped-children count)."""
-    times = _process_times()
+    times = _process_times() if times is None else times
     children: dict[int, list[int]] = {}
     for pid, (parent, _, _) in times.items():
         children.setdefault(parent, []).append(pid)
@@ -219,12 +219,22 @@ class Stack:
         children = Path(f"/proc/{master}/task/{master}/children")
         return [int(pid) for pid in children.read_text().split()] if children.exists() else []
 
-    def cpu_seconds(self) -> float:
-        """CPU used so far by the whole stack on this machine: this process (the simulated
-        clients), its children (gunicorn and its workers, Redis) and PostgreSQL (its
-        postmaster and backends), counting processes that have ended."""
+    def cpu_parts(self) -> dict[str, float]:
+        """CPU seconds used so far by each part of the stack on this machine, counting
+        processes that have ended, from one snapshot of /proc: the simulated clients (this process, and the scripts it has run and reaped), gunicorn
+        (master and workers), PostgreSQL (postmaster and backends), Redis and, when one
+        runs, the Celery worker."""
+        times = _process_times()
         postmaster = int((self.pg_data / "postmaster.pid").read_text().split()[0])
-        return tree_cpu_seconds([os.getpid(), postmaster])
+        parts = {
+            name: tree_cpu_seconds([self.processes[key].pid], times)
+            for name, key in (("gunicorn", "gunicorn"), ("Redis", "redis"), ("Celery", "celery"))
+            if key in self.processes
+        }
+        everything_here = tree_cpu_seconds([os.getpid()], times)  # gunicorn and Redis included
+        parts["PostgreSQL"] = tree_cpu_seconds([postmaster], times)
+        parts["clients"] = everything_here - sum(v for k, v in parts.items() if k != "PostgreSQL")
+        return parts
 
     def start_celery(self, *, concurrency: int = 1) -> subprocess.Popen:
         process = subprocess.Popen(
