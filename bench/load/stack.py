@@ -221,9 +221,9 @@ class Stack:
 
     def cpu_parts(self) -> dict[str, float]:
         """CPU seconds used so far by each part of the stack on this machine, counting
-        processes that have ended, from one snapshot of /proc: the simulated clients (this process, and the scripts it has run and reaped), gunicorn
-        (master and workers), PostgreSQL (postmaster and backends), Redis and, when one
-        runs, the Celery worker."""
+        processes that have ended, from one snapshot of /proc: the simulated clients (this
+        process, and the scripts it has run and reaped), gunicorn (master and workers),
+        PostgreSQL (postmaster and backends), Redis and, when one runs, the Celery worker."""
         times = _process_times()
         postmaster = int((self.pg_data / "postmaster.pid").read_text().split()[0])
         parts = {
