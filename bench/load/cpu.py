@@ -5,9 +5,12 @@
 Starts PostgreSQL and Redis on loopback (as bench/load/run.py does), builds the same study,
 then runs whole rater sessions through Django's test client in this process, with no HTTP
 server and no other client competing for the CPU. Prints the median CPU time of each kind
-of request and its ratio to the trivial endpoint's (/bench/ping/: same middleware, DRF
-authentication and one query). Where run.py tells how the whole stack holds up, this tells
-which request costs what, so that a change to one of them can be judged alone.
+of request in this process and its ratio to the trivial endpoint's (/bench/ping/: same
+middleware, DRF authentication and one query), and beside it the mean CPU time PostgreSQL
+and Redis spent on it (read from /proc around each request: the kernel counts in ticks of
+10 ms, so only the mean over many requests means anything). Where run.py tells how the
+whole stack holds up, this tells which request costs what, so that a change to one of them
+can be judged alone.
 """
 
 from __future__ import annotations
@@ -25,19 +28,23 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
 
-from bench.load.stack import Stack  # noqa: E402
+from bench.load.stack import Stack, tree_cpu_seconds  # noqa: E402
 
 SLUG = "bench"
 WARM_UP_SESSIONS = 5
 
 
-def run_sessions(count: int) -> dict[str, list[float]]:
+def run_sessions(count: int, servers: dict[str, int]) -> tuple[dict[str, list[float]], dict[str, dict[str, float]]]:
+    """CPU ms of this process per request, by kind; and the CPU ms each of ``servers``
+    (name: root pid) spent in all requests of a kind together."""
     from django.test import Client
 
     csrf = secrets.token_hex(16)
     cpu_ms: dict[str, list[float]] = defaultdict(list)
+    server_ms: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 
     def call(client: Client, name: str, method: str, path: str, number: int, body: object = None):
+        before = {server: tree_cpu_seconds([pid]) for server, pid in servers.items()}
         start = time.process_time()
         response = getattr(client, method)(
             path,
@@ -50,6 +57,8 @@ def run_sessions(count: int) -> dict[str, list[float]]:
             raise RuntimeError(f"{name}: {response.status_code} {response.content[:300]!r}")
         if number >= WARM_UP_SESSIONS:
             cpu_ms[name].append(elapsed)
+            for server, pid in servers.items():
+                server_ms[name][server] += (tree_cpu_seconds([pid]) - before[server]) * 1000
         return response
 
     for number in range(count + WARM_UP_SESSIONS):
@@ -68,7 +77,7 @@ def run_sessions(count: int) -> dict[str, list[float]]:
                 break
             call(client, "submit vote", "post", f"/api/sessions/{token}/trials/{trial['token']}/rating/", number,
                  {"score": 3, "response_ms": 1500})
-    return cpu_ms
+    return cpu_ms, server_ms
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,16 +91,25 @@ def main(argv: list[str] | None = None) -> int:
         import django
 
         django.setup()
-        cpu_ms = run_sessions(args.sessions)
+        postmaster = int((stack.pg_data / "postmaster.pid").read_text().split()[0])
+        servers = {"PostgreSQL": postmaster, "Redis": stack.processes["redis"].pid}
+        cpu_ms, server_ms = run_sessions(args.sessions, servers)
     trivial = statistics.median(cpu_ms["trivial"])
-    print(f"{args.sessions} sessions of {args.trials} + 3 trials, CPU per request (median, this process):")
-    print(f"  {'request':<16}{'n':>7}{'ms':>8}{'x trivial':>11}")
+    print(f"{args.sessions} sessions of {args.trials} + 3 trials, CPU per request:")
+    print("  (this process: median ms and its ratio to the trivial endpoint's; PostgreSQL and Redis: mean ms)")
+    print(f"  {'request':<16}{'n':>7}{'ms':>11}{'x trivial':>11}{'PostgreSQL ms':>15}{'Redis ms':>11}")
     for name in ("trivial", "study page", "start session", "next trial", "submit vote"):
-        median = statistics.median(cpu_ms[name])
-        print(f"  {name:<16}{len(cpu_ms[name]):>7}{median:>8.2f}{median / trivial:>11.2f}")
+        median, n = statistics.median(cpu_ms[name]), len(cpu_ms[name])
+        print(
+            f"  {name:<16}{n:>7}{median:>11.2f}{median / trivial:>11.2f}"
+            f"{server_ms[name]['PostgreSQL'] / n:>15.2f}{server_ms[name]['Redis'] / n:>11.2f}"
+        )
     session = sum(statistics.median(cpu_ms[name]) * len(cpu_ms[name]) for name in cpu_ms if name != "trivial")
     requests = sum(len(cpu_ms[name]) for name in cpu_ms if name != "trivial")
     print(f"  mean over a session's requests: {session / requests:.2f} ms, {session / requests / trivial:.2f}x trivial")
+    database = sum(server_ms[name]["PostgreSQL"] for name in server_ms if name != "trivial") / requests
+    database_trivial = server_ms["trivial"]["PostgreSQL"] / len(cpu_ms["trivial"])
+    print(f"  PostgreSQL, mean over a session's requests: {database:.2f} ms, trivial {database_trivial:.2f} ms")
     return 0
 
 
