@@ -46,9 +46,10 @@ class Command(BaseCommand):
                         trials_per_session=20,
                         ratings_per_output=5,
                         instructions=(
-                            "You will see a photo taken with a professional DSLR camera (left) and a "
-                            "photo produced by an algorithm from a phone's raw sensor data (right). "
-                            "Zoom in, compare them carefully and rate how the right image compares."
+                            "The Results come from image-processing methods working on a phone's raw sensor data. "
+                            "Look at the whole picture first, then at 100%: colours, fine texture, noise, "
+                            "sharp edges and artefacts all count. The practice pairs show what the levels "
+                            "look like."
                         ),
                     )
                     study_import(study=study, source=folder)
