@@ -28,15 +28,18 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
 
-from bench.load.stack import Stack, tree_cpu_seconds  # noqa: E402
+from bench.load.stack import Stack  # noqa: E402
 
 SLUG = "bench"
 WARM_UP_SESSIONS = 5
 
 
-def run_sessions(count: int, servers: dict[str, int]) -> tuple[dict[str, list[float]], dict[str, dict[str, float]]]:
-    """CPU ms of this process per request, by kind; and the CPU ms each of ``servers``
-    (name: root pid) spent in all requests of a kind together."""
+SERVERS = ("PostgreSQL", "Redis")
+
+
+def run_sessions(count: int, stack: Stack) -> tuple[dict[str, list[float]], dict[str, dict[str, float]]]:
+    """CPU ms of this process per request, by kind; and the CPU ms each of SERVERS spent
+    in all requests of a kind together (read outside this process's measured time)."""
     from django.test import Client
 
     csrf = secrets.token_hex(16)
@@ -44,7 +47,7 @@ def run_sessions(count: int, servers: dict[str, int]) -> tuple[dict[str, list[fl
     server_ms: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 
     def call(client: Client, name: str, method: str, path: str, number: int, body: object = None):
-        before = {server: tree_cpu_seconds([pid]) for server, pid in servers.items()}
+        before = stack.cpu_parts()
         start = time.process_time()
         response = getattr(client, method)(
             path,
@@ -57,8 +60,9 @@ def run_sessions(count: int, servers: dict[str, int]) -> tuple[dict[str, list[fl
             raise RuntimeError(f"{name}: {response.status_code} {response.content[:300]!r}")
         if number >= WARM_UP_SESSIONS:
             cpu_ms[name].append(elapsed)
-            for server, pid in servers.items():
-                server_ms[name][server] += (tree_cpu_seconds([pid]) - before[server]) * 1000
+            after = stack.cpu_parts()
+            for server in SERVERS:
+                server_ms[name][server] += (after[server] - before[server]) * 1000
         return response
 
     for number in range(count + WARM_UP_SESSIONS):
@@ -91,9 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         import django
 
         django.setup()
-        postmaster = int((stack.pg_data / "postmaster.pid").read_text().split()[0])
-        servers = {"PostgreSQL": postmaster, "Redis": stack.processes["redis"].pid}
-        cpu_ms, server_ms = run_sessions(args.sessions, servers)
+        cpu_ms, server_ms = run_sessions(args.sessions, stack)
     trivial = statistics.median(cpu_ms["trivial"])
     print(f"{args.sessions} sessions of {args.trials} + 3 trials, CPU per request:")
     print("  (this process: median ms and its ratio to the trivial endpoint's; PostgreSQL and Redis: mean ms)")

@@ -125,6 +125,10 @@ def merged(recorders: list[driver.Recorder]) -> driver.Recorder:
     return total
 
 
+def mean_of(recorders: list[driver.Recorder], figure) -> float:
+    return sum(figure(recorder) for recorder in recorders) / len(recorders)
+
+
 def print_latencies(recorder: driver.Recorder, names: list[str]) -> None:
     print(f"  {'request':<16}{'n':>8}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}")
     for name in names:
@@ -156,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     print("per round: rater req/s over the mean of the trivial phases before and after it (the verdict's ratio)")
     ratios, cpu_ratios = [], []
     for index, phase in enumerate(rounds):
-        baseline = (pings[index].throughput + pings[index + 1].throughput) / 2
+        around = pings[index : index + 2]  # the trivial phases before and after the round
+        baseline = mean_of(around, lambda ping: ping.throughput)
         ratios.append(phase.throughput / baseline)
         print(f"  round {index + 1}: {phase.completed} sessions in {phase.finished - phase.started:.1f} s, "
               f"rater API {phase.throughput:.0f} req/s, trivial {pings[index].throughput:.0f} then "
@@ -164,14 +169,14 @@ def main(argv: list[str] | None = None) -> int:
         burst = phase.starts_done - phase.started
         print(f"    the {phase.completed} starts took the first {burst:.1f} s; afterwards (next trial and submit vote "
               f"only) {phase.throughput_after_starts:.0f} req/s, ratio {phase.throughput_after_starts / baseline:.2f}")
-        trivial_cpu = (pings[index].cpu_ms_per_request + pings[index + 1].cpu_ms_per_request) / 2
+        trivial_cpu = mean_of(around, lambda ping: ping.cpu_ms_per_request)
         cpu_ratios.append(trivial_cpu / phase.cpu_ms_per_request)
         print(f"    CPU of the whole stack per request: rater API {phase.cpu_ms_per_request:.2f} ms, trivial "
               f"{pings[index].cpu_ms_per_request:.2f} then {pings[index + 1].cpu_ms_per_request:.2f} ms; "
               f"ratio {cpu_ratios[-1]:.2f}")
         print("      by part, rater API / trivial ms: " + ", ".join(
             f"{part} {phase.cpu_ms_per_request_of(part):.2f} / "
-            f"{(pings[index].cpu_ms_per_request_of(part) + pings[index + 1].cpu_ms_per_request_of(part)) / 2:.2f}"
+            f"{mean_of(around, lambda ping, part=part: ping.cpu_ms_per_request_of(part)):.2f}"
             for part in phase.cpu_parts))
     ratio = statistics.median(ratios)
     trivial = merged(pings)

@@ -226,15 +226,14 @@ class Stack:
         PostgreSQL (postmaster and backends), Redis and, when one runs, the Celery worker."""
         times = _process_times()
         postmaster = int((self.pg_data / "postmaster.pid").read_text().split()[0])
-        parts = {
+        children = {
             name: tree_cpu_seconds([self.processes[key].pid], times)
             for name, key in (("gunicorn", "gunicorn"), ("Redis", "redis"), ("Celery", "celery"))
             if key in self.processes
         }
-        everything_here = tree_cpu_seconds([os.getpid()], times)  # gunicorn and Redis included
-        parts["PostgreSQL"] = tree_cpu_seconds([postmaster], times)
-        parts["clients"] = everything_here - sum(v for k, v in parts.items() if k != "PostgreSQL")
-        return parts
+        # This process's tree holds its children too: the clients are what is left of it.
+        clients = tree_cpu_seconds([os.getpid()], times) - sum(children.values())
+        return {**children, "PostgreSQL": tree_cpu_seconds([postmaster], times), "clients": clients}
 
     def start_celery(self, *, concurrency: int = 1) -> subprocess.Popen:
         process = subprocess.Popen(
