@@ -1,5 +1,5 @@
 """For the migrations that install database functions, which only PostgreSQL runs (raters
-0005, 0006): SQLite stores votes through raters.services instead. Not a migration itself:
+0005 to 0007): SQLite stores votes through raters.services instead. Not a migration itself:
 Django's loader skips modules whose name starts with an underscore."""
 
 

@@ -1,0 +1,132 @@
+"""What a study page and a vote read must not grow with the study.
+
+The plans PostgreSQL keeps for prepared statements, and for the statements of the vote
+function, are made once per connection, often while the tables are still small; a plan
+that reads a table whole or joins it by hash then goes on doing so as the study fills up
+(bench/load saw a study page cost 13 ms of PostgreSQL's time after 800 sessions, and each
+vote more than the one before). These tests count the rows each statement reads, with the
+plans a connection may end up holding, on a study with many sessions and votes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.db import connection
+
+from raters import services, sql
+from raters.models import Rater, Session
+from raters.platforms import RaterIdentity
+from tests.raters.conftest import build_study
+
+pytestmark = pytest.mark.django_db
+
+OTHER_SESSIONS = 30
+
+
+def _rows_read(cursor, table: str) -> int:
+    """Rows this transaction has read from ``table`` so far: by scanning it, and through
+    any of its indexes (PostgreSQL's statistics of the current transaction)."""
+    cursor.execute(
+        "SELECT pg_stat_get_xact_tuples_returned(c.oid)"
+        " + COALESCE(SUM(pg_stat_get_xact_tuples_returned(i.indexrelid)), 0)"
+        " FROM pg_class c LEFT JOIN pg_index i ON i.indrelid = c.oid WHERE c.relname = %s GROUP BY c.oid",
+        [table],
+    )
+    return int(cursor.fetchone()[0])
+
+
+@contextmanager
+def _reading(tables: list[str]) -> Iterator[dict[str, int]]:
+    """The rows read from each of ``tables`` inside the block."""
+    read: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        before = {table: _rows_read(cursor, table) for table in tables}
+    yield read
+    with connection.cursor() as cursor:
+        read.update({table: _rows_read(cursor, table) - before[table] for table in tables})
+
+
+def _sqlite_plan(statement: str, params: list) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {statement}", params)
+        return "\n".join(str(row[-1]) for row in cursor.fetchall())
+
+
+def test_a_raters_session_is_found_by_two_index_probes_however_many_sessions_the_study_has() -> None:
+    setup = build_study()
+    raters = Rater.objects.bulk_create(
+        [Rater(platform="prolific", external_id=f"p-{i}") for i in range(OTHER_SESSIONS)]
+    )
+    Session.objects.bulk_create(
+        [Session(rater=rater, study=setup.study, token=f"token-{rater.pk}") for rater in raters]
+    )
+    wanted = Session.objects.get(rater=raters[7])
+    statement = sql._rater_session_sql(connection.vendor)
+    if connection.vendor != "postgresql":
+        # SQLite plans before the values are bound, as a kept plan is: the rater by the
+        # unique key of platform ids, then their sessions by rater; no scan, and no
+        # search of the study's sessions.
+        plan = _sqlite_plan(statement, ["prolific", "p-7"])
+        searches = [line for line in plan.splitlines() if line.startswith("SEARCH")]
+        assert len(searches) == 2 and "SCAN" not in plan, plan
+        assert any("rater_unique_external_id (platform=? AND external_id=?)" in line for line in searches), plan
+        assert any(line.startswith("SEARCH s ") and "(rater_id=?" in line for line in searches), plan
+        return
+    tables = ["raters_session", "raters_rater"]
+    with connection.cursor() as cursor:
+        # The plan a connection keeps once the statement is prepared, made here before the
+        # new rows have any statistics (as on a new study); and no reading of a table whole,
+        # which a plan would do at this size whatever the statement says.
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        prepared = statement.replace("%s", "$1", 1).replace("%s", "$2", 1)
+        cursor.execute(f"PREPARE lookup(varchar, varchar) AS {prepared}")
+        try:
+            with _reading(tables) as found:
+                cursor.execute("EXECUTE lookup('prolific', 'p-7')")
+                assert cursor.fetchall()[0][0] == wanted.pk
+            with _reading(tables) as missing:
+                cursor.execute("EXECUTE lookup('prolific', 'p-unknown')")
+                assert cursor.fetchall() == []
+        finally:
+            cursor.execute("DEALLOCATE lookup")  # prepared statements outlive the transaction
+    # The rater, then their session: not the study's other sessions or raters.
+    assert found == {"raters_rater": 1, "raters_session": 1}
+    assert missing == {"raters_rater": 0, "raters_session": 0}
+
+
+def test_a_vote_reads_the_votes_of_its_own_session_only() -> None:
+    setup = build_study(trials_per_session=10)
+    for _ in range(3):
+        other, _ = services.session_start(study=setup.study, identity=RaterIdentity())
+        for trial in other.trials.all():
+            services.rating_submit(session_token=other.token, trial_token=trial.token, score=3, response_ms=9)
+    session, _ = services.session_start(study=setup.study, identity=RaterIdentity())
+    trials = list(session.trials.order_by("position"))
+    if not sql.votes_in_one_call():
+        # Elsewhere the vote reads the session's trials with their votes in one statement:
+        # each trial's vote through the votes' trial index.
+        plan = _sqlite_plan(sql._trials_sql(connection.vendor), [session.pk])
+        rating_lines = [line for line in plan.splitlines() if line.split()[1:2] == ["r"]]
+        assert rating_lines and all(line.startswith("SEARCH r USING") for line in rating_lines), plan
+        return
+    with connection.cursor() as cursor:
+        # Whatever plans the function's statements had on this connection are dropped, and
+        # the new ones join by hash or merge, the plans bench/load saw as the votes table
+        # grew: a plan that joins the trials with the votes then reads every vote of the
+        # database. And no table is read whole, which a plan would do at this size (or
+        # with statistics from when the table was smaller) whatever the statement says.
+        cursor.execute("DISCARD PLANS")
+        cursor.execute("SET LOCAL enable_nestloop = off")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        with _reading(["raters_rating"]) as read:
+            vote = services.rating_submit(
+                session_token=session.token, trial_token=trials[0].token, score=4, response_ms=9
+            )
+    assert vote.created and vote.progress["training_answered"] == 1
+    # One lookup per trial of the session to count its progress (the vote itself is
+    # inserted, not read); the other sessions' votes are never read.
+    assert read["raters_rating"] <= len(trials), read
