@@ -179,9 +179,15 @@ def _rater_session_sql(vendor: str) -> str:
     return f"SELECT {_columns(Session, 's')} FROM {_table(Session)} s WHERE s.{_col(Session, 'rater')} = ({rater})"
 
 
+@cache
+def _position(model: type[models.Model], attname: str) -> int:
+    """Where a field's column is in a row of all the model's concrete columns."""
+    return [f.attname for f in model._meta.concrete_fields].index(attname)
+
+
 def session_of_rater(*, study_id: int, platform: str, external_id: str) -> Session | None:
     """The session of the study's rater with this platform id, if any (at most one)."""
-    study = [f.attname for f in Session._meta.concrete_fields].index("study_id")
+    study = _position(Session, "study_id")
     # A row per study the rater has joined: seldom more than one.
     rows = _fetch(_rater_session_sql(connection.vendor), [platform, external_id])
     return next((_instance(Session, row) for row in rows if row[study] == study_id), None)

@@ -47,7 +47,8 @@ def run_sessions(count: int, stack: Stack) -> tuple[dict[str, list[float]], dict
     server_ms: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 
     def call(client: Client, name: str, method: str, path: str, number: int, body: object = None):
-        before = stack.cpu_parts()
+        measured = number >= WARM_UP_SESSIONS
+        before = stack.cpu_parts() if measured else {}
         start = time.process_time()
         response = getattr(client, method)(
             path,
@@ -58,7 +59,7 @@ def run_sessions(count: int, stack: Stack) -> tuple[dict[str, list[float]], dict
         elapsed = (time.process_time() - start) * 1000
         if response.status_code not in (200, 201):
             raise RuntimeError(f"{name}: {response.status_code} {response.content[:300]!r}")
-        if number >= WARM_UP_SESSIONS:
+        if measured:
             cpu_ms[name].append(elapsed)
             after = stack.cpu_parts()
             for server in SERVERS:

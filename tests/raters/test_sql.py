@@ -347,28 +347,3 @@ def test_rater_insert_stores_a_new_rater_once_per_platform_id() -> None:
     assert sql.rater_insert(Rater(platform="mturk", external_id="p-9"))
     assert sql.rater_insert(Rater()) and sql.rater_insert(Rater())
     assert Rater.objects.count() == 4
-
-
-def test_the_idle_session_probe_reads_the_index_of_active_sessions_whatever_the_plan() -> None:
-    from django.db import connection
-
-    statement = sql._stale_sessions_sql(connection.vendor, tuple(services.ACTIVE_STATUSES), False)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # The plan PostgreSQL keeps for a statement prepared on a connection: with the
-            # statuses as parameters it would read every session of the study.
-            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            # A table this small is read whole whatever the statement says; the question is
-            # which index the plan can use once reading it whole is ruled out.
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            prepared = statement.replace("%s", "$1", 1).replace("%s", "$2", 1)
-            cursor.execute(f"PREPARE probe(bigint, timestamptz) AS {prepared}")
-            cursor.execute("EXPLAIN EXECUTE probe(1, now())")
-            rows = cursor.fetchall()
-            cursor.execute("DEALLOCATE probe")  # prepared statements outlive the transaction
-        else:
-            # SQLite plans before the values are bound: the same holds.
-            cursor.execute(f"EXPLAIN QUERY PLAN {statement}", [1, timezone.now().isoformat()])
-            rows = cursor.fetchall()
-    plan = " ".join(str(column) for row in rows for column in row)
-    assert "session_active_last_seen" in plan, plan

@@ -4,8 +4,8 @@ The plans PostgreSQL keeps for prepared statements, and for the statements of th
 function, are made once per connection, often while the tables are still small; a plan
 that reads a table whole or joins it by hash then goes on doing so as the study fills up
 (bench/load saw a study page cost 13 ms of PostgreSQL's time after 800 sessions, and each
-vote more than the one before). These tests count the rows each statement reads, with the
-plans a connection may end up holding, on a study with many sessions and votes.
+vote more than the one before). These tests count the rows each statement reads, or the
+index its plan uses, with the plans a connection may end up holding.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from raters import services, sql
 from raters.models import Rater, Session
@@ -49,7 +50,25 @@ def _reading(tables: list[str]) -> Iterator[dict[str, int]]:
         read.update({table: _rows_read(cursor, table) - before[table] for table in tables})
 
 
+@contextmanager
+def _kept_plan(cursor, name: str, types: str, statement: str) -> Iterator[None]:
+    """``statement`` prepared as ``name`` (parameter ``types``) with the plan a connection
+    keeps for a prepared statement, one made without the values; and no reading of a table
+    whole, which a plan would do at this size whatever the statement says."""
+    cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    cursor.execute("SET LOCAL enable_seqscan = off")
+    numbered = statement
+    for number in range(1, statement.count("%s") + 1):
+        numbered = numbered.replace("%s", f"${number}", 1)
+    cursor.execute(f"PREPARE {name}({types}) AS {numbered}")
+    try:
+        yield
+    finally:
+        cursor.execute(f"DEALLOCATE {name}")  # prepared statements outlive the transaction
+
+
 def _sqlite_plan(statement: str, params: list) -> str:
+    """SQLite's plan, which it makes before the values are bound, as a kept plan is."""
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN QUERY PLAN {statement}", params)
         return "\n".join(str(row[-1]) for row in cursor.fetchall())
@@ -66,9 +85,8 @@ def test_a_raters_session_is_found_by_two_index_probes_however_many_sessions_the
     wanted = Session.objects.get(rater=raters[7])
     statement = sql._rater_session_sql(connection.vendor)
     if connection.vendor != "postgresql":
-        # SQLite plans before the values are bound, as a kept plan is: the rater by the
-        # unique key of platform ids, then their sessions by rater; no scan, and no
-        # search of the study's sessions.
+        # The rater by the unique key of platform ids, then their sessions by rater; no
+        # scan, and no search of the study's sessions.
         plan = _sqlite_plan(statement, ["prolific", "p-7"])
         searches = [line for line in plan.splitlines() if line.startswith("SEARCH")]
         assert len(searches) == 2 and "SCAN" not in plan, plan
@@ -76,23 +94,14 @@ def test_a_raters_session_is_found_by_two_index_probes_however_many_sessions_the
         assert any(line.startswith("SEARCH s ") and "(rater_id=?" in line for line in searches), plan
         return
     tables = ["raters_session", "raters_rater"]
-    with connection.cursor() as cursor:
-        # The plan a connection keeps once the statement is prepared, made here before the
-        # new rows have any statistics (as on a new study); and no reading of a table whole,
-        # which a plan would do at this size whatever the statement says.
-        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        prepared = statement.replace("%s", "$1", 1).replace("%s", "$2", 1)
-        cursor.execute(f"PREPARE lookup(varchar, varchar) AS {prepared}")
-        try:
-            with _reading(tables) as found:
-                cursor.execute("EXECUTE lookup('prolific', 'p-7')")
-                assert cursor.fetchall()[0][0] == wanted.pk
-            with _reading(tables) as missing:
-                cursor.execute("EXECUTE lookup('prolific', 'p-unknown')")
-                assert cursor.fetchall() == []
-        finally:
-            cursor.execute("DEALLOCATE lookup")  # prepared statements outlive the transaction
+    # The kept plan is made here before the new rows have any statistics, as on a new study.
+    with connection.cursor() as cursor, _kept_plan(cursor, "lookup", "varchar, varchar", statement):
+        with _reading(tables) as found:
+            cursor.execute("EXECUTE lookup('prolific', 'p-7')")
+            assert cursor.fetchall()[0][0] == wanted.pk
+        with _reading(tables) as missing:
+            cursor.execute("EXECUTE lookup('prolific', 'p-unknown')")
+            assert cursor.fetchall() == []
     # The rater, then their session: not the study's other sessions or raters.
     assert found == {"raters_rater": 1, "raters_session": 1}
     assert missing == {"raters_rater": 0, "raters_session": 0}
@@ -130,3 +139,16 @@ def test_a_vote_reads_the_votes_of_its_own_session_only() -> None:
     # One lookup per trial of the session to count its progress (the vote itself is
     # inserted, not read); the other sessions' votes are never read.
     assert read["raters_rating"] <= len(trials), read
+
+
+def test_the_idle_session_probe_reads_the_index_of_active_sessions_whatever_the_plan() -> None:
+    statement = sql._stale_sessions_sql(connection.vendor, tuple(services.ACTIVE_STATUSES), False)
+    if connection.vendor != "postgresql":
+        plan = _sqlite_plan(statement, [1, timezone.now().isoformat()])
+    else:
+        # With the statuses as parameters, the kept plan would read every session of the
+        # study: the question is which index it can use.
+        with connection.cursor() as cursor, _kept_plan(cursor, "probe", "bigint, timestamptz", statement):
+            cursor.execute("EXPLAIN EXECUTE probe(1, now())")
+            plan = "\n".join(str(row[0]) for row in cursor.fetchall())
+    assert "session_active_last_seen" in plan, plan
