@@ -23,11 +23,14 @@ from tests.test_production import _free_port
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
 
+def _redis_args(port: int, folder: Path) -> list[str]:
+    return ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(folder)]
+
+
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
-    args = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(tmp_path)]
-    with _running(args, tmp_path / "redis.log", port):
+    with _running(_redis_args(port, tmp_path), tmp_path / "redis.log", port):
         yield f"redis://127.0.0.1:{port}/0"
 
 
@@ -41,6 +44,23 @@ def test_reusing_cache_keeps_one_client_and_behaves_like_djangos(redis_url: str)
     assert cache.incr("count") == 2
     cache.delete("answer")
     assert cache.get("answer", "gone") == "gone"
+
+
+def test_each_client_keeps_one_connection_and_gets_a_new_one_after_a_redis_restart(tmp_path: Path) -> None:
+    port = _free_port()
+    cache = ReusingRedisCache(f"redis://127.0.0.1:{port}/0", {})
+    with _running(_redis_args(port, tmp_path), tmp_path / "first.log", port):
+        for n in range(20):
+            assert count_hit(cache, "votes", 60) == n + 1
+        client = cache._cache.get_client(write=True)
+        pool = client.connection_pool
+        assert len(pool._in_use_connections) == 1 and not pool._available_connections
+        held = client.connection
+    with _running(_redis_args(port, tmp_path), tmp_path / "second.log", port):
+        # The held connection broke with the first server; the next command reconnects.
+        assert count_hit(cache, "votes", 60) == 1, "a fresh server, a fresh count"
+        assert cache._cache.get_client(write=True) is client and client.connection is held
+        assert len(pool._in_use_connections) == 1
 
 
 def test_vote_throttle_refuses_past_the_rate_with_the_redis_cache(redis_url: str) -> None:
