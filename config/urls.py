@@ -4,11 +4,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+# The rater pages and API first: every rater request is resolved through the patterns
+# before its own, and a non-matching include (admin/) costs an exception.
 urlpatterns = [
+    path("", include("raters.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("", include("raters.urls")),
     path("", include("analysis.urls")),
     path("", include("studies.urls")),
 ]

@@ -96,13 +96,13 @@ class TrialState:
     kind: str
     token: str
     released: bool
-    method_kind: str
+    method_kind: str | None  # None for a trial not shown, when read with shown trials
     rating_id: int | None = None
     score: int | None = None
     response_ms: int | None = None
     rated_at: datetime | None = None
-    # When read with images: the columns of the result image, then of the image beside
-    # it (see sql.session_with_trials), made into ImageRefs only for the trials shown.
+    # For a trial shown (see session_with_states): the columns of the result image, then
+    # of the image beside it (see sql.session_with_trials), made into ImageRefs on use.
     images: tuple[Any, ...] = ()
 
     @property
@@ -151,14 +151,19 @@ def session_trial_states(*, session: Session) -> list[TrialState]:
 _BESIDE_FIELDS = tuple((str(protocol), field) for protocol, (field, _) in _BESIDE.items())
 
 
-def session_with_states(*, token: str, images: bool = False) -> tuple[Session, list[TrialState]] | None:
+# The trials a rater's "next trial" shows: the one to answer and the one after it, whose
+# images the page loads ahead.
+SHOWN = 2
+
+
+def session_with_states(*, token: str, shown: int = 0) -> tuple[Session, list[TrialState]] | None:
     """The session holding this token, with its study, and its trials as
     :func:`session_trial_states` reads them, in one statement; None if there is no such
-    session. With ``images``, each trial also carries its result image and the image the
-    protocol shows beside it."""
+    session. With ``shown``, the first ``shown`` open trials carry their result image and
+    the image the protocol shows beside it, and only they have their method's kind."""
     if not plausible_token(token):
         return None
-    found = sql.session_with_trials(token=token, images=images, beside=_BESIDE_FIELDS)
+    found = sql.session_with_trials(token=token, shown=shown, beside=_BESIDE_FIELDS)
     if found is None:
         return None
     session, rows = found
@@ -195,7 +200,7 @@ def status_from_states(states: Sequence[TrialState]) -> str:
     return Session.Status.COMPLETE
 
 
-def next_trials(states: Sequence[TrialState], count: int = 2) -> list[TrialState]:
+def next_trials(states: Sequence[TrialState], count: int = SHOWN) -> list[TrialState]:
     """The first unanswered trial (where a reload resumes) and the ones after it."""
     return [state for state in states if state.open][:count]
 

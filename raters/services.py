@@ -323,7 +323,8 @@ def session_touch(*, session: Session, now: datetime | None = None) -> Session:
 
 def session_resume(*, token: str, now: datetime | None = None) -> tuple[Session, list[selectors.TrialState]]:
     """The session holding this token, marked alive (see session_touch), with its trials
-    and their images as they stand afterwards: what a rater's "next trial" reads."""
+    as they stand afterwards, the ones it shows next with their images: what a rater's "next
+    trial" reads."""
     session, states = _session_with_states(token)
     if session.status != Session.Status.ABANDONED:
         return session_touch(session=session, now=now), states
@@ -333,8 +334,8 @@ def session_resume(*, token: str, now: datetime | None = None) -> tuple[Session,
 
 
 def _session_with_states(token: str) -> tuple[Session, list[selectors.TrialState]]:
-    """The session with its trials and their images, or SessionNotFound."""
-    found = selectors.session_with_states(token=token, images=True)
+    """The session with its trials, the ones shown next with their images, or SessionNotFound."""
+    found = selectors.session_with_states(token=token, shown=selectors.SHOWN)
     if found is None:
         raise SessionNotFound("No such session.")
     return found

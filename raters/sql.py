@@ -258,12 +258,8 @@ def stale_session_ids(*, study_id: int, statuses: Sequence[str], seen_before: An
 _IMAGE_FIELDS = ("token", "file", "tile_status", "width", "height")
 
 
-def _trial_parts(images: bool, beside: tuple[tuple[str, str], ...]) -> tuple[list[str], list[str]]:
-    """The columns and the joins (after ``trial t``, and a study ``st``) that read a trial
-    with its vote and its method's kind and, with ``images``, the public handles of its
-    result image and of the scene's image shown beside it: the Scene field that ``beside``
-    pairs with the study's protocol (none for a protocol it does not name). Every join is
-    outer, so that a session can be read with its trials in one statement."""
+def _trial_parts() -> tuple[list[str], list[str]]:
+    """The columns and the join (after ``trial t``) that read a trial with its vote."""
     select = [
         f"t.{_col(Trial, 'id')}",
         f"t.{_col(Trial, 'position')}",
@@ -275,11 +271,21 @@ def _trial_parts(images: bool, beside: tuple[tuple[str, str], ...]) -> tuple[lis
         f"r.{_col(Rating, 'score')}",
         f"r.{_col(Rating, 'response_ms')}",
         f"r.{_col(Rating, 'created_at')}",
-        f"m.{_col(Method, 'kind')}",
     ]
+    return select, [f"LEFT JOIN {_table(Rating)} r ON r.{_col(Rating, 'trial')} = t.{_col(Trial, 'id')}"]
+
+
+def _output_parts(
+    output: str, images: bool, beside: tuple[tuple[str, str], ...], protocol: str
+) -> tuple[list[str], list[str]]:
+    """The columns and the joins that read, for the output whose id is ``output`` (an
+    expression of the outer query, with any condition after it), its method's kind and,
+    with ``images``, the public handles of its result image and of the scene's image shown
+    beside it: the Scene field that ``beside`` pairs with the study's protocol (the
+    expression ``protocol``; none for a protocol it does not name). Every join is outer."""
+    select = [f"m.{_col(Method, 'kind')}"]
     joins = [
-        f"LEFT JOIN {_table(Rating)} r ON r.{_col(Rating, 'trial')} = t.{_col(Trial, 'id')}",
-        f"LEFT JOIN {_table(Output)} o ON o.{_col(Output, 'id')} = t.{_col(Trial, 'output')}",
+        f"LEFT JOIN {_table(Output)} o ON o.{_col(Output, 'id')} = {output}",
         f"LEFT JOIN {_table(Method)} m ON m.{_col(Method, 'id')} = o.{_col(Output, 'method')}",
     ]
     if not images:
@@ -294,10 +300,10 @@ def _trial_parts(images: bool, beside: tuple[tuple[str, str], ...]) -> tuple[lis
     ]
     # A join per protocol, each on the scene's foreign key (an index lookup, where one join
     # on a choice between the keys made PostgreSQL hash every image of the database).
-    for index, (protocol, field) in enumerate(beside):
+    for index, (name, field) in enumerate(beside):
         joins.append(
             f"LEFT JOIN {_table(ImageAsset)} p{index} ON p{index}.{_col(ImageAsset, 'id')} = sc.{_col(Scene, field)} "
-            f"AND st.{_col(Study, 'protocol')} = '{protocol}'"
+            f"AND {protocol} = '{name}'"
         )
     for name in _IMAGE_FIELDS:
         whens = " ".join(
@@ -310,21 +316,61 @@ def _trial_parts(images: bool, beside: tuple[tuple[str, str], ...]) -> tuple[lis
 
 @cache
 def _trials_sql(vendor: str) -> str:
-    """Every trial of a session, without images (see :func:`_trial_parts`)."""
-    select, joins = _trial_parts(False, ())
+    """Every trial of a session, with its vote and its method's kind."""
+    select, joins = _trial_parts()
+    method, output_joins = _output_parts(f"t.{_col(Trial, 'output')}", False, (), "")
     return (
-        f"SELECT {', '.join(select)} FROM {_table(Trial)} t {' '.join(joins)} "
+        f"SELECT {', '.join(select + method)} FROM {_table(Trial)} t {' '.join(joins + output_joins)} "
         f"WHERE t.{_col(Trial, 'session')} = %s ORDER BY t.{_col(Trial, 'position')}"
     )
 
 
-@cache
-def _session_trials_sql(vendor: str, images: bool, beside: tuple[tuple[str, str], ...]) -> str:
-    """A session by token with its study, in a first row, then every trial of it (see
-    :func:`_trial_parts`), a row each, in position order."""
-    select, joins = _trial_parts(images, beside)
-    width = len(Session._meta.concrete_fields) + len(Study._meta.concrete_fields)
+def _shown_trials_sql(vendor: str, shown: int, beside: tuple[tuple[str, str], ...]) -> tuple[list[str], str]:
+    """The columns and the FROM of a session's trials (the session by token, ``s``, with
+    its study, ``st``), each with its vote, where the first ``shown`` open trials also
+    carry their method's kind and their images (see :func:`_output_parts`).
+
+    Only those trials are shown, and the images are most of a "next trial"'s reading: a
+    trial's outputs, method, scene and images are five index lookups. PostgreSQL reads them
+    in a lateral subquery whose condition on the trial it tests before any lookup; SQLite,
+    which has no lateral joins, in joins that find nothing for the other trials."""
+    select, joins = _trial_parts()
+    open_ = f"r.{_col(Rating, 'id')} IS NULL AND t.{_col(Trial, 'released_at')} IS NULL"
+    inner = [f"{column} AS c{index}" for index, column in enumerate(select)] + [
+        f"t.{_col(Trial, 'output')} AS output_id",
+        f"st.{_col(Study, 'protocol')} AS protocol",
+        # Open, and among the first ``shown`` open ones by position.
+        f"{open_} AND SUM(CASE WHEN {open_} THEN 1 ELSE 0 END) "
+        f"OVER (ORDER BY t.{_col(Trial, 'position')}) <= {int(shown)} AS shown",
+    ]
     trials = f"JOIN {_table(Trial)} t ON t.{_col(Trial, 'session')} = s.{_col(Session, 'id')} {' '.join(joins)}"
+    source = f"(SELECT {', '.join(inner)} {_session_by_token(trials)}) q"
+    columns = [f"q.c{index}" for index in range(len(select))]
+    if vendor == "postgresql":
+        images, output_joins = _output_parts("q.output_id", True, beside, "q.protocol")
+        lateral = (
+            f"LEFT JOIN LATERAL (SELECT {', '.join(f'{column} AS i{index}' for index, column in enumerate(images))} "
+            f"FROM (SELECT 1) one {' '.join(output_joins)} WHERE q.shown) i ON TRUE"
+        )
+        return columns + [f"i.i{index}" for index in range(len(images))], f"FROM {source} {lateral}"
+    images, output_joins = _output_parts("q.output_id AND q.shown", True, beside, "q.protocol")
+    return columns + images, f"FROM {source} {' '.join(output_joins)}"
+
+
+@cache
+def _session_trials_sql(vendor: str, shown: int, beside: tuple[tuple[str, str], ...]) -> str:
+    """A session by token with its study, in a first row, then every trial of it (see
+    :func:`_trials_sql`; with ``shown``, :func:`_shown_trials_sql`), a row each, in position
+    order."""
+    width = len(Session._meta.concrete_fields) + len(Study._meta.concrete_fields)
+    if shown:
+        select, source = _shown_trials_sql(vendor, shown, beside)
+    else:
+        select, joins = _trial_parts()
+        method, output_joins = _output_parts(f"t.{_col(Trial, 'output')}", False, (), "")
+        select += method
+        trials = f"JOIN {_table(Trial)} t ON t.{_col(Trial, 'session')} = s.{_col(Session, 'id')} "
+        source = _session_by_token(trials + " ".join(joins + output_joins))
     # The session's and the study's columns once, in a row of their own, not on every
     # trial's row: each of their timestamps costs a parse in Python. The first column
     # orders that row first, then the trials by position (the third of their columns).
@@ -332,7 +378,7 @@ def _session_trials_sql(vendor: str, images: bool, beside: tuple[tuple[str, str]
         f"SELECT 0, {_columns(Session, 's')}, {_columns(Study, 'st')}, {', '.join(['NULL'] * len(select))} "
         f"{_session_by_token()} "
         f"UNION ALL SELECT 1, {', '.join(['NULL'] * width)}, {', '.join(select)} "
-        f"{_session_by_token(trials)} "
+        f"{source} "
         f"ORDER BY 1, {width + 3}"
     )
 
@@ -345,14 +391,15 @@ def session_trial_rows(*, session_id: int) -> list[tuple[Any, ...]]:
 
 
 def session_with_trials(
-    *, token: str, images: bool = False, beside: tuple[tuple[str, str], ...] = ()
+    *, token: str, shown: int = 0, beside: tuple[tuple[str, str], ...] = ()
 ) -> tuple[Session, list[tuple[Any, ...]]] | None:
     """The session holding this token, with its study, and the rows of its trials (as
-    :func:`session_trial_rows` returns them, and with ``images`` the columns of the result
-    image and of the image beside it), in one statement: what every "next trial" and every
-    vote reads first, in one round trip. ``beside`` pairs each protocol with the Scene
-    field of the image shown beside the result."""
-    rows = _fetch(_session_trials_sql(connection.vendor, images, beside), [token, token])
+    :func:`session_trial_rows` returns them; with ``shown``, only the first ``shown`` open
+    trials have their method's kind, and they have the columns of their result image and
+    of the image beside it too), in one statement: what every "next trial" reads first, in
+    one round trip. ``beside`` pairs each protocol with the Scene field of the image shown
+    beside the result."""
+    rows = _fetch(_session_trials_sql(connection.vendor, shown, beside), [token, token])
     if not rows:
         return None
     trials = 1 + len(Session._meta.concrete_fields) + len(Study._meta.concrete_fields)

@@ -161,7 +161,7 @@ class TrialNextView(RaterAPIView):
         progress = selectors.session_progress(states=states)
         summaries = [
             selectors.trial_summary(state=state, states=states, protocol=protocol)
-            for state in selectors.next_trials(states, count=2)
+            for state in selectors.next_trials(states)
         ]
         return Response(
             {

@@ -67,7 +67,7 @@ def test_trial_states_agree_with_the_orm() -> None:
     assert all(vote.created for vote in votes)
     Trial.objects.filter(pk=trials[-1].pk).update(released_at=timezone.now())
 
-    session, states = selectors.session_with_states(token=session.token, images=True)
+    session, states = selectors.session_with_states(token=session.token, shown=selectors.SHOWN)
     trials = list(
         Trial.objects.filter(session=session)
         .select_related("output__method", "output__image", "output__scene__reference")
@@ -76,12 +76,18 @@ def test_trial_states_agree_with_the_orm() -> None:
     assert [s.id for s in states] == [t.id for t in trials]
     assert {s.answered for s in states} == {True, False}
     assert {s.released for s in states} == {True, False}
+    # The first two open trials by position: the third and the fourth (two are answered).
+    shown = [t.id for t in trials if t.released_at is None and not Rating.objects.filter(trial=t).exists()][:2]
+    assert shown == [trials[2].id, trials[3].id]
     for state, trial in zip(states, trials, strict=True):
         assert (state.position, state.kind, state.token) == (trial.position, trial.kind, trial.token)
         assert state.released == (trial.released_at is not None)
-        assert state.method_kind == trial.output.method.kind
-        assert state.result is not None and state.result.token == trial.output.image.token
-        assert state.beside is not None and state.beside.token == trial.output.scene.reference.token
+        if trial.id in shown:
+            assert state.method_kind == trial.output.method.kind
+            assert state.result is not None and state.result.token == trial.output.image.token
+            assert state.beside is not None and state.beside.token == trial.output.scene.reference.token
+        else:
+            assert (state.method_kind, state.result, state.beside) == (None, None, None)
         rating = Rating.objects.filter(trial=trial).first()
         if rating is None:
             assert (state.rating_id, state.score, state.response_ms, state.rated_at) == (None, None, None, None)
@@ -90,6 +96,14 @@ def test_trial_states_agree_with_the_orm() -> None:
         assert state.rated_at == rating.created_at
         assert timezone.is_aware(state.rated_at)
 
+    # Every open trial, when as many are asked for; never an answered or a released one.
+    _, every = selectors.session_with_states(token=session.token, shown=len(trials))
+    assert (
+        [s.result is not None for s in every]
+        == [s.open for s in every]
+        == [s.id not in {t.id for t in trials[:2]} and s.id != trials[-1].id for s in every]
+    )
+
     plain = selectors.session_trial_states(session=session)
     assert [s.id for s in plain] == [s.id for s in states]
     assert all(s.result is None and s.beside is None for s in plain)
@@ -97,7 +111,7 @@ def test_trial_states_agree_with_the_orm() -> None:
 
 def test_image_source_and_summary_urls_equal_reverse() -> None:
     session = _started_session()
-    session, states = selectors.session_with_states(token=session.token, images=True)
+    session, states = selectors.session_with_states(token=session.token, shown=selectors.SHOWN)
     state = states[0]
     assert state.result is not None
     image = state.result
@@ -107,7 +121,7 @@ def test_image_source_and_summary_urls_equal_reverse() -> None:
     assert source["tiles"] is None
 
     ImageAsset.objects.filter(token=image.token).update(tile_status=ImageAsset.TileStatus.DONE)
-    tiled = selectors.session_with_states(token=session.token, images=True)[1][0].result
+    tiled = selectors.session_with_states(token=session.token, shown=selectors.SHOWN)[1][0].result
     assert tiled is not None and tiled.tiled
     assert selectors.image_source(image=tiled)["tiles"] == reverse("studies:tiles-dzi", kwargs={"token": image.token})
 
@@ -126,7 +140,8 @@ def test_image_source_and_summary_urls_equal_reverse() -> None:
 def test_panes_show_the_image_the_protocol_puts_beside_the_result(protocol: str, beside: tuple | None) -> None:
     setup = build_study(protocol=protocol)
     session, _ = services.session_start(study=setup.study, identity=RaterIdentity())
-    session, states = selectors.session_with_states(token=session.token, images=True)
+    # Every trial shown: a new session's are all open.
+    session, states = selectors.session_with_states(token=session.token, shown=100)
     for state in states:
         trial = Trial.objects.select_related("output__image", "output__scene").get(pk=state.id)
         panes = selectors.trial_panes(state=state, protocol=protocol)
@@ -139,8 +154,8 @@ def test_panes_show_the_image_the_protocol_puts_beside_the_result(protocol: str,
 
 
 @pytest.mark.parametrize("protocol", [Study.Protocol.REFERENCE, Study.Protocol.INPUT, Study.Protocol.SINGLE])
-@pytest.mark.parametrize("images", [True, False])
-def test_session_with_its_trials_in_one_statement_equals_the_two_reads(protocol: str, images: bool) -> None:
+@pytest.mark.parametrize("shown", [0, 1, selectors.SHOWN])
+def test_session_with_its_trials_in_one_statement_equals_the_two_reads(protocol: str, shown: int) -> None:
     setup = build_study(protocol=protocol, methods=3, scenes=4, trials_per_session=6)
     session, _ = services.session_start(study=setup.study, identity=RaterIdentity())
     trials = list(Trial.objects.filter(session=session).order_by("position"))
@@ -150,28 +165,32 @@ def test_session_with_its_trials_in_one_statement_equals_the_two_reads(protocol:
     # Another session of the study, whose trials must not come along.
     services.session_start(study=setup.study, identity=RaterIdentity())
 
-    found = selectors.session_with_states(token=session.token, images=images)
+    found = selectors.session_with_states(token=session.token, shown=shown)
     assert found is not None
     got, states = found
     _assert_same_row(got, Session.objects.get(pk=session.pk))
     _assert_same_row(got.study, Study.objects.get(pk=setup.study.pk))
     assert got.study.scale_levels == Study.objects.get(pk=setup.study.pk).scale_levels
-    # The trials the plain read finds, as they stand; the images are checked against the
-    # ORM in the tests above.
+    # The trials the plain read finds, as they stand, the ones not shown without their
+    # method's kind; the images are checked against the ORM in the tests above.
     expected = selectors.session_trial_states(session=got)
-    assert [replace(state, images=()) for state in states] == expected
+    first_open = [state.id for state in expected if state.open][:shown]
+    assert len(first_open) == shown
+    assert [replace(state, images=()) for state in states] == [
+        state if not shown or state.id in first_open else replace(state, method_kind=None) for state in expected
+    ]
     assert [state.id for state in states] == [trial.id for trial in trials]
     assert {state.answered for state in states} == {True, False} and any(state.released for state in states)
     beside = selectors.beside_field(protocol)
     for state in states:
-        assert (state.result is not None) == images
-        assert (state.beside is not None) == (images and beside is not None)
+        assert (state.result is not None) == (state.id in first_open)
+        assert (state.beside is not None) == (state.id in first_open and beside is not None)
 
 
 def test_session_with_its_trials_reads_a_session_without_trials_or_none() -> None:
     session = _started_session()
     Trial.objects.filter(session=session).delete()
-    found = selectors.session_with_states(token=session.token, images=True)
+    found = selectors.session_with_states(token=session.token, shown=selectors.SHOWN)
     assert found is not None
     got, states = found
     _assert_same_row(got, Session.objects.get(pk=session.pk))

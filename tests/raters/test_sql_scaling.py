@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from raters import services, sql
+from raters import selectors, services, sql
 from raters.models import Rater, Session
 from raters.platforms import RaterIdentity
 from tests.raters.conftest import build_study
@@ -152,3 +152,30 @@ def test_the_idle_session_probe_reads_the_index_of_active_sessions_whatever_the_
             cursor.execute("EXPLAIN EXECUTE probe(1, now())")
             plan = "\n".join(str(row[0]) for row in cursor.fetchall())
     assert "session_active_last_seen" in plan, plan
+
+
+def test_a_next_trial_looks_up_the_images_of_the_trials_it_shows_only() -> None:
+    setup = build_study(trials_per_session=10)
+    session, _ = services.session_start(study=setup.study, identity=RaterIdentity())
+    trials = list(session.trials.order_by("position"))
+    for trial in trials[:4]:
+        services.rating_submit(session_token=session.token, trial_token=trial.token, score=3, response_ms=9)
+    if connection.vendor != "postgresql":
+        # SQLite has no lateral join: there the other trials' lookups find nothing. What is
+        # shown is checked in test_sql on both databases.
+        _, states = selectors.session_with_states(token=session.token, shown=selectors.SHOWN)
+        assert [state.id for state in states if state.result is not None] == [t.id for t in trials[4:6]]
+        return
+    _, states = selectors.session_with_states(token=session.token, shown=selectors.SHOWN)
+    assert [state.id for state in states if state.result is not None] == [t.id for t in trials[4:6]]
+    statement = sql._session_trials_sql(connection.vendor, selectors.SHOWN, selectors._BESIDE_FIELDS)
+    tables = ["studies_output", "studies_method", "studies_scene", "studies_imageasset"]
+    with connection.cursor() as cursor, _kept_plan(cursor, "next_trial", "varchar, varchar", statement):
+        with _reading(tables) as read:
+            # Tokens are base64url: no quote to escape.
+            cursor.execute(f"EXECUTE next_trial('{session.token}', '{session.token}')")
+            assert len(cursor.fetchall()) == 1 + len(trials)
+    # Each shown trial's output, method, scene and images (its result, and the scene's
+    # images the protocols could show beside it); none of the other eleven trials'.
+    images = read.pop("studies_imageasset")
+    assert read == {"studies_output": 2, "studies_method": 2, "studies_scene": 2} and 4 <= images <= 6, (read, images)
