@@ -93,8 +93,19 @@ def _cursor() -> Iterator[Any]:
     db.close_if_health_check_failed()
     db.ensure_connection()
     db.validate_no_broken_transaction()
-    with db.wrap_database_errors, db.connection.cursor() as cursor:
-        yield cursor
+    with db.wrap_database_errors:
+        yield _kept_cursor(db)
+
+
+def _kept_cursor(db: Any) -> Any:
+    """The driver cursor this connection keeps for these statements. A cursor makes a
+    loader for each column type of a result and keeps it for the next: a new cursor per
+    statement made them all again (a timestamp's loader is Python), a tenth of a "next
+    trial". Each statement here fetches its rows before the next one runs."""
+    cursor = getattr(db, "_mosaic_cursor", None)
+    if cursor is None or cursor.closed or cursor.connection is not db.connection:
+        cursor = db._mosaic_cursor = db.connection.cursor()
+    return cursor
 
 
 def _fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

@@ -50,6 +50,26 @@ def test_session_with_study_by_token_equals_the_orm() -> None:
     assert timezone.is_aware(got.study.opened_at)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_statements_run_on_one_kept_cursor_until_the_connection_is_replaced() -> None:
+    from django.db import connection
+
+    with sql._cursor() as first:
+        first.execute("SELECT 1")
+    assert sql._fetch("SELECT CAST(%s AS integer) + 1", [1]) == [(2,)]
+    with sql._cursor() as second:
+        pass
+    if connection.vendor != "postgresql":
+        # Django's own cursor, a new one per statement.
+        assert second is not first
+        return
+    assert second is first and second.connection is connection.connection
+    connection.close()  # as after an error, or a restart of the database
+    with sql._cursor() as third:
+        assert third is not first and third.connection is connection.connection
+    assert sql._fetch("SELECT CAST(%s AS integer) + 1", [2]) == [(3,)]
+
+
 def test_session_with_unknown_token_is_none() -> None:
     _started_session()
     assert sql.session_with_study(token="no-such-token") is None
