@@ -37,8 +37,8 @@ class _ReusingClient(RedisCacheClient):
         return client
 
 
-# SET NX then INCR as one script: one round trip, and no counter left without expiry.
-_COUNT_HIT = "redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX') return redis.call('INCR', KEYS[1])"
+# SET NX then INCRBY as one script: one round trip, and no counter left without expiry.
+_COUNT_HIT = "redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX') return redis.call('INCRBY', KEYS[1], ARGV[2])"
 
 
 class ReusingRedisCache(RedisCache):
@@ -48,28 +48,28 @@ class ReusingRedisCache(RedisCache):
         self._class = _ReusingClient
         self._scripts: dict[int, Any] = {}
 
-    def count_hit(self, key: str, timeout: int) -> int:
-        """Add one to the counter ``key`` (created expiring in ``timeout`` seconds) and
+    def count_hit(self, key: str, timeout: int, hits: int = 1) -> int:
+        """Add ``hits`` to the counter ``key`` (created expiring in ``timeout`` seconds) and
         return its new value, in one command: a script Redis runs atomically."""
         key = self.make_and_validate_key(key)
         client = self._cache.get_client(key, write=True)
         script = self._scripts.get(id(client))
         if script is None:
             script = self._scripts[id(client)] = client.register_script(_COUNT_HIT)
-        return int(script(keys=[key], args=[timeout]))
+        return int(script(keys=[key], args=[timeout, hits]))
 
 
-def count_hit(cache: BaseCache, key: str, timeout: int) -> int:
-    """Add one to the counter ``key`` of ``cache``, expiring ``timeout`` seconds after it
-    was created, and return its new value; atomic where the backend's increment is."""
+def count_hit(cache: BaseCache, key: str, timeout: int, hits: int = 1) -> int:
+    """Add ``hits`` to the counter ``key`` of ``cache``, expiring ``timeout`` seconds after
+    it was created, and return its new value; atomic where the backend's increment is."""
     # ``cache`` is often django.core.cache.cache, a proxy to the backend: ask, do not check
     # the type.
     hit = getattr(cache, "count_hit", None)
     if hit is not None:
-        return hit(key, timeout)
+        return hit(key, timeout, hits)
     cache.add(key, 0, timeout)
     try:
-        return cache.incr(key)
+        return cache.incr(key, hits)
     except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout)
-        return 1
+        cache.add(key, hits, timeout)
+        return hits

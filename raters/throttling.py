@@ -8,6 +8,12 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from config.cache import count_hit
 
+# Per scope, the requests of one client a process takes from the client's budget at once.
+_LEASES = {"vote": 4}
+# Per scope: the window the process's leases belong to, and what is left of each client's
+# lease. A lease left over at the end of its window is dropped, unused.
+_leased: dict[str, tuple[int, dict[str, int]]] = {}
+
 
 class WindowRateThrottle(ScopedRateThrottle):
     """DRF's scoped throttle (the same scopes, rates and per-client buckets), counted per
@@ -18,7 +24,17 @@ class WindowRateThrottle(ScopedRateThrottle):
     can each write back a history without the other. One increment per request is atomic
     and costs one round trip; in exchange a client may spend two windows' worth of
     requests across a window boundary, which bounds abuse just as well.
+
+    Votes take their budget in leases: a process adds four to the client's count at once
+    and lets the client's next three votes that reach it through without asking Redis. A
+    rater's votes then cost one round trip to Redis per process that serves them, where
+    the round trip cost a vote a twentieth of its CPU (bench/load). The count never exceeds
+    the rate, so a client never gets more; with its leases spread over the processes, it
+    may be refused up to three requests per process early, which at 240 votes a minute
+    against the few a person gives leaves every rater untouched.
     """
+
+    leases = _LEASES
 
     def allow_request(self, request: Any, view: Any) -> bool:
         self.scope = getattr(view, self.scope_attr, None)
@@ -31,7 +47,22 @@ class WindowRateThrottle(ScopedRateThrottle):
         now = self.timer()
         self.window = int(now // self.duration)
         self.key = self.get_cache_key(request, view)
-        if count_hit(self.cache, self.key, self.duration) <= self.num_requests:
+        lease = self.leases.get(self.scope, 1)
+        if lease > 1:
+            window, left = _leased.get(self.scope, (None, None))
+            if window != self.window:
+                window, left = _leased[self.scope] = (self.window, {})
+            # Taken out, then put back less one: two threads never spend the same request.
+            remaining = left.pop(self.key, 0)
+            if remaining:
+                if remaining > 1:
+                    left[self.key] = remaining - 1
+                return True
+        count = count_hit(self.cache, self.key, self.duration, lease)
+        granted = min(lease, self.num_requests - (count - lease))
+        if granted > 0:
+            if granted > 1:
+                _leased[self.scope][1][self.key] = granted - 1
             return True
         self.wait_seconds = (self.window + 1) * self.duration - now
         return False
@@ -42,3 +73,8 @@ class WindowRateThrottle(ScopedRateThrottle):
 
     def wait(self) -> float:
         return self.wait_seconds
+
+
+def forget_leases() -> None:
+    """Drop this process's leases (tests that reset the counts reset these too)."""
+    _leased.clear()

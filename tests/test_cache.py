@@ -113,5 +113,42 @@ def test_throttle_counts_with_one_script_call_through_djangos_cache_proxy(redis_
     def calls(stats: dict, command: str) -> int:
         return stats.get(f"cmdstat_{command}", {}).get("calls", 0)
 
+    # One script call per hit (the add-then-incr fallback calls none).
     assert calls(after, "evalsha") - calls(before, "evalsha") + calls(after, "eval") - calls(before, "eval") == 3
-    assert calls(after, "incrby") == calls(before, "incrby"), "not the add-then-incr fallback"
+
+
+def test_votes_are_leased_four_at_a_time_per_process_and_never_beyond_the_rate(monkeypatch) -> None:
+    """Two web processes serve one client's votes in turn: each takes four of the budget
+    of ten from the cache at once, and together they let exactly ten through."""
+    from django.core.cache import cache
+
+    import raters.throttling as throttling
+
+    class VoteThrottle(WindowRateThrottle):
+        THROTTLE_RATES = {"vote": "10/minute"}
+
+        def timer(self) -> float:
+            return 600.0 + 10.0
+
+    increments = []
+    monkeypatch.setattr(throttling, "count_hit", lambda *args: increments.append(args[3]) or count_hit(*args))
+    cache.clear()
+    view = type("View", (), {"throttle_scope": "vote"})()
+    factory = APIRequestFactory()
+    processes = [{}, {}]  # what each process has leased
+
+    def allowed(process: int) -> bool:
+        monkeypatch.setattr(throttling, "_leased", processes[process])
+        request = factory.post("/", REMOTE_ADDR="203.0.113.9")
+        request.user = AnonymousUser()
+        return VoteThrottle().allow_request(request, view)
+
+    answers = [allowed(n % 2) for n in range(8)]
+    # Four leased by each process in its first request, then spent without the cache.
+    assert answers == [True] * 8 and increments == [4, 4]
+    answers += [allowed(n % 2) for n in range(8, 16)]
+    # The ninth takes the last two of the budget; the tenth finds it spent although the
+    # other process still holds one, which its next request uses; then nothing.
+    assert answers[8:] == [True, False, True, False, False, False, False, False]
+    assert sum(answers) == 10
+    cache.clear()
