@@ -325,13 +325,20 @@ def _output_parts(
     return select, joins
 
 
+def _trial_and_method_parts() -> tuple[list[str], list[str]]:
+    """The columns and the joins (after ``trial t``) that read a trial with its vote and its
+    method's kind."""
+    select, joins = _trial_parts()
+    method, output_joins = _output_parts(f"t.{_col(Trial, 'output')}", False, (), "")
+    return select + method, joins + output_joins
+
+
 @cache
 def _trials_sql(vendor: str) -> str:
     """Every trial of a session, with its vote and its method's kind."""
-    select, joins = _trial_parts()
-    method, output_joins = _output_parts(f"t.{_col(Trial, 'output')}", False, (), "")
+    select, joins = _trial_and_method_parts()
     return (
-        f"SELECT {', '.join(select + method)} FROM {_table(Trial)} t {' '.join(joins + output_joins)} "
+        f"SELECT {', '.join(select)} FROM {_table(Trial)} t {' '.join(joins)} "
         f"WHERE t.{_col(Trial, 'session')} = %s ORDER BY t.{_col(Trial, 'position')}"
     )
 
@@ -377,11 +384,9 @@ def _session_trials_sql(vendor: str, shown: int, beside: tuple[tuple[str, str], 
     if shown:
         select, source = _shown_trials_sql(vendor, shown, beside)
     else:
-        select, joins = _trial_parts()
-        method, output_joins = _output_parts(f"t.{_col(Trial, 'output')}", False, (), "")
-        select += method
+        select, joins = _trial_and_method_parts()
         trials = f"JOIN {_table(Trial)} t ON t.{_col(Trial, 'session')} = s.{_col(Session, 'id')} "
-        source = _session_by_token(trials + " ".join(joins + output_joins))
+        source = _session_by_token(trials + " ".join(joins))
     # The session's and the study's columns once, in a row of their own, not on every
     # trial's row: each of their timestamps costs a parse in Python. The first column
     # orders that row first, then the trials by position (the third of their columns).
