@@ -27,7 +27,7 @@ def _loader_class(timezone: tzinfo | None) -> type | None:
     from psycopg.pq import Format
 
     parser = psycopg.adapters.get_loader(types["timestamptz"].oid, Format.TEXT)
-    if psycopg.pq.__impl__ == "python" or parser.__module__.startswith("psycopg."):
+    if parser.__module__.startswith("psycopg."):  # the Python implementation
         return None
 
     class CTimestamptzLoader(Loader):

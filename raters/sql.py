@@ -343,6 +343,11 @@ def _trials_sql(vendor: str) -> str:
     )
 
 
+def _session_trials(joins: list[str]) -> str:
+    """The join of the session ``s`` with its trials ``t``, and ``joins`` after it."""
+    return f"JOIN {_table(Trial)} t ON t.{_col(Trial, 'session')} = s.{_col(Session, 'id')} {' '.join(joins)}"
+
+
 def _shown_trials_sql(vendor: str, shown: int, beside: tuple[tuple[str, str], ...]) -> tuple[list[str], str]:
     """The columns and the FROM of a session's trials (the session by token, ``s``, with
     its study, ``st``), each with its vote, where the first ``shown`` open trials also
@@ -361,8 +366,7 @@ def _shown_trials_sql(vendor: str, shown: int, beside: tuple[tuple[str, str], ..
         f"{open_} AND SUM(CASE WHEN {open_} THEN 1 ELSE 0 END) "
         f"OVER (ORDER BY t.{_col(Trial, 'position')}) <= {int(shown)} AS shown",
     ]
-    trials = f"JOIN {_table(Trial)} t ON t.{_col(Trial, 'session')} = s.{_col(Session, 'id')} {' '.join(joins)}"
-    source = f"(SELECT {', '.join(inner)} {_session_by_token(trials)}) q"
+    source = f"(SELECT {', '.join(inner)} {_session_by_token(_session_trials(joins))}) q"
     columns = [f"q.c{index}" for index in range(len(select))]
     if vendor == "postgresql":
         images, output_joins = _output_parts("q.output_id", True, beside, "q.protocol")
@@ -385,8 +389,7 @@ def _session_trials_sql(vendor: str, shown: int, beside: tuple[tuple[str, str], 
         select, source = _shown_trials_sql(vendor, shown, beside)
     else:
         select, joins = _trial_and_method_parts()
-        trials = f"JOIN {_table(Trial)} t ON t.{_col(Trial, 'session')} = s.{_col(Session, 'id')} "
-        source = _session_by_token(trials + " ".join(joins))
+        source = _session_by_token(_session_trials(joins))
     # The session's and the study's columns once, in a row of their own, not on every
     # trial's row: each of their timestamps costs a parse in Python. The first column
     # orders that row first, then the trials by position (the third of their columns).

@@ -8,11 +8,17 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from config.cache import count_hit
 
-# Per scope, the requests of one client a process takes from the client's budget at once.
-_LEASES = {"vote": 4}
 # Per scope: the window the process's leases belong to, and what is left of each client's
 # lease. A lease left over at the end of its window is dropped, unused.
 _leased: dict[str, tuple[int, dict[str, int]]] = {}
+
+
+def _leases_of(scope: str, window: int) -> dict[str, int]:
+    """What this process has left of each client's lease in ``scope`` and ``window``."""
+    book = _leased.get(scope)
+    if book is None or book[0] != window:
+        book = _leased[scope] = (window, {})
+    return book[1]
 
 
 class WindowRateThrottle(ScopedRateThrottle):
@@ -34,7 +40,8 @@ class WindowRateThrottle(ScopedRateThrottle):
     against the few a person gives leaves every rater untouched.
     """
 
-    leases = _LEASES
+    # Per scope, the requests of one client a process takes from its budget at once.
+    leases = {"vote": 4}
 
     def allow_request(self, request: Any, view: Any) -> bool:
         self.scope = getattr(view, self.scope_attr, None)
@@ -48,21 +55,16 @@ class WindowRateThrottle(ScopedRateThrottle):
         self.window = int(now // self.duration)
         self.key = self.get_cache_key(request, view)
         lease = self.leases.get(self.scope, 1)
-        if lease > 1:
-            window, left = _leased.get(self.scope, (None, None))
-            if window != self.window:
-                window, left = _leased[self.scope] = (self.window, {})
-            # Taken out, then put back less one: two threads never spend the same request.
-            remaining = left.pop(self.key, 0)
-            if remaining:
-                if remaining > 1:
-                    left[self.key] = remaining - 1
-                return True
-        count = count_hit(self.cache, self.key, self.duration, lease)
-        granted = min(lease, self.num_requests - (count - lease))
-        if granted > 0:
-            if granted > 1:
-                _leased[self.scope][1][self.key] = granted - 1
+        left = _leases_of(self.scope, self.window) if lease > 1 else {}
+        # Taken out, then put back less one: two threads never spend the same request.
+        remaining = left.pop(self.key, 0)
+        if not remaining:
+            count = count_hit(self.cache, self.key, self.duration, lease)
+            # Of the ``lease`` requests just counted, those within the rate.
+            remaining = min(lease, self.num_requests - (count - lease))
+        if remaining > 0:
+            if remaining > 1:
+                left[self.key] = remaining - 1
             return True
         self.wait_seconds = (self.window + 1) * self.duration - now
         return False

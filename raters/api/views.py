@@ -55,6 +55,13 @@ class CsrfForEveryoneScheme(OpenApiAuthenticationExtension):
         }
 
 
+# One instance checks every start, and one every vote: checking keeps no state on the
+# serializer, and building one per request deep-copied its fields each time (57 µs of CPU
+# per vote against 9).
+_SESSION_START_INPUT = s.SessionStartInputSerializer()
+_RATING_INPUT = s.RatingInputSerializer()
+
+
 class RaterAPIView(APIView):
     authentication_classes = [CsrfForEveryone]
     throttle_classes = [WindowRateThrottle]
@@ -79,11 +86,6 @@ def _rating_payload(vote: services.Vote) -> dict:
         "feedback": feedback,
         "session": selectors.session_summary(session=session, progress=vote.progress),
     }
-
-
-# One instance checks every start, as _RATING_INPUT below every vote: building one per
-# start deep-copied its nested device fields and added a field per platform parameter.
-_SESSION_START_INPUT = s.SessionStartInputSerializer()
 
 
 class SessionStartView(RaterAPIView):
@@ -174,11 +176,6 @@ class TrialNextView(RaterAPIView):
                 "upcoming": summaries[1] if len(summaries) > 1 else None,
             }
         )
-
-
-# One instance checks every vote: checking keeps no state on the serializer, and building
-# one per vote deep-copied its fields each time (57 µs of CPU per vote against 9).
-_RATING_INPUT = s.RatingInputSerializer()
 
 
 class RatingSubmitView(RaterAPIView):
