@@ -106,16 +106,6 @@ else:
 # The same options whether SQLite is the default or named by a sqlite:// DATABASE_URL.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(_SQLITE_OPTIONS)
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Server-side binding lets PostgreSQL keep a plan per statement and connection: under
-    # load, planning the rater requests' joins cost PostgreSQL more CPU than running them
-    # (bench/load). A statement is prepared on its DATABASE_PREPARE_THRESHOLD-th run on a
-    # connection; 0 turns preparing off (a PgBouncer older than 1.21 in transaction mode
-    # cannot keep prepared statements).
-    _prepare = envint("DATABASE_PREPARE_THRESHOLD", 2)
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        server_side_binding=True, prepare_threshold=_prepare if _prepare > 0 else None
-    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -173,7 +163,7 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 
 _REDIS_CACHE = envstr("CACHE_URL") or _BROKER
 if _REDIS_CACHE.startswith("redis"):
-    CACHES = {"default": {"BACKEND": "config.cache.ReusingRedisCache", "LOCATION": _REDIS_CACHE}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _REDIS_CACHE}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

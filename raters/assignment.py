@@ -6,11 +6,12 @@ them pure lets the balance rules be tested exhaustively without a database.
 
 The rules, in order of priority:
 1. Every method appears equally often within the session (plus or minus one).
-2. Outputs with the lowest load go first, so once every session is complete the vote
+2. No output twice in a session, nor one practised on in training, while the method has
+   another (a pair seen with feedback would be recognised).
+3. Outputs with the lowest load go first, so once every session is complete the vote
    counts of a study's outputs differ by at most one (greedy "+1 to a minimum" keeps the
-   spread of each method's and each output's load within one).
-3. No output twice in a session while another of the same method is as little loaded,
-   and scenes spread out so that no two consecutive trials need to share a scene.
+   spread of each method's and each output's load within one), and scenes spread out so
+   that no two consecutive trials need to share a scene.
 """
 
 from __future__ import annotations
@@ -70,10 +71,11 @@ def choose(
 
         def output_key(c: Candidate) -> tuple[object, ...]:
             over_cap = scene_cap is not None and scene_counts[c.scene_id] >= scene_cap
+            # An output the session holds already (rated or practised on) comes last.
             return (
                 over_cap,
-                load[c.output_id],
                 output_counts[c.output_id],
+                load[c.output_id],
                 scene_counts[c.scene_id],
                 output_tie[c.output_id],
             )

@@ -37,12 +37,20 @@ class Rater(models.Model):
         return f"{self.platform}:{self.external_id or self.pk}"
 
 
+class SessionStatus(models.TextChoices):
+    TRAINING = "training", "Training"
+    RATING = "rating", "Rating"
+    COMPLETE = "complete", "Complete"
+    ABANDONED = "abandoned", "Abandoned"
+
+
+# A session in one of these holds outstanding trials, and is abandoned once idle too long.
+ACTIVE_STATUSES = (SessionStatus.TRAINING, SessionStatus.RATING)
+
+
 class Session(models.Model):
-    class Status(models.TextChoices):
-        TRAINING = "training", "Training"
-        RATING = "rating", "Rating"
-        COMPLETE = "complete", "Complete"
-        ABANDONED = "abandoned", "Abandoned"
+    Status = SessionStatus
+    ACTIVE_STATUSES = ACTIVE_STATUSES
 
     rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="sessions")
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="sessions")
@@ -53,7 +61,7 @@ class Session(models.Model):
     platform_study_id = models.CharField(max_length=200, blank=True)
     platform_session_id = models.CharField(max_length=200, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
-    # Written at most every minute or so, by a request for the next trial or a vote
+    # Written at most every minute, by a request for the next trial or a vote
     # (raters.services): it only decides abandonment, an hour away by default.
     last_seen_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -65,7 +73,7 @@ class Session(models.Model):
             # ones are indexed, so the lookup stays small however many sessions finished.
             models.Index(
                 fields=["study", "last_seen_at"],
-                condition=models.Q(status__in=["training", "rating"]),
+                condition=models.Q(status__in=ACTIVE_STATUSES),
                 name="session_active_last_seen",
             )
         ]
@@ -74,11 +82,19 @@ class Session(models.Model):
         return f"session {self.pk} ({self.status})"
 
 
+class TrialKind(models.TextChoices):
+    TRAINING = "training", "Training"
+    RATING = "rating", "Rating"
+    CONTROL = "control", "Control"
+
+
+# The trials whose votes count (controls are rated like the rest); training votes never do.
+COUNTED_KINDS = (TrialKind.RATING, TrialKind.CONTROL)
+
+
 class Trial(models.Model):
-    class Kind(models.TextChoices):
-        TRAINING = "training", "Training"
-        RATING = "rating", "Rating"
-        CONTROL = "control", "Control"
+    Kind = TrialKind
+    COUNTED_KINDS = COUNTED_KINDS
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="trials")
     output = models.ForeignKey(Output, on_delete=models.PROTECT, related_name="trials")
@@ -103,10 +119,10 @@ class OutputLoad(models.Model):
     (rating, control) that are outstanding or answered. A released trial that was never
     answered no longer counts.
 
-    Every session start reads these under the study lock. Counting the trials there instead
-    made the lock's hold grow with the study (two milliseconds at 5,000 trials), and every
-    start of the study waits for it. raters.services keeps them with every change to the
-    trials: assignment, release, reclaim, and the import of ratings.
+    Every session start reads these under the study lock, which every other start of the
+    study waits for: a stored count keeps that read the same size however many trials the
+    study holds. raters.services keeps them with every change to the trials: assignment,
+    release, reclaim, and the import of ratings.
     """
 
     output = models.OneToOneField(Output, primary_key=True, on_delete=models.CASCADE, related_name="load")

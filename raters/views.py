@@ -15,13 +15,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods, require_safe
+from rest_framework.throttling import ScopedRateThrottle
 
 from raters import selectors, services
 from raters.cookies import remember_session, resume_token
 from raters.models import Rater, Session
 from raters.platforms import InvalidIdentity, RaterIdentity, identity_from_params, identity_params
-from raters.throttling import WindowRateThrottle
 from studies.models import Study
+from studies.protocols import wording
 
 _DEVICE_INTS = ("screen_width", "screen_height", "viewport_width", "viewport_height")
 
@@ -36,7 +37,7 @@ def _start_refused_for(request: HttpRequest) -> float | None:
     The API's "session_start" throttle: same rate, and the same per-client bucket, so
     alternating between the form and the API buys no extra starts.
     """
-    throttle = WindowRateThrottle()
+    throttle = ScopedRateThrottle()
     if throttle.allow_request(request, SimpleNamespace(throttle_scope="session_start")):
         return None
     return throttle.wait() or 60.0
@@ -120,6 +121,7 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
             "preview": identity.preview,
             "consent_missing": request.method == "POST",
             "protocol": study.protocol,
+            "wording": wording(study.protocol),
             "is_mturk": identity.platform == Rater.Platform.MTURK,
         },
     )
@@ -145,7 +147,9 @@ def rate(request: HttpRequest, token: str) -> HttpResponse:
         },
         "storageKey": f"mosaic-pending-{session.pk}",
     }
-    response = render(request, "raters/rate.html", {"study": study, "config": config})
+    response = render(
+        request, "raters/rate.html", {"study": study, "config": config, "wording": wording(study.protocol)}
+    )
     remember_session(request, response, session)
     return response
 

@@ -25,17 +25,6 @@ def media_root(tmp_path: Path, settings) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def fresh_throttle_leases() -> Iterator[None]:
-    """Each test starts with no lease of any client's budget (raters.throttling): the
-    tests that fix the throttle's clock all fall in the same window."""
-    from raters.throttling import forget_leases
-
-    forget_leases()
-    yield
-    forget_leases()
-
-
-@pytest.fixture(autouse=True)
 def celery_in_process(request: pytest.FixtureRequest) -> Iterator[None]:
     """Tasks run in-process, with a broker configured too, except where a test asks for
     the real worker (``celery_worker``): most tests check a task's effect right after the

@@ -7,16 +7,12 @@ import json
 import zipfile
 
 import pytest
-from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from rest_framework.test import APIRequestFactory
+from rest_framework.throttling import ScopedRateThrottle
 
-import raters.throttling as throttling
-from config.cache import count_hit
 from raters.models import Rating, Session
-from raters.throttling import WindowRateThrottle
 from studies.models import ImageAsset, Study
 from tests.factories import StudyFactory
 from tests.raters.conftest import build_study
@@ -47,8 +43,8 @@ class Rater:
 def low_rates(monkeypatch):
     # DRF reads the rates once, into the class: patch them there. The clock stands still
     # mid-window, so that no window ends halfway through a test.
-    monkeypatch.setattr(WindowRateThrottle, "THROTTLE_RATES", {"session_start": "2/minute", "vote": "3/minute"})
-    monkeypatch.setattr(WindowRateThrottle, "timer", lambda self: 60_000_000.0 + 30)
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"session_start": "2/minute", "vote": "3/minute"})
+    monkeypatch.setattr(ScopedRateThrottle, "timer", lambda self: 60_000_000.0 + 30)
     cache.clear()
     yield
     cache.clear()
@@ -76,40 +72,6 @@ def test_votes_are_throttled_per_client_and_a_refused_vote_is_not_stored(study, 
     throttled = rater.post(url, {"score": 4})
     assert throttled.status_code == 429 and "Retry-After" in throttled
     assert list(Rating.objects.values_list("score", flat=True)) == [5]
-
-
-def test_votes_are_leased_four_at_a_time_per_process_and_never_beyond_the_rate(monkeypatch) -> None:
-    """Two web processes serve one client's votes in turn: each takes four of the budget
-    of ten from the cache at once, and together they let exactly ten through."""
-
-    class VoteThrottle(WindowRateThrottle):
-        THROTTLE_RATES = {"vote": "10/minute"}
-
-        def timer(self) -> float:
-            return 600.0 + 10.0
-
-    increments = []
-    monkeypatch.setattr(throttling, "count_hit", lambda *args: increments.append(args[3]) or count_hit(*args))
-    cache.clear()
-    view = type("View", (), {"throttle_scope": "vote"})()
-    factory = APIRequestFactory()
-    processes = [{}, {}]  # what each process has leased
-
-    def allowed(process: int) -> bool:
-        monkeypatch.setattr(throttling, "_leased", processes[process])
-        request = factory.post("/", REMOTE_ADDR="203.0.113.9")
-        request.user = AnonymousUser()
-        return VoteThrottle().allow_request(request, view)
-
-    answers = [allowed(n % 2) for n in range(8)]
-    # Four leased by each process in its first request, then spent without the cache.
-    assert answers == [True] * 8 and increments == [4, 4]
-    answers += [allowed(n % 2) for n in range(8, 16)]
-    # The ninth takes the last two of the budget; the tenth finds it spent although the
-    # other process still holds one, which its next request uses; then nothing.
-    assert answers[8:] == [True, False, True, False, False, False, False, False]
-    assert sum(answers) == 10
-    cache.clear()
 
 
 def test_forwarded_for_header_does_not_buy_a_new_bucket_without_a_proxy(study, low_rates):

@@ -84,7 +84,7 @@ def test_production_profile_trusts_one_proxy_and_uses_redis_for_throttling(tmp_p
     result = subprocess.run([sys.executable, "-c", f"import django; django.setup(); {code}"], cwd=REPO,
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["1", "ReusingRedisCache", "False", "True", "True"]
+    assert result.stdout.split() == ["1", "RedisCache", "False", "True", "True"]
 
 
 def test_production_without_allowed_hosts_refuses_to_start(tmp_path):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -75,20 +74,3 @@ def test_production_profile_passes_the_deploy_check(tmp_path):
 def test_bad_boolean_in_environment_stops_the_process(tmp_path):
     result = _check({"DJANGO_DEBUG": "sometimes", "MOSAIC_VAR_DIR": str(tmp_path)})
     assert result.returncode != 0 and "DJANGO_DEBUG='sometimes' is not a boolean" in result.stderr
-
-
-def _database_options(env: dict[str, str]) -> dict:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_"))}
-    script = "import json, config.settings as s; print(json.dumps(s.DATABASES['default'].get('OPTIONS', {})))"
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, env={**base, **env}, check=True
-    )
-    return json.loads(result.stdout)
-
-
-def test_postgresql_keeps_statement_plans_unless_turned_off(tmp_path):
-    url = {"DATABASE_URL": "postgres://mosaic:pw@127.0.0.1:5432/mosaic", "MOSAIC_VAR_DIR": str(tmp_path)}
-    assert _database_options(url) == {"server_side_binding": True, "prepare_threshold": 2}
-    assert _database_options({**url, "DATABASE_PREPARE_THRESHOLD": "5"})["prepare_threshold"] == 5
-    # Behind a connection pooler that cannot keep prepared statements.
-    assert _database_options({**url, "DATABASE_PREPARE_THRESHOLD": "0"})["prepare_threshold"] is None

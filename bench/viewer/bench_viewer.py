@@ -214,13 +214,13 @@ def start_server(port: int) -> subprocess.Popen:
 # invocations load the same images.
 PINNED_PAIR = """
 import json
-from raters.selectors import ImageRef, image_source
+from raters.selectors import image_source
 from studies.models import Method, Output
 output = (
     Output.objects.filter(method__study__slug=SLUG, method__kind=Method.Kind.HIDDEN_REFERENCE)
     .select_related("scene__reference", "image").order_by("scene__name").first()
 )
-print(json.dumps([image_source(image=ImageRef.of(asset)) for asset in (output.scene.reference, output.image)]))
+print(json.dumps([image_source(image=asset) for asset in (output.scene.reference, output.image)]))
 """
 
 

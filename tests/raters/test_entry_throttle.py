@@ -7,9 +7,9 @@ import json
 import pytest
 from django.core.cache import cache
 from django.test import Client
+from rest_framework.throttling import ScopedRateThrottle
 
 from raters.models import Session
-from raters.throttling import WindowRateThrottle
 from studies.models import Study
 from tests.raters.conftest import build_study
 
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.django_db
 def low_rates(monkeypatch):
     # DRF reads the rates once, into the class: patch them there. The clock stands still
     # mid-window, so that no window ends halfway through a test.
-    monkeypatch.setattr(WindowRateThrottle, "THROTTLE_RATES", {"session_start": "2/minute", "vote": "100/minute"})
-    monkeypatch.setattr(WindowRateThrottle, "timer", lambda self: 60_000_000.0 + 30)
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"session_start": "2/minute", "vote": "100/minute"})
+    monkeypatch.setattr(ScopedRateThrottle, "timer", lambda self: 60_000_000.0 + 30)
     cache.clear()
     yield
     cache.clear()

@@ -1,16 +1,13 @@
 """A vote is found, checked and stored against its session as it stands once locked
-(raters.services._vote_store: one database function on PostgreSQL, a transaction
-elsewhere). Whatever came before, the other tab's vote, a release, the import or a
-deletion, is what the store goes by, and the answer shows it."""
+(raters.services.rating_submit). Whatever came before, the other tab's vote, a release,
+the import or a deletion, is what the vote goes by, and the answer shows it."""
 
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from raters import selectors, services, sql
+from raters import services
 from raters.models import Rating, Session, Trial
 from raters.platforms import RaterIdentity
 from raters.selectors import output_load_drift
@@ -30,9 +27,25 @@ def _vote(session: Session, trial: Trial, score: int = 4) -> services.Vote:
 
 
 def _as_stored(session: Session) -> tuple[dict[str, int], str]:
-    """The session's progress and status counted in Python from its stored trials."""
-    states = selectors.session_trial_states(session=session)
-    return selectors.session_progress(states=states), selectors.status_from_states(states)
+    """The session's progress and status counted by hand from its stored trials."""
+    trials = list(Trial.objects.filter(session=session).select_related("rating"))
+    answered = [t for t in trials if hasattr(t, "rating")]
+    live = [t for t in trials if t.released_at is None or hasattr(t, "rating")]
+    training = [t for t in live if t.kind == Trial.Kind.TRAINING]
+    counted = [t for t in live if t.kind != Trial.Kind.TRAINING]
+    progress = {
+        "total": len(counted),
+        "answered": sum(t in answered for t in counted),
+        "training_total": len(training),
+        "training_answered": sum(t in answered for t in training),
+    }
+    if progress["training_answered"] < progress["training_total"]:
+        status = Session.Status.TRAINING
+    elif progress["answered"] < progress["total"]:
+        status = Session.Status.RATING
+    else:
+        status = Session.Status.COMPLETE
+    return progress, status
 
 
 def test_the_vote_of_another_tab_counts_and_the_last_vote_completes_the_session() -> None:
@@ -53,8 +66,8 @@ def test_the_vote_of_another_tab_counts_and_the_last_vote_completes_the_session(
 
 
 def test_the_answer_counts_progress_and_status_as_the_stored_trials_do() -> None:
-    # Released trials, answered first or not, training and rated ones: the counts of the
-    # store (SQL on PostgreSQL) against raters.selectors counting the same trials.
+    # Released trials, answered first or not, training and rated ones: the answer's counts
+    # against the same trials counted by hand.
     session, trials = _started(trials_per_session=6, control_rate=0.3)
     training = [t for t in trials if t.kind == Trial.Kind.TRAINING]
     counted = [t for t in trials if t.kind != Trial.Kind.TRAINING]
@@ -101,7 +114,7 @@ def test_a_vote_stored_before_its_trial_was_released_still_stands() -> None:
 
     again = _vote(session, trials[0], score=5)
 
-    assert again.created is False and again.trial.score == 5
+    assert again.created is False and again.rating.score == 5
     assert Rating.objects.count() == 1
 
 
@@ -113,12 +126,12 @@ def test_a_vote_the_import_stored_is_kept_and_not_doubled(score: int, created) -
     if created is None:
         with pytest.raises(services.VoteConflict) as conflict:
             _vote(session, trials[0], score=score)
-        assert conflict.value.vote.trial.score == 4
+        assert conflict.value.vote.rating.score == 4
         assert conflict.value.vote.progress["training_answered"] == 1
     else:
         vote = _vote(session, trials[0], score=score)
         assert vote.created is False
-        assert (vote.trial.score, vote.trial.response_ms) == (4, 3)
+        assert (vote.rating.score, vote.rating.response_ms) == (4, 3)
 
     assert list(Rating.objects.values_list("score", flat=True)) == [4]
     assert output_load_drift(study=session.study) == {}
@@ -146,17 +159,3 @@ def test_a_trial_of_another_session_or_a_deleted_session_takes_no_vote() -> None
     with pytest.raises(services.SessionNotFound):
         _vote(session, trials[0])
     assert not Rating.objects.exists()
-
-
-def test_on_postgresql_a_vote_is_one_statement() -> None:
-    session, trials = _started()
-    with CaptureQueriesContext(connection) as queries:
-        vote = _vote(session, trials[0])
-    assert vote.created
-    statements = [query["sql"] for query in queries.captured_queries]
-    if sql.votes_in_one_call():
-        assert len(statements) == 1, statements
-        assert "mosaic_vote(" in statements[0]
-    else:
-        # The transaction: its savepoint, the locked session, its trials, the vote.
-        assert len(statements) >= 4, statements
