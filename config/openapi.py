@@ -1,9 +1,9 @@
 """Schema additions shared by every API view (a drf-spectacular postprocessing hook).
 
 The error answers that DRF gives for any view are documented here once instead of in each
-``extend_schema``: 403 (CSRF or permissions), 404 (an unknown object named in the path),
-415 (a body in a media type the view does not parse) and 429 (throttled views), all
-``{"detail": "..."}``. The path converters' patterns are
+``extend_schema``: 400 (a body that does not validate: its errors by field), and as
+``{"detail": "..."}`` 403 (CSRF or permissions), 404 (an unknown object named in the path),
+415 (a body in a media type the view does not parse) and 429 (throttled views). The path converters' patterns are
 stated too, so that a client (or a fuzzer) knows which values can reach a view at all.
 """
 
@@ -21,6 +21,7 @@ PATH_CONVERTERS = {
 }
 
 _DESCRIPTIONS = {
+    "400": "Invalid body: each field's errors, by field name",
     "403": "Permission denied: missing or wrong CSRF token on a POST, or not allowed to see this",
     "404": "Nothing matches a value in the path",
     "415": "Unsupported Media Type: send the body as application/json",
@@ -44,6 +45,7 @@ def add_common_error_responses(result: dict, generator: Any, request: Any, publi
         {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]},
     )
     error = {"application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}}}
+    field_errors = {"application/json": {"schema": {"type": "object", "additionalProperties": True}}}
     throttled = _throttled_paths(generator)
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
@@ -54,9 +56,10 @@ def add_common_error_responses(result: dict, generator: Any, request: Any, publi
             if any(p.get("in") == "path" for p in operation.get("parameters", [])):
                 codes.append("404")
             if "requestBody" in operation:
-                codes.append("415")
+                codes += ["400", "415"]
             if (path, method) in throttled:
                 codes.append("429")
             for code in codes:
-                responses.setdefault(code, {"description": _DESCRIPTIONS[code], "content": error})
+                content = field_errors if code == "400" else error
+                responses.setdefault(code, {"description": _DESCRIPTIONS[code], "content": content})
     return result

@@ -25,12 +25,15 @@ T = TypeVar("T")
 
 
 class Candidate(NamedTuple):
-    # A tuple, not a dataclass: a session start builds one per output of the study while
-    # it holds the study's lock.
+    """An output a session may be given, with its load (votes plus outstanding trials)."""
+
     output_id: int
     method_id: int
     scene_id: int
     load: int
+    control: bool = False
+    method_kind: str = ""
+    psnr: float | None = None
 
 
 def choose(

@@ -82,19 +82,14 @@ class Session(models.Model):
         return f"session {self.pk} ({self.status})"
 
 
-class TrialKind(models.TextChoices):
-    TRAINING = "training", "Training"
-    RATING = "rating", "Rating"
-    CONTROL = "control", "Control"
-
-
-# The trials whose votes count (controls are rated like the rest); training votes never do.
-COUNTED_KINDS = (TrialKind.RATING, TrialKind.CONTROL)
-
-
 class Trial(models.Model):
-    Kind = TrialKind
-    COUNTED_KINDS = COUNTED_KINDS
+    class Kind(models.TextChoices):
+        TRAINING = "training", "Training"
+        RATING = "rating", "Rating"
+        CONTROL = "control", "Control"
+
+    # The trials whose votes count (controls are rated like the rest); training votes never do.
+    COUNTED_KINDS = (Kind.RATING, Kind.CONTROL)
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="trials")
     output = models.ForeignKey(Output, on_delete=models.PROTECT, related_name="trials")

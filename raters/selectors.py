@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.urls import reverse
 
-from raters.models import COUNTED_KINDS, Session, Trial
+from raters.models import Session, Trial
 from studies.models import ImageAsset, Method, Output, Study
 from studies.protocols import RESULT_LABEL, wording
 
@@ -61,7 +61,7 @@ def session_with_shown_trials(*, token: str) -> Session | None:
 def session_progress(*, session: Session) -> dict[str, int]:
     """The session's live trials and how many are answered, rated and training apart, in
     one query."""
-    counted = Q(kind__in=COUNTED_KINDS)
+    counted = Q(kind__in=Trial.COUNTED_KINDS)
     training = Q(kind=Trial.Kind.TRAINING)
     return session.trials.aggregate(
         total=Count("pk", filter=counted & LIVE),
@@ -85,7 +85,7 @@ def output_load_drift(*, study: Study) -> dict[int, tuple[int, int]]:
     """The study's outputs whose stored load is not the count of their trials that it
     stands for, as {output id: (stored, counted)}: empty when every load is right. A check
     for tests, benchmarks and operators; assignment reads only the stored loads."""
-    counted = Q(trials__kind__in=COUNTED_KINDS) & (
+    counted = Q(trials__kind__in=Trial.COUNTED_KINDS) & (
         Q(trials__released_at__isnull=True) | Q(trials__rating__isnull=False)
     )
     rows = (

@@ -16,27 +16,19 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from raters import assignment, selectors
-from raters.models import COUNTED_KINDS, OutputLoad, Rater, Rating, Session, Trial
+from raters.models import OutputLoad, Rater, Rating, Session, Trial
 from raters.platforms import RaterIdentity
 from studies.models import Method, Output, Study
 from studies.protocols import wording
 
-DEVICE_FIELDS = (
-    "screen_width",
-    "screen_height",
-    "viewport_width",
-    "viewport_height",
-    "device_pixel_ratio",
-    "user_agent",
-)
 # Unambiguous characters only: raters copy the code by hand into Prolific or MTurk.
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _CODE_LENGTH = 10
@@ -60,6 +52,14 @@ class TrialNotFound(RaterFlowError):
 
 class InvalidScore(RaterFlowError):
     pass
+
+
+class SessionElsewhere(RaterFlowError):
+    def __init__(self) -> None:
+        super().__init__(
+            "This study was already started with your id in another browser or platform session. "
+            "Please continue it there, or return to the platform and open the study again from there."
+        )
 
 
 class TrialReleased(RaterFlowError):
@@ -114,13 +114,7 @@ def _lock_study(study: Study) -> Study:
 # --- assignment -----------------------------------------------------------------------
 
 
-class _OutputRow(NamedTuple):
-    candidate: assignment.Candidate
-    method_kind: str
-    psnr: float | None
-
-
-def _study_rows(study: Study) -> list[_OutputRow]:
+def _study_rows(study: Study) -> list[assignment.Candidate]:
     """The study's outputs raters can be shown (their image imported, and the scene's
     image the protocol shows beside them), with their load, in id order: assignment
     draws from them with a seeded generator."""
@@ -128,35 +122,32 @@ def _study_rows(study: Study) -> list[_OutputRow]:
     beside = wording(study.protocol).beside_field
     if beside:
         outputs = outputs.filter(**{f"scene__{beside}__isnull": False})
-    rows = outputs.order_by("pk").values_list("pk", "method_id", "method__kind", "scene_id", "load__trials", "psnr")
+    rows = outputs.order_by("pk").values_list("pk", "method_id", "scene_id", "load__trials", "method__kind", "psnr")
     return [
-        _OutputRow(assignment.Candidate(pk, method_id, scene_id, load or 0), kind, psnr)
-        for pk, method_id, kind, scene_id, load, psnr in rows
+        assignment.Candidate(pk, method, scene, load or 0, kind in Method.CONTROL_KINDS, kind, psnr)
+        for pk, method, scene, load, kind, psnr in rows
     ]
 
 
-def _training_rows(rows: list[_OutputRow], rng: random.Random) -> list[_OutputRow]:
+def _training_rows(rows: list[assignment.Candidate], rng: random.Random) -> list[assignment.Candidate]:
     """A hidden reference, a low anchor and a middling output, on different scenes."""
-    picks: list[_OutputRow] = []
-    used_scenes: set[int] = set()
+    picks: list[assignment.Candidate] = []
 
-    def pick(pool: list[_OutputRow]) -> None:
-        fresh = [r for r in pool if r.candidate.scene_id not in used_scenes] or pool
+    def pick(pool: list[assignment.Candidate]) -> None:
+        used = {row.scene_id for row in picks}
+        fresh = [row for row in pool if row.scene_id not in used] or pool
         if fresh:
-            row = fresh[0]
-            picks.append(row)
-            used_scenes.add(row.candidate.scene_id)
+            picks.append(fresh[0])
 
     for kind in Method.CONTROL_KINDS:
-        pool = [r for r in rows if r.method_kind == kind]
+        pool = [row for row in rows if row.method_kind == kind]
         rng.shuffle(pool)
         pick(pool)
-    submissions = [r for r in rows if r.method_kind not in Method.CONTROL_KINDS]
+    submissions = [row for row in rows if not row.control]
     rng.shuffle(submissions)
-    with_metric = [r for r in submissions if r.psnr is not None]
+    with_metric = sorted((row for row in submissions if row.psnr is not None), key=lambda row: row.psnr)
     if with_metric:
         # The median PSNR output stands for "a typical result" better than a random one.
-        with_metric.sort(key=lambda r: r.psnr or 0.0)
         middle = len(with_metric) // 2
         submissions = with_metric[middle:] + with_metric[:middle]
     pick(submissions)
@@ -164,69 +155,54 @@ def _training_rows(rows: list[_OutputRow], rng: random.Random) -> list[_OutputRo
 
 
 def _plan_trials(
-    *,
-    session: Session,
-    rows: list[_OutputRow],
-    rating_count: int,
-    control_count: int,
-    existing: Sequence[Trial],
-    start_position: int,
-    rng: random.Random,
+    *, session: Session, study: Study, rows: list[assignment.Candidate], existing: Sequence[Trial], salt: str = ""
 ) -> list[Trial]:
-    """The session's next trials, from ``start_position`` on, unsaved; ``existing`` are
-    the live trials it holds."""
-    main = [r.candidate for r in rows if r.method_kind not in Method.CONTROL_KINDS]
-    controls = [r.candidate for r in rows if r.method_kind in Method.CONTROL_KINDS]
-    if not controls:
-        rating_count += control_count
-        control_count = 0
-    by_id = {r.candidate.output_id: r.candidate for r in rows}
+    """The trials that bring the session's live trials ``existing`` up to the study's
+    ``trials_per_session``, controls at its rate, after every trial it has; unsaved."""
+    rng = random.Random(f"{study.seed}:{session.pk}:{salt}")  # reproducible, different per session
+    kept = [trial for trial in existing if trial.kind in Trial.COUNTED_KINDS]
+    missing = study.trials_per_session - len(kept)
+    due = assignment.control_count(trials=study.trials_per_session, control_rate=study.control_rate)
+    controls = max(0, min(missing, due - sum(trial.kind == Trial.Kind.CONTROL for trial in kept)))
+    main = [row for row in rows if not row.control]
+    control_rows = [row for row in rows if row.control] if controls else []
+    if not control_rows:
+        controls = 0
+    by_id = {row.output_id: row for row in rows}
     scene_counts: Counter[int] = Counter()
     method_counts: Counter[int] = Counter()
-    output_counts: Counter[int] = Counter()
-    for trial in existing:
-        # Training outputs count too: a pair seen in practice must not come back rated.
-        output_counts[trial.output_id] += 1
-        candidate = by_id.get(trial.output_id)
-        if candidate is not None and trial.kind in COUNTED_KINDS:
-            scene_counts[candidate.scene_id] += 1
-            method_counts[candidate.method_id] += 1
-    cap = assignment.scene_cap(rating_count + control_count)
+    # Practised outputs count too: a pair seen with feedback must not come back rated.
+    output_counts: Counter[int] = Counter(trial.output_id for trial in existing)
+    for trial in kept:
+        if trial.output_id in by_id:
+            scene_counts[by_id[trial.output_id].scene_id] += 1
+            method_counts[by_id[trial.output_id].method_id] += 1
     # Ratings first, then controls: each choice sees the counts the previous ones left.
-    pools = ((main, rating_count, Trial.Kind.RATING), (controls, control_count, Trial.Kind.CONTROL))
     chosen = [
-        (candidate, kind)
-        for pool, count, kind in pools
-        for candidate in assignment.choose(
+        (row, kind)
+        for pool, count, kind in (
+            (main, missing - controls, Trial.Kind.RATING),
+            (control_rows, controls, Trial.Kind.CONTROL),
+        )
+        for row in assignment.choose(
             pool,
             count=count,
             rng=rng,
             scene_counts=scene_counts,
             method_counts=method_counts,
             output_counts=output_counts,
-            scene_cap=cap,
+            scene_cap=assignment.scene_cap(missing),
         )
     ]
-    prev_scene = None
-    if existing:
-        last = max(existing, key=lambda t: t.position)
-        prev_scene = by_id[last.output_id].scene_id if last.output_id in by_id else None
+    last = max(existing, key=lambda trial: trial.position, default=None)
+    prev_scene = by_id[last.output_id].scene_id if last is not None and last.output_id in by_id else None
     ordered = assignment.order_without_repeats(chosen, key=lambda item: item[0].scene_id, rng=rng, prev=prev_scene)
+    start = session.trials.aggregate(last=Max("position"))["last"]
+    start = max(start if start is not None else -1, last.position if last is not None else -1) + 1
     return [
-        Trial(
-            session=session,
-            output_id=candidate.output_id,
-            position=start_position + index,
-            kind=kind,
-            token=_new_token(18),
-        )
-        for index, (candidate, kind) in enumerate(ordered)
+        Trial(session=session, output_id=row.output_id, position=start + index, kind=kind, token=_new_token(18))
+        for index, (row, kind) in enumerate(ordered)
     ]
-
-
-def _session_rng(study: Study, session: Session, salt: str = "") -> random.Random:
-    # Reproducible from the study seed, different for every session (and every top-up).
-    return random.Random(f"{study.seed}:{session.pk}:{salt}")
 
 
 def _store_trials(trials: list[Trial]) -> None:
@@ -236,29 +212,15 @@ def _store_trials(trials: list[Trial]) -> None:
 
 def _assign(*, session: Session, study: Study) -> None:
     """Training and rated trials of a new session; the caller holds the study lock."""
-    rng = _session_rng(study, session)
     rows = _study_rows(study)
+    rng = random.Random(f"{study.seed}:{session.pk}:training")
     training = [
-        Trial(session=session, output_id=row.candidate.output_id, position=index, kind=Trial.Kind.TRAINING)
+        Trial(session=session, output_id=row.output_id, position=index, kind=Trial.Kind.TRAINING, token=_new_token(18))
         for index, row in enumerate(_training_rows(rows, rng))
     ]
-    for trial in training:
-        trial.token = _new_token(18)
-    controls = assignment.control_count(trials=study.trials_per_session, control_rate=study.control_rate)
-    rated = _plan_trials(
-        session=session,
-        rows=rows,
-        rating_count=study.trials_per_session - controls,
-        control_count=controls,
-        existing=training,
-        start_position=len(training),
-        rng=rng,
-    )
-    _store_trials(training + rated)
-    status = Session.Status.TRAINING if training else Session.Status.RATING
-    if session.status != status:
-        session.status = status
-        session.save(update_fields=["status"])
+    _store_trials(training + _plan_trials(session=session, study=study, rows=rows, existing=training))
+    session.status = Session.Status.TRAINING if training else Session.Status.RATING
+    session.save(update_fields=["status"])
 
 
 def _loads_change(counts: Counter[int], sign: int) -> None:
@@ -274,7 +236,7 @@ def _loads_change(counts: Counter[int], sign: int) -> None:
 def output_loads_add(*, trials: Iterable[Trial]) -> None:
     """Count new trials (just stored, none released) in their outputs' loads. Whoever
     stores trials calls this in the same transaction, holding the study's lock."""
-    counts = Counter(trial.output_id for trial in trials if trial.kind in COUNTED_KINDS)
+    counts = Counter(trial.output_id for trial in trials if trial.kind in Trial.COUNTED_KINDS)
     if counts:
         OutputLoad.objects.bulk_create([OutputLoad(output_id=i) for i in sorted(counts)], ignore_conflicts=True)
         _loads_change(counts, 1)
@@ -292,7 +254,7 @@ def _release_abandoned(*, study: Study, now: datetime) -> int:
     if not ids:
         return 0
     released = Trial.objects.filter(
-        session_id__in=ids, kind__in=COUNTED_KINDS, released_at__isnull=True, rating__isnull=True
+        session_id__in=ids, kind__in=Trial.COUNTED_KINDS, released_at__isnull=True, rating__isnull=True
     )
     trials = list(released.values_list("pk", "output_id"))
     Trial.objects.filter(pk__in=[pk for pk, _ in trials]).update(released_at=now)
@@ -314,15 +276,6 @@ def sessions_release_abandoned(*, study: Study | None = None, now: datetime | No
     return sum(_release_abandoned(study=_lock_study(each), now=now) for each in studies)
 
 
-@transaction.atomic
-def session_assign(*, session: Session) -> list[Trial]:
-    """Give a new session its training trials and ``trials_per_session`` rated trials."""
-    study = _lock_study(session.study)
-    if not session.trials.exists():
-        _assign(session=session, study=study)
-    return list(session.trials.all())
-
-
 # --- sessions -------------------------------------------------------------------------
 
 
@@ -331,8 +284,6 @@ def session_touch(*, session: Session, now: datetime | None = None) -> Session:
     now = now or timezone.now()
     if session.status == Session.Status.ABANDONED:
         return _session_reclaim(session=session, now=now)
-    if session.status == Session.Status.COMPLETE and not session.completion_code:
-        return session_complete(session=session, now=now)
     if now - session.last_seen_at >= _touch_interval():
         # This column only: a release running right now may have abandoned the session,
         # and writing the status read earlier would undo that.
@@ -347,12 +298,11 @@ def session_resume(*, token: str, now: datetime | None = None) -> Session:
     session = selectors.session_with_shown_trials(token=token)
     if session is None:
         raise SessionNotFound("No such session.")
-    reclaim = session.status == Session.Status.ABANDONED
+    if session.status != Session.Status.ABANDONED:
+        return session_touch(session=session, now=now)
     session_touch(session=session, now=now)
-    if reclaim:
-        # Reclaiming gave the session fresh trials: read it again.
-        session = selectors.session_with_shown_trials(token=token)
-    return session
+    # Reclaiming gave the session fresh trials: read it again.
+    return selectors.session_with_shown_trials(token=token)
 
 
 @transaction.atomic
@@ -362,41 +312,21 @@ def _session_reclaim(*, session: Session, now: datetime) -> Session:
     session.study = study
     if session.status == Session.Status.ABANDONED:
         existing = list(session.trials.filter(selectors.LIVE))
-        kept = [t for t in existing if t.kind in COUNTED_KINDS]
-        missing = study.trials_per_session - len(kept)
-        if missing > 0:
-            controls_kept = sum(t.kind == Trial.Kind.CONTROL for t in kept)
-            controls_due = assignment.control_count(trials=study.trials_per_session, control_rate=study.control_rate)
-            controls = max(0, min(missing, controls_due - controls_kept))
-            last = session.trials.order_by("-position").values_list("position", flat=True).first()
-            trials = _plan_trials(
-                session=session,
-                rows=_study_rows(study),
-                rating_count=missing - controls,
-                control_count=controls,
-                existing=existing,
-                # Released trials keep their positions: the new ones come after them all.
-                start_position=(last or 0) + 1,
-                rng=_session_rng(study, session, salt=now.isoformat()),
-            )
-            _store_trials(trials)
-        session.status = selectors.status_from_progress(selectors.session_progress(session=session))
-    session.last_seen_at = now
-    session.save(update_fields=["status", "last_seen_at"])
-    if session.status == Session.Status.COMPLETE and not session.completion_code:
-        session = session_complete(session=session, now=now)
+        rows = _study_rows(study)
+        _store_trials(_plan_trials(session=session, study=study, rows=rows, existing=existing, salt=now.isoformat()))
+        _session_update(session, selectors.session_progress(session=session), now)
     return session
 
 
 def _record_device(rater: Rater, device: dict[str, Any] | None) -> None:
-    changed = []
-    for field in DEVICE_FIELDS:
-        value = (device or {}).get(field)
-        if value not in (None, "") and getattr(rater, field) != value:
-            setattr(rater, field, value)
-            changed.append(field)
+    """Store the fields of ``device`` (checked by raters.api.serializers.DeviceSerializer)
+    that are given and differ."""
+    changed = {field: value for field, value in (device or {}).items() if value not in (None, "")}
+    changed = {field: value for field, value in changed.items() if getattr(rater, field) != value}
+    for field, value in changed.items():
+        setattr(rater, field, value)
     if changed:
-        rater.save(update_fields=changed)
+        rater.save(update_fields=list(changed))
 
 
 @transaction.atomic
@@ -405,14 +335,24 @@ def rater_device_record(*, rater: Rater, device: dict[str, Any]) -> Rater:
     return rater
 
 
-def _known_session(*, study: Study, identity: RaterIdentity, resume_token: str) -> Session | None:
-    """The session this rater already has in the study: found by platform id, or for a
-    direct rater by the token their cookie keeps."""
-    if identity.external_id:
-        return selectors.session_of_rater(study=study, platform=identity.platform, external_id=identity.external_id)
-    if resume_token:
+def session_known(*, study: Study, identity: RaterIdentity, resume_token: str) -> Session | None:
+    """The session this rater already has in the study: a direct rater's by the session
+    token their cookie keeps; a platform rater's by their platform id, with that cookie or
+    the same platform session (Prolific's SESSION_ID, MTurk's assignmentId). A platform id
+    alone is not a secret: anyone else who knows it gets SessionElsewhere, not the session."""
+    if not identity.external_id:
+        if not resume_token:
+            return None
         return Session.objects.select_related("study", "rater").filter(token=resume_token, study=study).first()
-    return None
+    session = selectors.session_of_rater(study=study, platform=identity.platform, external_id=identity.external_id)
+    return session if session is None else _resumable(session, identity, resume_token)
+
+
+def _resumable(session: Session, identity: RaterIdentity, resume_token: str) -> Session:
+    same_platform_session = identity.platform_session_id == session.platform_session_id
+    if session.token != resume_token and not (identity.platform_session_id and same_platform_session):
+        raise SessionElsewhere()
+    return session
 
 
 @transaction.atomic
@@ -430,7 +370,7 @@ def session_start(
     study's lock.
     """
     now = now or timezone.now()
-    session = _known_session(study=study, identity=identity, resume_token=resume_token)
+    session = session_known(study=study, identity=identity, resume_token=resume_token)
     if session is not None:
         _record_device(session.rater, device)
         return session_touch(session=session, now=now), False
@@ -456,28 +396,11 @@ def session_start(
             "last_seen_at": now,
         },
     )
-    if not created:
-        return session_touch(session=session, now=now), False
+    if not created:  # a start of the same rater committed it while this one waited
+        return session_touch(session=_resumable(session, identity, resume_token), now=now), False
     _release_abandoned(study=study, now=now)
     _assign(session=session, study=study)
     return session, True
-
-
-@transaction.atomic
-def session_complete(*, session: Session, now: datetime | None = None) -> Session:
-    """Close a fully answered session and give it its completion code (once)."""
-    study = session.study
-    session = Session.objects.select_for_update().get(pk=session.pk)
-    session.study = study
-    if session.completion_code:
-        return session
-    if session.trials.filter(selectors.OPEN).exists():
-        raise RaterFlowError("The session still has unanswered trials.")
-    session.status = Session.Status.COMPLETE
-    session.completion_code = _completion_code()
-    session.completed_at = now or timezone.now()
-    session.save(update_fields=["status", "completion_code", "completed_at"])
-    return session
 
 
 # --- votes ----------------------------------------------------------------------------
@@ -488,9 +411,10 @@ def _on_scale(score: object, study: Study) -> bool:
     return type(score) is int and score in study.scores
 
 
-def _session_after_vote(session: Session, progress: dict[str, int], now: datetime) -> None:
-    """Write what a new vote changes of its session: its status, a last-seen time older
-    than the touch interval, and on completion its code. Most votes change nothing."""
+def _session_update(session: Session, progress: dict[str, int], now: datetime) -> None:
+    """Write what the session's answers ``progress`` change of it: its status, a last-seen
+    time older than the touch interval, and on completion its code (once). Most votes
+    change nothing."""
     changes: dict[str, Any] = {}
     status = selectors.status_from_progress(progress)
     if status != session.status:
@@ -505,7 +429,6 @@ def _session_after_vote(session: Session, progress: dict[str, int], now: datetim
             setattr(session, field, value)
 
 
-@transaction.atomic
 def rating_submit(
     *, session_token: str, trial_token: str, score: object, response_ms: int | None, now: datetime | None = None
 ) -> Vote:
@@ -513,9 +436,23 @@ def rating_submit(
     different score for an answered trial raises VoteConflict, a released trial
     TrialReleased. Ratings are never updated.
 
-    The session is locked first and its trial read after, so that a vote of the rater's
-    other tab is seen, and progress and status are counted with every vote in.
+    The trial's unique key stores at most one vote whatever happens: a vote stored meanwhile
+    by a writer that does not take the session's lock (the import) makes the insert fail,
+    and the vote is read again as it then stands.
     """
+    vote = dict(session_token=session_token, trial_token=trial_token, score=score, response_ms=response_ms, now=now)
+    try:
+        return _rating_store(**vote)
+    except IntegrityError:
+        return _rating_store(**vote)
+
+
+@transaction.atomic
+def _rating_store(
+    *, session_token: str, trial_token: str, score: object, response_ms: int | None, now: datetime | None
+) -> Vote:
+    """The session is locked first and its trial read after, so that a vote of the rater's
+    other tab is seen, and progress and status are counted with every vote in."""
     now = now or timezone.now()
     session = (
         Session.objects.select_for_update(of=("self",)).select_related("study").filter(token=session_token).first()
@@ -528,21 +465,14 @@ def rating_submit(
     if not _on_scale(score, session.study):
         raise InvalidScore(f"Must be one of {', '.join(map(str, session.study.scores))}.")
     rating = getattr(trial, "rating", None)
-    created = False
-    if rating is None:
+    created = rating is None
+    if created:
         if trial.released_at is not None:
             raise TrialReleased()
-        try:
-            with transaction.atomic():
-                rating = Rating.objects.create(trial=trial, score=score, response_ms=response_ms)
-            created = True
-        except IntegrityError:
-            # Stored meanwhile by a writer that does not lock the session (the import).
-            rating = Rating.objects.get(trial=trial)
-        trial.rating = rating
+        rating = trial.rating = Rating.objects.create(trial=trial, score=score, response_ms=response_ms)
     progress = selectors.session_progress(session=session)
     if created:
-        _session_after_vote(session, progress, now)
+        _session_update(session, progress, now)
     vote = Vote(session=session, trial=trial, rating=rating, progress=progress, created=created)
     if rating.score != score:
         raise VoteConflict(vote)

@@ -15,16 +15,16 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods, require_safe
+from rest_framework.exceptions import ValidationError
 from rest_framework.throttling import ScopedRateThrottle
 
 from raters import selectors, services
+from raters.api.serializers import DeviceSerializer
 from raters.cookies import remember_session, resume_token
 from raters.models import Rater, Session
-from raters.platforms import InvalidIdentity, RaterIdentity, identity_from_params, identity_params
+from raters.platforms import InvalidIdentity, identity_from_params, identity_params
 from studies.models import Study
 from studies.protocols import wording
-
-_DEVICE_INTS = ("screen_width", "screen_height", "viewport_width", "viewport_height")
 
 
 def _unavailable(request: HttpRequest, message: str, status: int) -> HttpResponse:
@@ -48,26 +48,14 @@ def _levels_ascending(study: Study) -> list[dict[str, Any]]:
 
 
 def _device_from_form(request: HttpRequest) -> dict[str, Any]:
-    device: dict[str, Any] = {"user_agent": request.headers.get("User-Agent", "")[:1000]}
-    for name in _DEVICE_INTS:
-        value = request.POST.get(name, "")
-        if value.isdigit() and int(value) < 100_000:
-            device[name] = int(value)
-    try:
-        ratio = float(request.POST.get("device_pixel_ratio", ""))
-    except ValueError:
-        ratio = 0.0
-    if 0.1 <= ratio <= 20:
-        device["device_pixel_ratio"] = ratio
+    """The device fields the entry page's script filled in, those that are valid."""
+    device = {"user_agent": request.headers.get("User-Agent", "")[:1000]}
+    for name, field in DeviceSerializer().fields.items():
+        try:
+            device[name] = field.run_validation(request.POST[name])
+        except (KeyError, ValidationError):
+            pass
     return device
-
-
-def _existing_session(request: HttpRequest, study: Study, identity: RaterIdentity) -> Session | None:
-    if identity.external_id:
-        return selectors.session_of_rater(study=study, platform=identity.platform, external_id=identity.external_id)
-    token = resume_token(request, study)
-    session = selectors.session_by_token(token=token) if token else None
-    return session if session is not None and session.study_id == study.pk else None
 
 
 @ensure_csrf_cookie
@@ -83,7 +71,10 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
     except InvalidIdentity as error:
         return _unavailable(request, str(error), 400)
 
-    existing = _existing_session(request, study, identity)
+    try:
+        existing = services.session_known(study=study, identity=identity, resume_token=resume_token(request, study))
+    except services.SessionElsewhere as error:
+        return _unavailable(request, str(error), 409)
     if existing is not None and request.method != "POST":
         return redirect("raters:rate", token=existing.token)
     if request.method == "POST" and params.get("consent") == "yes":
@@ -104,7 +95,7 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
                 resume_token=resume_token(request, study),
                 device=_device_from_form(request),
             )
-        except services.StudyNotOpen as error:
+        except (services.StudyNotOpen, services.SessionElsewhere) as error:
             return _unavailable(request, str(error), 409)
         response = redirect("raters:rate", token=session.token)
         remember_session(request, response, session)

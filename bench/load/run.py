@@ -49,7 +49,7 @@ from bench.load.stack import Stack  # noqa: E402
 SLUG = "bench"
 RATER_REQUESTS = ["study page", "start session", "next trial", "submit vote"]
 P99_SUBMIT_TARGET_MS = 100.0
-THROUGHPUT_TARGET = 0.5
+THROUGHPUT_TARGET = 0.3
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,7 +11,7 @@ from django.http import Http404
 from django.middleware.csrf import CsrfViewMiddleware
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -59,11 +59,36 @@ class RaterAPIView(APIView):
     authentication_classes = [CsrfForEveryone]
     throttle_classes = [ScopedRateThrottle]
 
+    def valid(self, serializer_class: type[serializers.Serializer]) -> dict:
+        """The request's body checked by ``serializer_class`` (400 with its errors if not)."""
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def device(self, fields: dict | None) -> dict:
+        return {"user_agent": self.request.headers.get("User-Agent", "")[:1000], **(fields or {})}
+
     def session_or_404(self, token: str) -> Session:
         session = selectors.session_by_token(token=token)
         if session is None:
             raise Http404("No such session.")
         return session
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # The rater flow's errors, as the answers the schema documents.
+        if isinstance(exc, services.SessionNotFound | services.TrialNotFound):
+            exc = Http404(str(exc))
+        elif isinstance(exc, services.InvalidScore):
+            exc = exceptions.ValidationError({"score": [str(exc)]})
+        elif isinstance(exc, services.StudyNotOpen | services.SessionElsewhere):
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        elif isinstance(exc, services.TrialReleased):
+            return Response({"detail": str(exc), "code": "released"}, status=status.HTTP_409_CONFLICT)
+        elif isinstance(exc, services.VoteConflict):
+            # The stored vote, with the session as it stands.
+            body = {"detail": str(exc), "code": "conflict", "rating": _rating_payload(exc.vote)}
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        return super().handle_exception(exc)
 
 
 def _rating_payload(vote: services.Vote) -> dict:
@@ -92,35 +117,25 @@ class SessionStartView(RaterAPIView):
         responses={
             200: OpenApiResponse(s.SessionOutputSerializer, "Resumed"),
             201: OpenApiResponse(s.SessionOutputSerializer, "Started"),
-            400: OpenApiResponse(description="Invalid platform parameters or device"),
-            403: OpenApiResponse(s.ErrorSerializer, "Missing CSRF token"),
-            404: OpenApiResponse(s.ErrorSerializer, "No such study"),
-            409: OpenApiResponse(s.ErrorSerializer, "The study is not taking new raters"),
+            409: OpenApiResponse(s.ErrorSerializer, "Not taking new raters, or the id's session is elsewhere"),
         },
     )
     def post(self, request: Request, slug: str) -> Response:
         study = selectors.study_for_rater(slug=slug)
         if study is None:
             raise Http404("No such study.")
-        start_input = s.SessionStartInputSerializer(data=request.data)
-        start_input.is_valid(raise_exception=True)
-        data = start_input.validated_data
+        data = self.valid(s.SessionStartInputSerializer)
         try:
             identity = identity_from_params(data)
         except InvalidIdentity as error:
             raise exceptions.ValidationError({"identity": [str(error)]}) from error
-        device = dict(data.get("device") or {})
-        device.setdefault("user_agent", request.headers.get("User-Agent", "")[:1000])
-        try:
-            session, created = services.session_start(
-                study=study, identity=identity, resume_token=resume_token(request, study), device=device
-            )
-        except services.StudyNotOpen as error:
-            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
-        response = Response(
-            selectors.session_summary(session=session),
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        session, created = services.session_start(
+            study=study,
+            identity=identity,
+            resume_token=resume_token(request, study),
+            device=self.device(data.get("device")),
         )
+        response = Response(selectors.session_summary(session=session), status=201 if created else 200)
         remember_session(request, response, session)
         return response
 
@@ -128,36 +143,28 @@ class SessionStartView(RaterAPIView):
 class SessionDetailView(RaterAPIView):
     @extend_schema(summary="A session's status and progress", responses={200: s.SessionOutputSerializer})
     def get(self, request: Request, token: str) -> Response:
-        session = self.session_or_404(token)
-        return Response(selectors.session_summary(session=session))
+        return Response(selectors.session_summary(session=self.session_or_404(token)))
 
 
 class SessionDeviceView(RaterAPIView):
     @extend_schema(
         summary="Record the rater's screen, viewport, pixel ratio and browser",
         request=s.DeviceSerializer,
-        responses={204: None, 400: OpenApiResponse(description="Invalid values")},
+        responses={204: None},
     )
     def post(self, request: Request, token: str) -> Response:
         session = self.session_or_404(token)
-        data = s.DeviceSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        device = dict(data.validated_data)
-        device.setdefault("user_agent", request.headers.get("User-Agent", "")[:1000])
-        services.rater_device_record(rater=session.rater, device=device)
+        services.rater_device_record(rater=session.rater, device=self.device(self.valid(s.DeviceSerializer)))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class TrialNextView(RaterAPIView):
     @extend_schema(
         summary="The first unanswered trial (where a reload resumes) and the one after it",
-        responses={200: s.NextOutputSerializer, 404: s.ErrorSerializer},
+        responses={200: s.NextOutputSerializer},
     )
     def get(self, request: Request, token: str) -> Response:
-        try:
-            session = services.session_resume(token=token)
-        except services.SessionNotFound as error:
-            raise Http404(str(error)) from error
+        session = services.session_resume(token=token)
         progress = selectors.session_progress(session=session)
         summaries = selectors.shown_summaries(session=session, progress=progress)
         return Response(
@@ -173,41 +180,13 @@ class RatingSubmitView(RaterAPIView):
     throttle_scope = "vote"
 
     @extend_schema(
-        summary="Submit the vote for a trial (idempotent)",
+        summary="Submit the vote for a trial: 201 stored, 200 the same vote again, 409 another vote or released",
         request=s.RatingInputSerializer,
-        responses={
-            200: OpenApiResponse(s.RatingOutputSerializer, "The same vote was already stored"),
-            201: OpenApiResponse(s.RatingOutputSerializer, "Stored"),
-            400: OpenApiResponse(description="Score outside the scale or not a whole number"),
-            403: OpenApiResponse(s.ErrorSerializer, "Missing CSRF token"),
-            404: OpenApiResponse(s.ErrorSerializer, "No such session, or the trial is not in it"),
-            409: OpenApiResponse(s.ConflictSerializer, "A different vote is stored, or the trial was released"),
-        },
+        responses={200: s.RatingOutputSerializer, 201: s.RatingOutputSerializer, 409: s.ConflictSerializer},
     )
     def post(self, request: Request, token: str, trial_token: str) -> Response:
-        vote_input = s.RatingInputSerializer(data=request.data)
-        vote_input.is_valid(raise_exception=True)
-        data = vote_input.validated_data
-        try:
-            vote = services.rating_submit(
-                session_token=token,
-                trial_token=trial_token,
-                score=data["score"],
-                response_ms=data.get("response_ms"),
-            )
-        except (services.SessionNotFound, services.TrialNotFound) as error:
-            raise Http404(str(error)) from error
-        except services.InvalidScore as error:
-            raise exceptions.ValidationError({"score": [str(error)]}) from error
-        except services.VoteConflict as error:
-            # The stored vote, with the session as it stands.
-            rating = _rating_payload(error.vote)
-            return Response(
-                {"detail": str(error), "code": "conflict", "rating": rating}, status=status.HTTP_409_CONFLICT
-            )
-        except services.TrialReleased as error:
-            return Response({"detail": str(error), "code": "released"}, status=status.HTTP_409_CONFLICT)
-        return Response(
-            _rating_payload(vote),
-            status=status.HTTP_201_CREATED if vote.created else status.HTTP_200_OK,
+        data = self.valid(s.RatingInputSerializer)
+        vote = services.rating_submit(
+            session_token=token, trial_token=trial_token, score=data["score"], response_ms=data.get("response_ms")
         )
+        return Response(_rating_payload(vote), status=201 if vote.created else 200)

@@ -180,7 +180,7 @@ def test_a_rater_back_after_release_gets_fresh_trials_and_can_finish(settings) -
     settings.MOSAIC_SESSION_TIMEOUT_MINUTES = 30
     setup = build_study(methods=2, scenes=3, trials_per_session=4, control_rate=0.0)
     start = timezone.now()
-    who = RaterIdentity(platform="prolific", external_id="P1")
+    who = RaterIdentity(platform="prolific", external_id="P1", platform_session_id="S1")
     session, _ = services.session_start(study=setup.study, identity=who, now=start)
     released = services.sessions_release_abandoned(study=setup.study, now=start + timedelta(minutes=45))
     assert released == 1

@@ -68,7 +68,8 @@ def test_concurrent_starts_with_the_same_platform_id_share_one_session() -> None
     study = build_study(methods=2, scenes=3, trials_per_session=4).study
 
     def start(index: int) -> str:
-        identity = RaterIdentity(platform="prolific", external_id="same-person")
+        # A double click: the same platform session twice.
+        identity = RaterIdentity(platform="prolific", external_id="same-person", platform_session_id="ps")
         session, _ = services.session_start(study=study, identity=identity)
         return session.token
 

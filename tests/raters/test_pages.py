@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 from django.test import Client
 
+from raters import services
 from raters.cookies import cookie_name
 from raters.models import Session
 from studies.models import Study
@@ -58,13 +61,38 @@ def test_consent_starts_a_session_records_the_device_and_opens_the_rating_screen
 
 
 def test_returning_platform_rater_is_sent_to_the_same_session(study: Study) -> None:
-    _start(Client(), study, PROLIFIC_PID="p-1")
+    _start(Client(), study, PROLIFIC_PID="p-1", SESSION_ID="ps-1")
     other_browser = Client()
-    response = other_browser.get(f"/s/{study.slug}/?PROLIFIC_PID=p-1")
+    response = other_browser.get(f"/s/{study.slug}/?PROLIFIC_PID=p-1&SESSION_ID=ps-1")
     assert response.status_code == 302
     assert response["Location"] == f"/r/{Session.objects.get().token}/"
-    _start(other_browser, study, PROLIFIC_PID="p-1")
+    _start(other_browser, study, PROLIFIC_PID="p-1", SESSION_ID="ps-1")
     assert Session.objects.count() == 1
+
+
+@pytest.mark.parametrize("platform_session", [{}, {"SESSION_ID": "someone-else"}])
+def test_a_platform_id_alone_does_not_open_someone_elses_session(study: Study, platform_session) -> None:
+    """Prolific and MTurk ids are not secrets: another browser needs the rater's cookie or
+    the same platform session, and otherwise gets a page saying so, without the session."""
+    owner = Client()
+    _start(owner, study, PROLIFIC_PID="p-2", SESSION_ID="ps-2")
+    session = Session.objects.get()
+    for trial in session.trials.all():
+        services.rating_submit(session_token=session.token, trial_token=trial.token, score=3, response_ms=1)
+    session.refresh_from_db()
+    assert session.completion_code
+
+    query = urlencode({"PROLIFIC_PID": "p-2", **platform_session})
+    stranger = Client()
+    for response in (
+        stranger.get(f"/s/{study.slug}/?{query}"),
+        stranger.post(f"/s/{study.slug}/", {"consent": "yes", "PROLIFIC_PID": "p-2", **platform_session}),
+    ):
+        body = response.content.decode()
+        assert response.status_code == 409 and "another browser" in body
+        assert session.token not in body and session.completion_code not in body
+        assert session.token not in response.get("Location", "")
+    assert owner.get(f"/s/{study.slug}/?PROLIFIC_PID=p-2").status_code == 302  # the owner's cookie still works
 
 
 def test_direct_rater_resumes_through_the_cookie(client: Client, study: Study) -> None:

@@ -9,7 +9,6 @@ inside a test's own transaction every atomic block would add a savepoint and its
 from __future__ import annotations
 
 import pytest
-from django.db import connection
 
 from raters import services
 from raters.models import Session
@@ -20,9 +19,8 @@ from tests.raters.test_api import Rater
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MAX_NEXT = 3
-# The session locked, its trial, the vote in a savepoint (3), the progress, the session's
-# update: 7. SQLite logs the transaction's BEGIN and COMMIT too.
-MAX_VOTE = 8 + (2 if connection.vendor == "sqlite" else 0)
+# BEGIN, the session locked, its trial, the vote, the progress, the session's update, COMMIT.
+MAX_VOTE = 8
 
 
 @pytest.mark.parametrize(("trials", "others"), [(4, 0), (20, 6)])

@@ -1,4 +1,4 @@
-""""Fit" keeps fitting when the layout changes: toggle mode, back, and a window resize."""
+""" "Fit" keeps fitting when the layout changes: toggle mode, back, and a window resize."""
 
 from __future__ import annotations
 
