@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "studies",
     "raters",
     "analysis",
@@ -59,7 +60,16 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Logins (the admin's): django-axes refuses an address for an hour after
+# MOSAIC_LOGIN_FAILURE_LIMIT wrong passwords, whatever comes after them.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("MOSAIC_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = 1  # hour
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
 
 ROOT_URLCONF = "config.urls"
 
@@ -167,23 +177,37 @@ if _REDIS_CACHE.startswith("redis"):
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# The client address of a login, as the throttles read it (see NUM_PROXIES below).
+AXES_IPWARE_PROXY_COUNT = envint("MOSAIC_NUM_PROXIES", 1 if PRODUCTION else 0)
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    # Throttling is per client address. Behind nginx the address is the last hop nginx
+    # Client addresses: behind nginx the address is the last hop nginx
     # appends to X-Forwarded-For (MOSAIC_NUM_PROXIES=1, the production default); without
     # a proxy the header is ignored, so a client cannot choose its own bucket.
-    "NUM_PROXIES": envint("MOSAIC_NUM_PROXIES", 1 if PRODUCTION else 0),
+    "NUM_PROXIES": AXES_IPWARE_PROXY_COUNT,
+    # Session starts per client address, high enough for a class behind one address; votes
+    # and a session's other requests per session.
     "DEFAULT_THROTTLE_RATES": {
-        "session_start": envstr("MOSAIC_THROTTLE_SESSION_START", "30/minute"),
-        "vote": envstr("MOSAIC_THROTTLE_VOTE", "240/minute"),
+        "session_start": envstr("MOSAIC_THROTTLE_SESSION_START", "120/minute"),
+        "vote": envstr("MOSAIC_THROTTLE_VOTE", "120/minute"),
+        "session": envstr("MOSAIC_THROTTLE_SESSION", "240/minute"),
     },
 }
 

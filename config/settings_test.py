@@ -8,7 +8,7 @@ from config.settings import REST_FRAMEWORK
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,
-    "DEFAULT_THROTTLE_RATES": {"session_start": "10000/minute", "vote": "100000/minute"},
+    "DEFAULT_THROTTLE_RATES": {"session_start": "10000/minute", "vote": "100000/minute", "session": "100000/minute"},
 }  # noqa: F405
 
 # The SQLite test database lives on disk, not in memory: concurrency tests need real

@@ -43,7 +43,9 @@ class Rater:
 def low_rates(monkeypatch):
     # DRF reads the rates once, into the class: patch them there. The clock stands still
     # mid-window, so that no window ends halfway through a test.
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"session_start": "2/minute", "vote": "3/minute"})
+    monkeypatch.setattr(
+        ScopedRateThrottle, "THROTTLE_RATES", {"session_start": "2/minute", "vote": "3/minute", "session": "4/minute"}
+    )
     monkeypatch.setattr(ScopedRateThrottle, "timer", lambda self: 60_000_000.0 + 30)
     cache.clear()
     yield
@@ -62,7 +64,7 @@ def test_session_starts_are_throttled_per_client_address(study, low_rates):
     assert Rater("abuse", "198.51.100.2").start().status_code == 201  # another client is not affected
 
 
-def test_votes_are_throttled_per_client_and_a_refused_vote_is_not_stored(study, low_rates):
+def test_votes_are_throttled_per_session_and_a_refused_vote_is_not_stored(study, low_rates):
     rater = Rater("abuse", "198.51.100.3")
     token = rater.start().json()["token"]
     trial = rater.first_trial(token)
@@ -72,6 +74,36 @@ def test_votes_are_throttled_per_client_and_a_refused_vote_is_not_stored(study, 
     throttled = rater.post(url, {"score": 4})
     assert throttled.status_code == 429 and "Retry-After" in throttled
     assert list(Rating.objects.values_list("score", flat=True)) == [5]
+
+
+def test_raters_behind_one_address_each_have_their_own_vote_budget(study, low_rates):
+    """A lab or a class behind one address: each session votes at the full rate."""
+    raters = [Rater("abuse", "198.51.100.8") for _ in range(2)]
+    for rater in raters:
+        token = rater.start().json()["token"]
+        url = f"/api/sessions/{token}/trials/{rater.first_trial(token)}/rating/"
+        assert [rater.post(url, {"score": 5}).status_code for _ in range(3)] == [201, 200, 200]
+    assert Rating.objects.count() == 2
+
+
+def test_a_sessions_reads_are_throttled_per_session(study, low_rates):
+    rater = Rater("abuse", "198.51.100.9")
+    token = rater.start().json()["token"]
+    answers = [rater.client.get(f"/api/sessions/{token}/next/").status_code for _ in range(5)]
+    assert answers == [200, 200, 200, 200, 429]
+    other = Rater("abuse", "198.51.100.9")
+    other_token = other.start().json()["token"]
+    assert other.client.get(f"/api/sessions/{other_token}/next/").status_code == 200
+
+
+def test_a_body_nested_too_deeply_gets_a_400_and_changes_nothing(study):
+    rater = Rater("abuse", "198.51.100.10")
+    token = rater.start().json()["token"]
+    url = f"/api/sessions/{token}/trials/{rater.first_trial(token)}/rating/"
+    nested = '{"score": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = rater.client.post(url, nested, content_type="application/json", HTTP_X_CSRFTOKEN=rater.csrf)
+    assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
+    assert not Rating.objects.exists()
 
 
 def test_forwarded_for_header_does_not_buy_a_new_bucket_without_a_proxy(study, low_rates):

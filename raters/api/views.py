@@ -55,9 +55,22 @@ class CsrfForEveryoneScheme(OpenApiAuthenticationExtension):
         }
 
 
+class PerSessionRateThrottle(ScopedRateThrottle):
+    """DRF's scoped throttle counted per session (the token in the URL), not per address:
+    a class or a lab behind one address has one budget per rater."""
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        token = view.kwargs.get("token")
+        if not token:
+            return super().get_cache_key(request, view)
+        return self.cache_format % {"scope": self.scope, "ident": token}
+
+
 class RaterAPIView(APIView):
     authentication_classes = [CsrfForEveryone]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [PerSessionRateThrottle]
+    # Per session (see PerSessionRateThrottle): reads of a session and its trials.
+    throttle_scope = "session"
 
     def valid(self, serializer_class: type[serializers.Serializer]) -> dict:
         """The request's body checked by ``serializer_class`` (400 with its errors if not)."""

@@ -233,3 +233,21 @@ def test_output_loads_follow_assignment_votes_release_reclaim_and_imported_votes
     # The stored loads, not a count of the trials, are what the next start reads.
     OutputLoad.objects.filter(output__method__study=study).update(trials=0)
     assert output_load_drift(study=study), "the check sees loads that are wrong"
+
+
+@pytest.mark.django_db
+def test_no_session_rates_an_output_it_practised_on_or_the_same_output_twice() -> None:
+    """A pair seen in training, with its kind named in the feedback, would be recognised if
+    it came back rated or as a control."""
+    setup = build_study(methods=4, scenes=6, trials_per_session=10, control_rate=0.2)
+    for number in range(50):
+        session, _ = services.session_start(
+            study=setup.study, identity=RaterIdentity(platform="prolific", external_id=f"r{number}")
+        )
+        trials = list(session.trials.values_list("kind", "output_id"))
+        practised = {output for kind, output in trials if kind == Trial.Kind.TRAINING}
+        rated = [output for kind, output in trials if kind != Trial.Kind.TRAINING]
+        assert len(practised) == 3 and len(rated) == 10
+        assert not practised & set(rated), f"session {number} rates an output it practised on"
+        assert len(set(rated)) == len(rated), f"session {number} rates an output twice"
+        _answer_all(session)

@@ -20,7 +20,11 @@ pytestmark = pytest.mark.django_db
 def low_rates(monkeypatch):
     # DRF reads the rates once, into the class: patch them there. The clock stands still
     # mid-window, so that no window ends halfway through a test.
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"session_start": "2/minute", "vote": "100/minute"})
+    monkeypatch.setattr(
+        ScopedRateThrottle,
+        "THROTTLE_RATES",
+        {"session_start": "2/minute", "vote": "100/minute", "session": "100/minute"},
+    )
     monkeypatch.setattr(ScopedRateThrottle, "timer", lambda self: 60_000_000.0 + 30)
     cache.clear()
     yield
