@@ -28,7 +28,7 @@ def thumbnail(asset: ImageAsset | None, size: int = 96) -> str:
     """
     if asset is None:
         return "—"
-    url = reverse("studies:image-file", kwargs={"token": asset.token, "ext": asset.file.name.rsplit(".", 1)[-1]})
+    url = reverse("studies:image-file", kwargs={"token": asset.token, "ext": "png"})  # the rater copy
     preview = url
     if asset.tile_status == ImageAsset.TileStatus.DONE and size <= TILE_SIZE:
         top = math.ceil(math.log2(max(asset.width, asset.height, 1)))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 import skimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -27,12 +26,15 @@ class MetricError(ValueError):
 
 
 def load_pixels(path: Path) -> np.ndarray:
-    """Pixels as stored (8 or 16 bits per channel), alpha dropped, greyscale as one channel."""
-    array = np.asarray(iio.imread(path))
+    """Pixels as decoded for raters (8 or 16 bits per channel), alpha dropped, greyscale
+    as one channel."""
+    from studies.imaging import decode  # the Django side; the rest of this module needs none
+
+    image, _ = decode(path)
+    array = np.asarray(image)
+    del image
     if array.ndim == 3 and array.shape[2] in (2, 4):
-        array = array[..., :-1]
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
+        array = np.ascontiguousarray(array[..., :-1])
     return array
 
 

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from studies import selectors
-from studies.imaging import file_sha256, image_asset_store
+from studies.imaging import file_sha256, image_asset_store, with_padding
 from studies.importer import ImportPlan, opened_source, plan_import
 from studies.models import ImageAsset, Method, Output, Scene, Study
 from studies.scales import ScalePreset, levels_for
@@ -129,8 +129,8 @@ def output_metrics_compute(*, output: Output) -> Output:
         from studies.metrics import compute_metrics, load_pixels
 
         try:
-            reference = load_pixels(Path(output.scene.reference.file.path))
-            result = load_pixels(Path(output.image.file.path))
+            reference = load_pixels(Path(output.scene.reference.original.path))
+            result = load_pixels(Path(output.image.original.path))
             psnr, ssim, metric_settings = compute_metrics(reference, result)
         except Exception as exc:  # noqa: BLE001 - any failure becomes a readable error on the row
             logger.warning("metrics failed for output %s: %s", output.pk, exc)
@@ -145,35 +145,51 @@ def output_metrics_compute(*, output: Output) -> Output:
 
 
 TILE_SIZE = 256
+TILE_OVERLAP = 1
+
+
+def expected_tiles(width: int, height: int, tile_size: int = TILE_SIZE) -> list[str]:
+    """Every tile file (``<level>/<col>_<row>.png``) of a Deep Zoom pyramid of that size,
+    down to the one-pixel level."""
+    top = max(width, height) - 1
+    levels = top.bit_length()  # ceil(log2(max side)); level 0 is one pixel
+    names = []
+    for level in range(levels + 1):
+        scale = 2 ** (levels - level)
+        w, h = -(-width // scale), -(-height // scale)
+        names += [f"{level}/{c}_{r}.png" for c in range(-(-w // tile_size)) for r in range(-(-h // tile_size))]
+    return names
+
+
+def _pyramid_complete(folder: Path, width: int, height: int) -> bool:
+    files = folder / "pyramid_files"
+    return (folder / "pyramid.dzi").is_file() and all((files / n).is_file() for n in expected_tiles(width, height))
 
 
 def image_tiles_build(*, asset: ImageAsset) -> ImageAsset:
-    """Build the lossless Deep Zoom pyramid (PNG tiles) of an image, once per content.
+    """Build the lossless Deep Zoom pyramid (PNG tiles) of an asset's rater copy.
 
-    The pyramid is written to a temporary folder and moved into place in one rename, so
-    a worker killed halfway leaves no half-built pyramid and a rerun starts clean.
+    Each asset has its own pyramid, each tile padded with random bytes like the copy
+    (studies.imaging.with_padding), so the hidden reference's tiles never equal the
+    reference's. The pyramid is written to a temporary folder, checked to hold every tile,
+    and moved into place in one rename; only then is it marked done. A worker killed
+    halfway leaves no half-built pyramid and a rerun starts clean.
     """
-    relative = f"tiles/{asset.sha256}"
+    relative = f"tiles/{Path(asset.file.name).stem}"
     target = Path(settings.MEDIA_ROOT) / relative
     try:
-        if not (target / "pyramid.dzi").is_file():
+        if not asset.file:
+            raise ValueError("the asset has no rater copy to tile")
+        if not _pyramid_complete(target, asset.width, asset.height):
             target.parent.mkdir(parents=True, exist_ok=True)
-            scratch = Path(tempfile.mkdtemp(prefix=f".{asset.sha256[:8]}-", dir=target.parent))
+            scratch = Path(tempfile.mkdtemp(prefix=f".{target.name[:8]}-", suffix=".part", dir=target.parent))
             try:
-                import pyvips  # here, for the same reason as the metrics' imports
-
-                image = pyvips.Image.new_from_file(asset.file.path, access="sequential")
-                image.dzsave(
-                    str(scratch / "pyramid"),
-                    suffix=".png[compression=6]",
-                    tile_size=TILE_SIZE,
-                    overlap=1,
-                    layout="dz",
-                )
+                _dzsave(Path(asset.file.path), scratch, asset.width, asset.height)
+                shutil.rmtree(target, ignore_errors=True)  # an incomplete pyramid left by older code
                 try:
                     scratch.rename(target)
                 except OSError:
-                    if not (target / "pyramid.dzi").is_file():
+                    if not _pyramid_complete(target, asset.width, asset.height):
                         raise
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -184,6 +200,26 @@ def image_tiles_build(*, asset: ImageAsset) -> ImageAsset:
         asset.tile_status, asset.tile_error, asset.tiles_dir = ImageAsset.TileStatus.DONE, "", relative
     asset.save(update_fields=["tile_status", "tile_error", "tiles_dir"])
     return asset
+
+
+def _dzsave(source: Path, scratch: Path, width: int, height: int) -> None:
+    import pyvips  # here, for the same reason as the metrics' imports
+
+    # fail_on: a damaged file must fail, not become grey tiles marked done.
+    image = pyvips.Image.new_from_file(str(source), access="sequential", fail_on="error")
+    # keep=icc: the tiles carry the colour profile, no other metadata.
+    image.dzsave(
+        str(scratch / "pyramid"),
+        suffix=".png[compression=6]",
+        tile_size=TILE_SIZE,
+        overlap=TILE_OVERLAP,
+        layout="dz",
+        keep="icc",
+    )
+    for tile in (scratch / "pyramid_files").rglob("*.png"):
+        tile.write_bytes(with_padding(tile.read_bytes()))  # inside the scratch folder: no rename needed
+    if not _pyramid_complete(scratch, width, height):
+        raise ValueError("libvips did not write every tile of the pyramid")
 
 
 @transaction.atomic
