@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -254,3 +256,48 @@ def study_close(*, study: Study) -> Study:
     study.closed_at = timezone.now()
     study.save(update_fields=["status", "closed_at"])
     return study
+
+
+MANAGED_FOLDERS = ("images", "public", "tiles")
+
+
+def media_orphans_remove(*, older_than: timedelta, dry_run: bool = False) -> list[str]:
+    """Remove the files (and tile pyramids) under images/, public/ and tiles/ that no
+    asset refers to, and the temporary files and folders of writes that never finished,
+    when they are older than ``older_than``; return their names relative to MEDIA_ROOT.
+
+    A killed import or worker leaves such files behind: its rows rolled back, or it died
+    between writing a file and renaming it into place. The age keeps the files of an
+    import still running (written before its transaction commits) out of reach.
+    """
+    root = Path(settings.MEDIA_ROOT)
+    referenced: set[str] = set()
+    for original, copy, tiles in ImageAsset.objects.values_list("original", "file", "tiles_dir").iterator():
+        referenced.update(name for name in (original, copy, tiles) if name)
+        if copy:
+            referenced.add(f"tiles/{Path(copy).stem}")  # the pyramid a pending build makes
+    cutoff = time.time() - older_than.total_seconds()
+    removed: list[str] = []
+
+    def old(path: Path) -> bool:
+        return path.lstat().st_mtime < cutoff
+
+    for folder in MANAGED_FOLDERS:
+        base = root / folder
+        if not base.is_dir():
+            continue
+        if folder == "tiles":
+            candidates = list(base.iterdir())
+        else:
+            candidates = [p for p in base.rglob("*") if p.is_file() or p.is_symlink()]
+        for path in sorted(candidates):
+            name = path.relative_to(root).as_posix()
+            if name in referenced or not old(path):
+                continue
+            removed.append(name)
+            if not dry_run:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+    return removed
