@@ -196,7 +196,7 @@ class StudyAdmin(admin.ModelAdmin):
                 handle.write(chunk)
             handle.flush()
             try:
-                summary = services.study_import(study=study, source=Path(handle.name))
+                summary = services.study_import(study=study, source=Path(handle.name), source_name=upload.name)
             except ImportProblems as exc:
                 messages.error(request, f"Nothing was imported: {len(exc.problems)} problem(s) to fix.")
                 return exc.problems

@@ -164,7 +164,8 @@ def inspect_image(path: Path, *, max_pixels: int | None = None) -> ImageInfo:
         pixels = f"{int(found.group(1)) / 1e6:.1f} megapixels" if found else "too many pixels"
         raise ImageProblem(f"{pixels}, more than the limit of {limit / 1e6:.1f} megapixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageProblem(f"not a decodable image ({exc})") from None
+        # The library's message may quote the file's path on the server: name the file only.
+        raise ImageProblem(f"not a decodable image ({str(exc).replace(str(path), path.name)})") from None
 
 
 def decode(source: Path | BinaryIO) -> tuple[Image.Image, bytes | None]:

@@ -54,7 +54,7 @@ class ImportSummary:
     outputs: int
 
 
-def study_import(*, study: Study, source: Path) -> ImportSummary:
+def study_import(*, study: Study, source: Path, source_name: str | None = None) -> ImportSummary:
     """Import a folder or zip into ``study``: everything or, on any problem, nothing.
 
     Raises ImportProblems listing every problem found. Files are written only after the
@@ -63,12 +63,13 @@ def study_import(*, study: Study, source: Path) -> ImportSummary:
     """
     if study.status != Study.Status.DRAFT:
         raise StudyStateError(f"'{study.title}' is {study.status}: images can only be imported into a draft study")
-    with opened_source(Path(source)) as root:
+    with opened_source(Path(source), name=source_name) as opened:
         plan = plan_import(
-            root,
+            opened.root,
             protocol=study.protocol,
             existing_scenes=set(study.scenes.values_list("name", flat=True)),
             existing_methods=set(study.methods.values_list("name", flat=True)),
+            problems=opened.problems,
         )
         written: list[str] = []
         try:
