@@ -25,15 +25,20 @@ class MetricError(ValueError):
 
 
 def load_pixels(path: Path) -> np.ndarray:
-    """Pixels as decoded for raters (8 or 16 bits per channel), alpha dropped, greyscale
-    as one channel."""
-    from studies.imaging import decode  # the Django side; the rest of this module needs none
+    """Pixels as stored (8 or 16 bits per channel), alpha dropped, greyscale as one channel.
 
-    image, _ = decode(path)
-    array = np.asarray(image)
-    del image
-    if array.ndim == 3 and array.shape[2] in (2, 4):
-        array = np.ascontiguousarray(array[..., :-1])
+    The metric task reads the rater copies (PNG: what raters see, exactly). libvips
+    decodes into one buffer the size of the array; Pillow held two or three copies of a
+    60-megapixel image on the way to an array.
+    """
+    import pyvips  # here: web workers import this module's callers and need no libvips
+
+    image = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="error")
+    if image.bands in (2, 4):
+        image = image.extract_band(0, n=image.bands - 1)
+    array = image.numpy()
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
     return array
 
 

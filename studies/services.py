@@ -132,8 +132,9 @@ def output_metrics_compute(*, output: Output) -> Output:
         from studies.metrics import compute_metrics, load_pixels
 
         try:
-            reference = load_pixels(Path(output.scene.reference.original.path))
-            result = load_pixels(Path(output.image.original.path))
+            # The rater copies: the pixels raters judge, as PNG whatever was uploaded.
+            reference = load_pixels(Path(output.scene.reference.file.path))
+            result = load_pixels(Path(output.image.file.path))
             psnr, ssim, metric_settings = compute_metrics(reference, result)
         except Exception as exc:  # noqa: BLE001 - any failure becomes a readable error on the row
             logger.warning("metrics failed for output %s: %s", output.pk, exc)

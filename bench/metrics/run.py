@@ -5,7 +5,8 @@
 Writes a reference and a noisy output of that size (RGB PNG, in a temporary folder), then
 in a fresh process loads both as the task does (studies.metrics.load_pixels) and computes
 the metrics (studies.metrics.compute_metrics), and reports that process's peak resident
-memory. With --skimage, a second fresh process computes scikit-image's functions on the
+memory (VmHWM from /proc: getrusage's ru_maxrss would include the parent's peak, which
+survives fork and exec on Linux). With --skimage, a second fresh process computes scikit-image's functions on the
 whole images, for the values and the memory they need (several GB at 30 MP and more).
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
-import json, resource, sys, time
+import json, re, sys, time
 import django
 django.setup()
 from studies.metrics import compute_metrics, load_pixels
@@ -37,7 +38,7 @@ else:
                                  gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
     psnr = peak_signal_noise_ratio(reference, output, data_range=255)
 print(json.dumps({"psnr": psnr, "ssim": float(ssim), "seconds": time.monotonic() - started,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": int(re.search(r"VmHWM:\s+(\d+) kB", open("/proc/self/status").read()).group(1)) / 1024}))
 """
 
 

@@ -73,7 +73,7 @@ def test_a_failed_metric_leaves_a_readable_error(tmp_path):
     folder = make_study_folder(tmp_path / "s", scenes=("beach",), methods=("TeamAlpha",))
     study_import(study=study_create(title="E", slug="e"), source=folder)
     output = Output.objects.select_related("image").get()
-    Path(output.image.original.path).write_bytes(b"gone")  # storage corrupted after import
+    Path(output.image.file.path).write_bytes(b"gone")  # storage corrupted after import
     output_metrics_compute(output=output)
     output.refresh_from_db()
     assert output.metric_status == Output.MetricStatus.FAILED
