@@ -37,8 +37,27 @@ class ExportFile:
     make: Callable[[AnalysisRun], bytes]
 
 
+# A cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV
+# injection"): a method named =HYPERLINK(...) would run when the organizer opens the file.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """``value`` with a single quote in front if it is text a spreadsheet would evaluate.
+
+    Only text cells: numbers (a negative MOS difference) are written as numbers.
+    ``analysis.imports`` takes the quote off again, so exported votes import unchanged.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv(frame: pd.DataFrame, run: AnalysisRun) -> bytes:
     frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype == object or isinstance(frame[column].dtype, pd.StringDtype):
+            frame[column] = frame[column].map(spreadsheet_safe, na_action="ignore")
     frame.insert(0, "analysis_run_id", run.pk)
     return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
 

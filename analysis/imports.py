@@ -13,7 +13,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from studies.validation import name_problem
+
 REQUIRED_COLUMNS: tuple[str, ...] = ("rater", "scene", "method", "score")
+# The largest response time the database stores (a PositiveIntegerField: 24.8 days).
+MAX_RESPONSE_MS = 2_147_483_647
 OPTIONAL_COLUMNS: tuple[str, ...] = ("response_ms",)
 # An error list the length of a 50 000-row file helps no one; the count is still given.
 MAX_REPORTED_PROBLEMS = 200
@@ -57,6 +61,27 @@ class VoteRow:
 class ParsedVotes:
     rows: list[VoteRow] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+
+
+# What analysis.exports puts in front of a cell a spreadsheet would read as a formula.
+_GUARDED = tuple("'" + start for start in ("=", "+", "-", "@", "\t", "\r"))
+
+
+def _unguarded(cell: str) -> str:
+    """The cell without the quote an export put in front of a would-be formula."""
+    return cell[1:] if cell.startswith(_GUARDED) else cell
+
+
+def _name_limits() -> dict[str, int]:
+    """The longest rater, scene and method name the database stores."""
+    from raters.models import Rater
+    from studies.models import Method, Scene
+
+    return {
+        "rater": Rater._meta.get_field("external_id").max_length,
+        "scene": Scene._meta.get_field("name").max_length,
+        "method": Method._meta.get_field("name").max_length,
+    }
 
 
 def _parse_int(raw: str) -> int | None:
@@ -136,11 +161,15 @@ def parse_votes(data: bytes | str, *, scores: Iterable[int]) -> ParsedVotes:
         if len(record) != len(columns):
             result.problems.append(Problem(line, f"{len(record)} field(s) where the header has {len(columns)}"))
             continue
-        cells = {name: record[i].strip() for name, i in index.items()}
+        cells = {name: _unguarded(record[i].strip()) for name, i in index.items()}
         problems_before = len(result.problems)
-        for name in ("rater", "scene", "method"):
+        for name, max_length in _name_limits().items():
             if not cells[name]:
                 result.problems.append(Problem(line, f"empty {name}"))
+                continue
+            problem = name_problem(cells[name], what=name, max_length=max_length)
+            if problem:
+                result.problems.append(Problem(line, problem))
         score = _parse_int(cells["score"])
         if score is None:
             result.problems.append(Problem(line, f"score {cells['score']!r} is not an integer"))
@@ -152,6 +181,10 @@ def parse_votes(data: bytes | str, *, scores: Iterable[int]) -> ParsedVotes:
             response_ms = _parse_int(raw_ms)
             if response_ms is None or response_ms < 0:
                 result.problems.append(Problem(line, f"response_ms {raw_ms!r} is not a non-negative integer"))
+            elif response_ms > MAX_RESPONSE_MS:
+                result.problems.append(
+                    Problem(line, f"response_ms {raw_ms!r} is more than the largest stored, {MAX_RESPONSE_MS}")
+                )
         key = (cells["rater"], cells["scene"], cells["method"])
         if all(key):
             if key in first_line:

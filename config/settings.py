@@ -31,6 +31,14 @@ if not SECRET_KEY:
             'for example the output of: python -c "import secrets; print(secrets.token_urlsafe(50))"'
         )
     SECRET_KEY = "dev-only-insecure-key-never-used-in-production-0123456789abcdefghij"
+elif PRODUCTION:
+    # The placeholder of deploy/env.example, copied unchanged, is public: anyone could sign
+    # sessions and CSRF tokens with it. Django's own deploy check asks for 50 characters.
+    if SECRET_KEY.startswith(("change-me", "dev-only-insecure-key")) or len(SECRET_KEY) < 50:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is the placeholder of deploy/env.example or shorter than 50 characters: "
+            'set it to the output of: python -c "import secrets; print(secrets.token_urlsafe(50))"'
+        )
 
 DEBUG = envbool("DJANGO_DEBUG", default=not PRODUCTION)
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])

@@ -28,7 +28,7 @@ def thumbnail(asset: ImageAsset | None, size: int = 96) -> str:
     """
     if asset is None:
         return "—"
-    url = reverse("studies:image-file", kwargs={"token": asset.token, "ext": asset.file.name.rsplit(".", 1)[-1]})
+    url = reverse("studies:image-file", kwargs={"token": asset.token, "ext": "png"})  # the rater copy
     preview = url
     if asset.tile_status == ImageAsset.TileStatus.DONE and size <= TILE_SIZE:
         top = math.ceil(math.log2(max(asset.width, asset.height, 1)))
@@ -196,7 +196,7 @@ class StudyAdmin(admin.ModelAdmin):
                 handle.write(chunk)
             handle.flush()
             try:
-                summary = services.study_import(study=study, source=Path(handle.name))
+                summary = services.study_import(study=study, source=Path(handle.name), source_name=upload.name)
             except ImportProblems as exc:
                 messages.error(request, f"Nothing was imported: {len(exc.problems)} problem(s) to fix.")
                 return exc.problems

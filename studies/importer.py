@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +25,14 @@ from pathlib import Path
 from django.conf import settings
 
 from studies.imaging import EXTENSIONS, ImageInfo, ImageProblem, inspect_image
-from studies.models import Method
+from studies.models import Method, Scene
+from studies.validation import name_problem
+
+SCENE_NAME_LENGTH = Scene._meta.get_field("name").max_length
+METHOD_NAME_LENGTH = Method._meta.get_field("name").max_length
+FRAMEWORK_LENGTH = Method._meta.get_field("framework").max_length
+# Longest file or folder name most file systems store (ext4, APFS, NTFS: 255 bytes).
+MAX_PATH_PART_BYTES = 255
 
 IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 
@@ -97,6 +105,17 @@ def _read_methods_csv(path: Path, problems: list[str]) -> dict[str, dict[str, ob
             return rows
         for line, row in enumerate(reader, start=2):
             name = (row.get("method") or "").strip()
+            problem = name_problem(name, what="method", max_length=METHOD_NAME_LENGTH)
+            if problem:
+                problems.append(f"methods.csv line {line}: {problem}")
+                continue
+            framework = (row.get("framework") or "").strip()
+            if len(framework) > FRAMEWORK_LENGTH:
+                problems.append(
+                    f"methods.csv line {line}: framework is {len(framework)} characters long, "
+                    f"more than the limit of {FRAMEWORK_LENGTH}"
+                )
+                continue
             kind = (row.get("kind") or Method.Kind.SUBMISSION).strip() or Method.Kind.SUBMISSION
             if kind not in kinds:
                 problems.append(f"methods.csv line {line}: kind '{kind}' is not one of {', '.join(sorted(kinds))}")
@@ -107,7 +126,7 @@ def _read_methods_csv(path: Path, problems: list[str]) -> dict[str, dict[str, ob
             except ValueError:
                 problems.append(f"methods.csv line {line}: runtime_s '{runtime}' is not a number")
                 continue
-            rows[name] = {"kind": kind, "runtime_s": runtime_s, "framework": (row.get("framework") or "").strip()}
+            rows[name] = {"kind": kind, "runtime_s": runtime_s, "framework": framework}
     return rows
 
 
@@ -118,10 +137,12 @@ def plan_import(
     existing_scenes: set[str] = frozenset(),
     existing_methods: set[str] = frozenset(),
     max_pixels: int | None = None,
+    problems: list[str] | None = None,
 ) -> ImportPlan:
-    """Validate the folder ``root`` completely; raise ImportProblems listing every problem."""
+    """Validate the folder ``root`` completely; raise ImportProblems listing every problem,
+    those found before (``problems``, e.g. while unpacking a zip) included."""
     limit = max_pixels if max_pixels is not None else settings.MOSAIC_MAX_PIXELS
-    problems: list[str] = []
+    problems = list(problems or [])
     known = {"references", "inputs", "methods", "methods.csv"}
     for path in sorted(p for p in root.iterdir() if _visible(p)):
         if path.name not in known:
@@ -136,6 +157,10 @@ def plan_import(
         problems.append("references/: missing (one reference image per scene is required)")
     elif not ref_paths:
         problems.append("references/: no reference images")
+    for stem in sorted(ref_paths):
+        problem = name_problem(stem, what="scene", max_length=SCENE_NAME_LENGTH)
+        if problem:
+            problems.append(f"references/{ref_paths.pop(stem).name}: {problem}")
     scenes = set(ref_paths)
     for stem in sorted(scenes & set(existing_scenes)):
         problems.append(f"references/{ref_paths[stem].name}: scene '{stem}' already exists in this study")
@@ -165,6 +190,10 @@ def plan_import(
             if not folder.is_dir():
                 problems.append(f"{label}: unexpected file (expected one folder per method)")
                 continue
+            problem = name_problem(folder.name, what="method", max_length=METHOD_NAME_LENGTH)
+            if problem:
+                problems.append(f"{label}: {problem}")
+                continue
             if folder.name in existing_methods:
                 problems.append(f"{label}: method '{folder.name}' already exists in this study")
             paths = _images_by_stem(folder, label, problems)
@@ -192,45 +221,120 @@ def plan_import(
                     f"{label}/{info.path.name}: {info.width}x{info.height} differs from "
                     f"the reference's {ref.width}x{ref.height}"
                 )
+            elif ref and (info.colour, info.bits) != (ref.colour, ref.bits):
+                # PSNR/SSIM would compare different things (or fail); converting would
+                # change what raters judge.
+                problems.append(
+                    f"{label}/{info.path.name}: {info.kind}, but the reference is {ref.kind}: "
+                    "save it like the reference"
+                )
     if problems:
-        raise ImportProblems(problems)
+        # Messages name files inside the upload, never the server folder it was unpacked to.
+        raise ImportProblems([problem.replace(f"{root}/", "").replace(str(root), ".") for problem in problems])
     return ImportPlan(references=references, inputs=inputs, methods=methods)
 
 
+@dataclass
+class OpenedSource:
+    root: Path
+    problems: list[str]  # found while unpacking, reported with every other problem
+
+
 @contextmanager
-def opened_source(source: Path) -> Iterator[Path]:
-    """Yield a folder for ``source``: the folder itself, or a zip extracted to a temporary one."""
+def opened_source(source: Path, *, name: str | None = None) -> Iterator[OpenedSource]:
+    """Yield a folder for ``source``: the folder itself, or a zip unpacked to a temporary one.
+
+    ``name`` is what messages call the source (the uploaded file's name, not the server's
+    temporary copy); by default its own name.
+    """
+    label = name or source.name
     if source.is_dir():
-        yield source
+        yield OpenedSource(source, [])
         return
     if not source.is_file():
-        raise ImportProblems([f"{source}: no such file or folder"])
+        raise ImportProblems([f"{label}: no such file or folder"])
     if not zipfile.is_zipfile(source):
-        raise ImportProblems([f"{source.name}: not a zip file or a folder"])
+        raise ImportProblems([f"{label}: not a zip file or a folder"])
     with tempfile.TemporaryDirectory(prefix="mosaic-import-") as tmp:
         root = Path(tmp)
-        _extract(source, root)
-        yield _content_root(root)
+        problems = _extract(source, root, label)
+        yield OpenedSource(_content_root(root), problems)
 
 
-def _extract(source: Path, target: Path) -> None:
-    with zipfile.ZipFile(source) as archive:
+class _TooBig(Exception):
+    pass
+
+
+def _member_problem(filename: str) -> str | None:
+    parts = filename.replace("\\", "/").split("/")
+    if filename.startswith(("/", "\\")) or ".." in parts or (parts and parts[0].endswith(":")):
+        return "unsafe path in the zip"
+    for part in parts:
+        if len(part.encode("utf-8")) > MAX_PATH_PART_BYTES:
+            return f"a name of {len(part)} characters, more than a file name can have ({MAX_PATH_PART_BYTES} bytes)"
+    return None
+
+
+def _member_label(filename: str) -> str:
+    return filename if len(filename) <= 80 else filename[:77] + "..."
+
+
+def _extract(source: Path, target: Path, label: str) -> list[str]:
+    """Unpack the zip ``source`` into ``target``; return the problems of its members.
+
+    The declared sizes are checked first, then the bytes actually unpacked are counted
+    as they are written, so a zip whose headers lie is stopped at the limit, not after
+    filling the disk.
+    """
+    limit = settings.MOSAIC_MAX_UPLOAD_BYTES
+
+    def too_big(size: int) -> ImportProblems:
+        return ImportProblems(
+            [f"{label}: unpacks to more than {size / 1e9:.1f} GB, more than the limit of {limit / 1e9:.1f} GB"]
+        )
+
+    problems: list[str] = []
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ImportProblems([f"{label}: not a readable zip file ({exc})"]) from None
+    with archive:
         members = archive.infolist()
-        total = sum(member.file_size for member in members)
-        if total > settings.MOSAIC_MAX_UPLOAD_BYTES:
-            raise ImportProblems(
-                [
-                    f"{source.name}: unpacks to {total / 1e9:.1f} GB, more than the limit of "
-                    f"{settings.MOSAIC_MAX_UPLOAD_BYTES / 1e9:.1f} GB"
-                ]
-            )
-        bad = [m.filename for m in members if m.filename.startswith(("/", "\\")) or ".." in Path(m.filename).parts]
-        if bad:
-            raise ImportProblems([f"{name}: unsafe path in the zip" for name in bad])
+        declared = sum(member.file_size for member in members)
+        if declared > limit:
+            raise too_big(declared)
+        total = 0
         for member in members:
+            where = f"{label}: {_member_label(member.filename)}"
+            problem = _member_problem(member.filename)
+            if problem:
+                problems.append(f"{where}: {problem}")
+                continue
             if member.filename.startswith("__MACOSX/"):
                 continue
-            archive.extract(member, target)
+            destination = target.joinpath(*[p for p in member.filename.replace("\\", "/").split("/") if p])
+            if member.is_dir():
+                destination.mkdir(parents=True, exist_ok=True)
+                continue
+            try:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as packed, destination.open("wb") as unpacked:
+                    written = 0
+                    for chunk in iter(lambda: packed.read(1 << 20), b""):
+                        written += len(chunk)
+                        total += len(chunk)
+                        if total > limit:
+                            raise _TooBig
+                        if written > member.file_size:
+                            raise zipfile.BadZipFile("more bytes than its header declares")
+                        unpacked.write(chunk)
+            except _TooBig:
+                raise too_big(total) from None
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
+                destination.unlink(missing_ok=True)
+                reason = str(exc).replace(str(target), "").strip() or type(exc).__name__
+                problems.append(f"{where}: damaged or unreadable in the zip ({reason})")
+    return problems
 
 
 def _content_root(root: Path) -> Path:

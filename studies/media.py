@@ -1,9 +1,10 @@
 """Serving stored images and tiles to raters.
 
-Images are judged, so they are served byte-exact with the stored content type, under
-URLs that carry only a random token, with immutable caching (a token never points to
-other bytes). In production nginx sends the bytes (X-Accel-Redirect); in the embedded
-default Django streams them itself.
+Raters get each asset's rater copy and its tiles (studies.imaging: the uploaded pixels
+and colour profile, nothing else), byte for byte as stored, under URLs that carry only a
+random token, with immutable caching (a token never points to other bytes). In
+production nginx sends the bytes (X-Accel-Redirect); in the embedded default Django
+streams them itself.
 """
 
 from __future__ import annotations

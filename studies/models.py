@@ -22,17 +22,23 @@ class ImageAsset(models.Model):
     # One random token per use of a file, even when two uses share bytes (the hidden
     # reference is the reference): equal URLs would tell a rater which is which.
     token = models.CharField(max_length=40, unique=True)
+    # Of the original.
     sha256 = models.CharField(max_length=64, db_index=True)
-    # Content-addressed: images/<sha[:2]>/<sha>.<ext>. Stored as uploaded, never
-    # recompressed: raters judge these exact pixels.
-    file = models.FileField(max_length=300)
-    size_bytes = models.BigIntegerField(default=0)
-    content_type = models.CharField(max_length=40)
+    # As uploaded, byte-exact, content-addressed (images/<sha[:2]>/<sha>.<ext>): for
+    # organizers and exports. Never sent to a rater.
+    original = models.FileField(max_length=300)
+    # What a rater's browser gets, and the source of the tiles: a lossless PNG of the same
+    # decoded pixels with the ICC profile only, and random padding that makes its bytes
+    # differ from every other asset's (studies.imaging.rater_copy_bytes).
+    file = models.FileField(max_length=300, blank=True)
+    size_bytes = models.BigIntegerField(default=0)  # of the original
+    content_type = models.CharField(max_length=40)  # of the original; the rater copy is PNG
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     tile_status = models.CharField(max_length=10, choices=TileStatus.choices, default=TileStatus.PENDING)
     tile_error = models.TextField(blank=True)
-    # Deep Zoom pyramids are keyed by content (tiles/<sha>/) and shared by equal files.
+    # Deep Zoom pyramid of the rater copy, one per asset (tiles/<rater copy's sha>/), each
+    # tile padded like the copy: two assets never share tile bytes.
     tiles_dir = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

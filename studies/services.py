@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -14,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from studies import selectors
-from studies.imaging import file_sha256, image_asset_store
+from studies.imaging import file_sha256, image_asset_store, with_padding
 from studies.importer import ImportPlan, opened_source, plan_import
 from studies.models import ImageAsset, Method, Output, Scene, Study
 from studies.scales import ScalePreset, levels_for
@@ -52,7 +54,7 @@ class ImportSummary:
     outputs: int
 
 
-def study_import(*, study: Study, source: Path) -> ImportSummary:
+def study_import(*, study: Study, source: Path, source_name: str | None = None) -> ImportSummary:
     """Import a folder or zip into ``study``: everything or, on any problem, nothing.
 
     Raises ImportProblems listing every problem found. Files are written only after the
@@ -61,12 +63,13 @@ def study_import(*, study: Study, source: Path) -> ImportSummary:
     """
     if study.status != Study.Status.DRAFT:
         raise StudyStateError(f"'{study.title}' is {study.status}: images can only be imported into a draft study")
-    with opened_source(Path(source)) as root:
+    with opened_source(Path(source), name=source_name) as opened:
         plan = plan_import(
-            root,
+            opened.root,
             protocol=study.protocol,
             existing_scenes=set(study.scenes.values_list("name", flat=True)),
             existing_methods=set(study.methods.values_list("name", flat=True)),
+            problems=opened.problems,
         )
         written: list[str] = []
         try:
@@ -129,6 +132,7 @@ def output_metrics_compute(*, output: Output) -> Output:
         from studies.metrics import compute_metrics, load_pixels
 
         try:
+            # The rater copies: the pixels raters judge, as PNG whatever was uploaded.
             reference = load_pixels(Path(output.scene.reference.file.path))
             result = load_pixels(Path(output.image.file.path))
             psnr, ssim, metric_settings = compute_metrics(reference, result)
@@ -145,35 +149,51 @@ def output_metrics_compute(*, output: Output) -> Output:
 
 
 TILE_SIZE = 256
+TILE_OVERLAP = 1
+
+
+def expected_tiles(width: int, height: int, tile_size: int = TILE_SIZE) -> list[str]:
+    """Every tile file (``<level>/<col>_<row>.png``) of a Deep Zoom pyramid of that size,
+    down to the one-pixel level."""
+    top = max(width, height) - 1
+    levels = top.bit_length()  # ceil(log2(max side)); level 0 is one pixel
+    names = []
+    for level in range(levels + 1):
+        scale = 2 ** (levels - level)
+        w, h = -(-width // scale), -(-height // scale)
+        names += [f"{level}/{c}_{r}.png" for c in range(-(-w // tile_size)) for r in range(-(-h // tile_size))]
+    return names
+
+
+def _pyramid_complete(folder: Path, width: int, height: int) -> bool:
+    files = folder / "pyramid_files"
+    return (folder / "pyramid.dzi").is_file() and all((files / n).is_file() for n in expected_tiles(width, height))
 
 
 def image_tiles_build(*, asset: ImageAsset) -> ImageAsset:
-    """Build the lossless Deep Zoom pyramid (PNG tiles) of an image, once per content.
+    """Build the lossless Deep Zoom pyramid (PNG tiles) of an asset's rater copy.
 
-    The pyramid is written to a temporary folder and moved into place in one rename, so
-    a worker killed halfway leaves no half-built pyramid and a rerun starts clean.
+    Each asset has its own pyramid, each tile padded with random bytes like the copy
+    (studies.imaging.with_padding), so the hidden reference's tiles never equal the
+    reference's. The pyramid is written to a temporary folder, checked to hold every tile,
+    and moved into place in one rename; only then is it marked done. A worker killed
+    halfway leaves no half-built pyramid and a rerun starts clean.
     """
-    relative = f"tiles/{asset.sha256}"
+    relative = f"tiles/{Path(asset.file.name).stem}"
     target = Path(settings.MEDIA_ROOT) / relative
     try:
-        if not (target / "pyramid.dzi").is_file():
+        if not asset.file:
+            raise ValueError("the asset has no rater copy to tile")
+        if not _pyramid_complete(target, asset.width, asset.height):
             target.parent.mkdir(parents=True, exist_ok=True)
-            scratch = Path(tempfile.mkdtemp(prefix=f".{asset.sha256[:8]}-", dir=target.parent))
+            scratch = Path(tempfile.mkdtemp(prefix=f".{target.name[:8]}-", suffix=".part", dir=target.parent))
             try:
-                import pyvips  # here, for the same reason as the metrics' imports
-
-                image = pyvips.Image.new_from_file(asset.file.path, access="sequential")
-                image.dzsave(
-                    str(scratch / "pyramid"),
-                    suffix=".png[compression=6]",
-                    tile_size=TILE_SIZE,
-                    overlap=1,
-                    layout="dz",
-                )
+                _dzsave(Path(asset.file.path), scratch, asset.width, asset.height)
+                shutil.rmtree(target, ignore_errors=True)  # an incomplete pyramid left by older code
                 try:
                     scratch.rename(target)
                 except OSError:
-                    if not (target / "pyramid.dzi").is_file():
+                    if not _pyramid_complete(target, asset.width, asset.height):
                         raise
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -184,6 +204,26 @@ def image_tiles_build(*, asset: ImageAsset) -> ImageAsset:
         asset.tile_status, asset.tile_error, asset.tiles_dir = ImageAsset.TileStatus.DONE, "", relative
     asset.save(update_fields=["tile_status", "tile_error", "tiles_dir"])
     return asset
+
+
+def _dzsave(source: Path, scratch: Path, width: int, height: int) -> None:
+    import pyvips  # here, for the same reason as the metrics' imports
+
+    # fail_on: a damaged file must fail, not become grey tiles marked done.
+    image = pyvips.Image.new_from_file(str(source), access="sequential", fail_on="error")
+    # keep=icc: the tiles carry the colour profile, no other metadata.
+    image.dzsave(
+        str(scratch / "pyramid"),
+        suffix=".png[compression=6]",
+        tile_size=TILE_SIZE,
+        overlap=TILE_OVERLAP,
+        layout="dz",
+        keep="icc",
+    )
+    for tile in (scratch / "pyramid_files").rglob("*.png"):
+        tile.write_bytes(with_padding(tile.read_bytes()))  # inside the scratch folder: no rename needed
+    if not _pyramid_complete(scratch, width, height):
+        raise ValueError("libvips did not write every tile of the pyramid")
 
 
 @transaction.atomic
@@ -218,3 +258,48 @@ def study_close(*, study: Study) -> Study:
     study.closed_at = timezone.now()
     study.save(update_fields=["status", "closed_at"])
     return study
+
+
+MANAGED_FOLDERS = ("images", "public", "tiles")
+
+
+def media_orphans_remove(*, older_than: timedelta, dry_run: bool = False) -> list[str]:
+    """Remove the files (and tile pyramids) under images/, public/ and tiles/ that no
+    asset refers to, and the temporary files and folders of writes that never finished,
+    when they are older than ``older_than``; return their names relative to MEDIA_ROOT.
+
+    A killed import or worker leaves such files behind: its rows rolled back, or it died
+    between writing a file and renaming it into place. The age keeps the files of an
+    import still running (written before its transaction commits) out of reach.
+    """
+    root = Path(settings.MEDIA_ROOT)
+    referenced: set[str] = set()
+    for original, copy, tiles in ImageAsset.objects.values_list("original", "file", "tiles_dir").iterator():
+        referenced.update(name for name in (original, copy, tiles) if name)
+        if copy:
+            referenced.add(f"tiles/{Path(copy).stem}")  # the pyramid a pending build makes
+    cutoff = time.time() - older_than.total_seconds()
+    removed: list[str] = []
+
+    def old(path: Path) -> bool:
+        return path.lstat().st_mtime < cutoff
+
+    for folder in MANAGED_FOLDERS:
+        base = root / folder
+        if not base.is_dir():
+            continue
+        if folder == "tiles":
+            candidates = list(base.iterdir())
+        else:
+            candidates = [p for p in base.rglob("*") if p.is_file() or p.is_symlink()]
+        for path in sorted(candidates):
+            name = path.relative_to(root).as_posix()
+            if name in referenced or not old(path):
+                continue
+            removed.append(name)
+            if not dry_run:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+    return removed

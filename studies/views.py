@@ -14,9 +14,10 @@ _TILE = re.compile(r"^\d+_\d+\.png$")
 @require_safe
 def image_file(request: HttpRequest, token: str, ext: str) -> HttpResponse:
     asset = selectors.image_asset_by_token(token=token)
-    if asset is None or not asset.file.name.endswith("." + ext):
+    # The rater copy only, never the original: it has the same pixels and nothing else.
+    if asset is None or not asset.file or not asset.file.name.endswith("." + ext):
         raise Http404("No such image.")
-    return media_response(asset.file.name, content_type=asset.content_type)
+    return media_response(asset.file.name, content_type="image/png")
 
 
 @require_safe

@@ -48,17 +48,26 @@ class ImageAssetFactory(factory.django.DjangoModelFactory):
     content_type = "image/png"
 
     @factory.lazy_attribute
-    def file(self):
+    def original(self):
         data = png_bytes(noise_image(self.width, self.height, self.seed))
         sha = hashlib.sha256(data).hexdigest()
         return ContentFile(data, name=f"images/{sha[:2]}/{sha}.png")
 
     @factory.lazy_attribute
-    def sha256(self):
-        self.file.seek(0)
-        return hashlib.sha256(self.file.read()).hexdigest()
+    def file(self):
+        """The rater copy, made as the importer makes it."""
+        from studies.imaging import rater_copy_bytes, rater_copy_name
 
-    size_bytes = factory.LazyAttribute(lambda o: o.file.size)
+        self.original.seek(0)
+        data = rater_copy_bytes(io.BytesIO(self.original.read()))
+        return ContentFile(data, name=rater_copy_name(hashlib.sha256(data).hexdigest()))
+
+    @factory.lazy_attribute
+    def sha256(self):
+        self.original.seek(0)
+        return hashlib.sha256(self.original.read()).hexdigest()
+
+    size_bytes = factory.LazyAttribute(lambda o: o.original.size)
 
 
 class SceneFactory(factory.django.DjangoModelFactory):

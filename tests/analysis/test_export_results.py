@@ -226,3 +226,59 @@ def test_unknown_study_and_study_without_votes_fail_clearly(tmp_path: Path) -> N
     StudyFactory(slug="empty")
     with pytest.raises(CommandError, match="no counted votes"):
         call_command("export_results", "empty", str(tmp_path), stdout=StringIO())
+
+
+HOSTILE = {"method": '=HYPERLINK("http://evil.example","A")', "scene": "+s1", "scene2": "-s2", "rater": "@r1"}
+
+
+def _hostile_study():
+    from raters.models import Rater
+    from studies.models import Method, Scene
+
+    study = build_study()
+    Method.objects.filter(study=study, name="A").update(name=HOSTILE["method"])
+    Scene.objects.filter(study=study, name="s1").update(name=HOSTILE["scene"])
+    Scene.objects.filter(study=study, name="s2").update(name=HOSTILE["scene2"])
+    Rater.objects.filter(external_id="r1").update(external_id=HOSTILE["rater"])
+    return study
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_quoted(tmp_path: Path) -> None:
+    import csv
+
+    _hostile_study()
+    out = export(tmp_path)
+    cells = []
+    for path in out.glob("*.csv"):
+        with path.open(newline="", encoding="utf-8") as handle:
+            cells += [cell for row in csv.reader(handle) for cell in row]
+    text_cells = [c for c in cells if c and not _is_number(c)]
+    assert not [c for c in text_cells if c[0] in "=+-@\t\r"]
+    assert "'" + HOSTILE["method"] in cells and "'+s1" in cells and "'-s2" in cells and "'@r1" in cells
+    # Numbers stay numbers, negative ones included (a confidence bound, a difference).
+    assert any(c.startswith("-") and _is_number(c) for c in cells)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def test_exported_ratings_with_quoted_names_import_back_unchanged(tmp_path: Path) -> None:
+    from raters.models import Rating
+
+    _hostile_study()
+    ratings = pd.read_csv(export(tmp_path) / "ratings.csv", dtype=str, keep_default_na=False)
+    votes = ratings[["rater", "scene", "method", "score", "response_ms"]]
+    votes.to_csv(tmp_path / "votes.csv", index=False)
+    call_command("import_ratings", "copy", str(tmp_path / "votes.csv"), stdout=StringIO())
+
+    copied = Rating.objects.filter(trial__session__study__slug="copy")
+    stored = set(copied.values_list("trial__session__rater__external_id", "trial__output__scene__name"))
+    assert (HOSTILE["rater"], HOSTILE["scene"]) in stored
+    methods = set(copied.values_list("trial__output__method__name", flat=True))
+    assert methods == {HOSTILE["method"], "B"}
+    assert copied.count() == len(votes)

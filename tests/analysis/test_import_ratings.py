@@ -150,6 +150,29 @@ def test_every_bad_row_is_reported_at_once_and_nothing_is_imported(tmp_path: Pat
     assert not Study.objects.filter(slug="new-study").exists()
 
 
+def test_values_the_database_cannot_store_are_reported_and_nothing_is_imported(tmp_path: Path) -> None:
+    text = (
+        "rater,scene,method,score,response_ms\n"
+        "w1,s1,A,5,1e30\n"  # line 2: more than a PositiveIntegerField holds
+        "w1,s\x001,A,4,\n"  # line 3: NUL, which PostgreSQL refuses in text
+        f"w1,s1,{'m' * 230},4,\n"  # line 4: longer than Method.name
+        f"{'r' * 201},s1,A,4,\n"  # line 5: longer than Rater.external_id
+        "w2,s1,A,4,2147483647\n"  # line 6: fine, the largest value stored
+    )
+    message = assert_rejected(
+        tmp_path,
+        "new-study",
+        text,
+        "line 2: response_ms '1e30' is more than the largest stored, 2147483647",
+        "line 3: scene name 's\ufffd1' contains a control character (NUL)",
+        "line 4: method name 'mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm...' is 230 characters long, "
+        "more than the limit of 200",
+        "line 5: rater name",
+    )
+    assert "\nline 6:" not in message
+    assert not Study.objects.filter(slug="new-study").exists()
+
+
 def test_missing_column_is_reported(tmp_path: Path) -> None:
     assert_rejected(tmp_path, "x", "rater,scene,score\nw1,s1,5\n", "line 1: missing column(s): method")
 

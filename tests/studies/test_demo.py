@@ -50,3 +50,16 @@ def test_build_demo_builds_once_and_runs_twice(capsys):
     from django.contrib.auth import authenticate
 
     assert authenticate(username="admin", password="mosaic-demo").is_superuser
+
+
+@pytest.mark.django_db
+def test_build_demo_refuses_to_run_in_production_and_changes_nothing(settings, django_user_model):
+    from django.core.management import CommandError
+
+    admin = django_user_model.objects.create_superuser("admin", "a@example.org", "a-real-password-0123")
+    settings.DJANGO_ENV = "production"
+    with pytest.raises(CommandError, match="DJANGO_ENV=production"):
+        call_command("build_demo", "--scenes", "2")
+    admin.refresh_from_db()
+    assert admin.check_password("a-real-password-0123")
+    assert not Study.objects.exists()

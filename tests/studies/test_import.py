@@ -35,12 +35,12 @@ def test_folder_import_creates_rows_and_stores_files_byte_exact(study_folder, me
     assert (summary.scenes, summary.methods, summary.outputs) == (2, 2, 4)
     output = Output.objects.get(method__name="TeamAlpha", scene__name="city")
     original = (study_folder / "methods" / "TeamAlpha" / "city.png").read_bytes()
-    stored = Path(output.image.file.path).read_bytes()
+    stored = Path(output.image.original.path).read_bytes()
     assert stored == original
     assert output.image.sha256 == hashlib.sha256(original).hexdigest()
     assert (output.image.width, output.image.height) == (40, 30)
-    assert output.image.file.name == f"images/{output.sha256[:2]}/{output.sha256}.png"
-    assert "TeamAlpha" not in output.image.file.name and "city" not in output.image.file.name
+    assert output.image.original.name == f"images/{output.sha256[:2]}/{output.sha256}.png"
+    assert "TeamAlpha" not in output.image.original.name and "city" not in output.image.original.name
     assert Scene.objects.get(name="beach").width == 40
 
 
@@ -76,7 +76,7 @@ def test_equal_files_share_storage_but_not_tokens(tmp_path, media_root):
     scene = Scene.objects.get(name="beach")
     hidden = Output.objects.get(method__name="hidden", scene=scene)
     assert hidden.image.sha256 == scene.reference.sha256
-    assert hidden.image.file.name == scene.reference.file.name
+    assert hidden.image.original.name == scene.reference.original.name
     assert hidden.image.token != scene.reference.token
 
 

@@ -14,7 +14,7 @@ from tests.factories import ImageAssetFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_image_is_served_byte_exact_with_immutable_caching_and_no_file_name(client):
+def test_rater_copy_is_served_with_immutable_caching_and_no_file_name(client):
     asset = ImageAssetFactory(width=50, height=40)
     response = client.get(f"/img/{asset.token}.png")
     assert response.status_code == 200
@@ -24,6 +24,7 @@ def test_image_is_served_byte_exact_with_immutable_caching_and_no_file_name(clie
     assert "immutable" in response["Cache-Control"]
     assert "Content-Disposition" not in response
     assert asset.sha256 not in str(response.headers)
+    assert body != Path(asset.original.path).read_bytes()  # never the upload itself
 
 
 def test_unknown_token_or_wrong_extension_is_404(client):
@@ -55,15 +56,50 @@ def test_tile_pyramid_is_lossless_at_full_resolution(client):
     assert np.array_equal(pixels[..., :3], expected)
 
 
-def test_tiles_of_equal_files_are_built_once(media_root):
-    first = ImageAssetFactory(seed=7)
-    second = ImageAssetFactory(seed=7)
+def test_assets_with_equal_files_get_pyramids_of_their_own_with_different_bytes(media_root):
+    first = ImageAssetFactory(seed=7, width=300, height=200)
+    second = ImageAssetFactory(seed=7, width=300, height=200)
     assert first.sha256 == second.sha256
     image_tiles_build(asset=first)
     image_tiles_build(asset=second)
-    assert len(list((media_root / "tiles").iterdir())) == 1
+    first.refresh_from_db()
     second.refresh_from_db()
-    assert second.tiles_dir == first.tiles_dir and second.tile_status == "done"
+    assert first.tiles_dir != second.tiles_dir and second.tile_status == "done"
+    tiles = sorted((media_root / first.tiles_dir / "pyramid_files").rglob("*.png"))
+    assert tiles
+    for tile in tiles:
+        twin = media_root / second.tiles_dir / tile.relative_to(media_root / first.tiles_dir)
+        assert tile.read_bytes() != twin.read_bytes()
+        assert np.array_equal(np.asarray(Image.open(tile)), np.asarray(Image.open(twin)))
+
+
+def test_a_pyramid_missing_a_tile_is_not_marked_done(media_root, monkeypatch):
+    import pyvips
+
+    asset = ImageAssetFactory(width=600, height=300)
+
+    def dzsave_that_loses_a_tile(image, base, **options):
+        image.write_to_file(base + ".dzi", **{k: v for k, v in options.items() if k not in ("suffix",)})
+        next(Path(base + "_files").rglob("*.png")).unlink()
+
+    monkeypatch.setattr(pyvips.Image, "dzsave", dzsave_that_loses_a_tile, raising=False)
+    image_tiles_build(asset=asset)
+    asset.refresh_from_db()
+    assert asset.tile_status == ImageAsset.TileStatus.FAILED and asset.tiles_dir == ""
+    assert "tile" in asset.tile_error
+    assert not any((media_root / "tiles").iterdir())
+
+
+def test_an_incomplete_pyramid_in_place_is_rebuilt_not_reused(media_root):
+    asset = ImageAssetFactory(width=600, height=300)
+    image_tiles_build(asset=asset)
+    asset.refresh_from_db()
+    folder = media_root / asset.tiles_dir
+    victim = next((folder / "pyramid_files").rglob("*.png"))
+    victim.unlink()
+    image_tiles_build(asset=asset)
+    asset.refresh_from_db()
+    assert asset.tile_status == ImageAsset.TileStatus.DONE and victim.is_file()
 
 
 def test_tile_paths_cannot_escape_media(client):
@@ -78,4 +114,4 @@ def test_broken_file_marks_tiles_failed_with_error(media_root):
     image_tiles_build(asset=asset)
     asset.refresh_from_db()
     assert asset.tile_status == ImageAsset.TileStatus.FAILED and asset.tile_error
-    assert not (media_root / "tiles" / asset.sha256).exists()
+    assert not (media_root / "tiles").exists() or not any((media_root / "tiles").iterdir())

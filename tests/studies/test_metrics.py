@@ -104,3 +104,32 @@ def test_grey_and_colour_mismatch_is_a_readable_error(tmp_path):
 
     with pytest.raises(MetricError, match="differs"):
         compute_metrics(load_pixels(grey), load_pixels(colour))
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "data_range"),
+    [((97, 131, 3), np.uint8, 255), ((61, 45), np.uint8, 255), ((40, 52, 3), np.uint16, 65535)],
+    ids=["rgb", "grey", "rgb16"],
+)
+@pytest.mark.parametrize("strip_pixels", [200, 1 << 21], ids=["many-strips", "one-strip"])
+def test_metrics_in_strips_equal_scikit_image_on_the_whole_image(monkeypatch, shape, dtype, data_range, strip_pixels):
+    from studies import metrics
+
+    monkeypatch.setattr(metrics, "STRIP_PIXELS", strip_pixels)
+    rng = np.random.default_rng(5)
+    reference = rng.integers(0, data_range + 1, size=shape).astype(dtype)
+    noise = rng.integers(-data_range // 10, data_range // 10, size=shape)
+    output = np.clip(reference.astype(np.int64) + noise, 0, data_range).astype(dtype)
+    psnr, ssim, _ = compute_metrics(reference, output)
+    channel_axis = 2 if len(shape) == 3 else None
+    expected_ssim = structural_similarity(
+        reference,
+        output,
+        channel_axis=channel_axis,
+        data_range=data_range,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+    )
+    assert abs(ssim - expected_ssim) < 1e-12
+    assert abs(psnr - peak_signal_noise_ratio(reference, output, data_range=data_range)) < 1e-9

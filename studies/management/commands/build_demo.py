@@ -4,8 +4,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.urls import NoReverseMatch, reverse
 
@@ -33,6 +34,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, scenes: int, host: str, simulate_raters: int, **options) -> None:
+        if settings.DJANGO_ENV == "production":
+            # It sets the admin account's password to one printed in the README.
+            raise CommandError(
+                "build_demo does not run under DJANGO_ENV=production: it creates a demo study and resets "
+                f"the password of the '{ADMIN_USER}' account to a published one."
+            )
         study = Study.objects.filter(slug=DEMO_SLUG).first()
         if study is None:
             started = time.monotonic()
