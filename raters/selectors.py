@@ -3,11 +3,11 @@ here, from the asset's random token only (never a method, scene or file name).""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Q
 from django.urls import reverse
 
 from raters.models import Session, Trial
@@ -17,7 +17,6 @@ from studies.protocols import RESULT_LABEL, wording
 # A trial counts for its session while it is live: answered, or not handed to another
 # rater. It is open while it waits for its vote.
 LIVE = Q(released_at__isnull=True) | Q(rating__isnull=False)
-ANSWERED = Q(rating__isnull=False)
 OPEN = Q(released_at__isnull=True, rating__isnull=True)
 
 # The trials a rater's "next trial" shows: the one to answer, and the one after it whose
@@ -43,32 +42,50 @@ def session_of_rater(*, study: Study, platform: str, external_id: str) -> Sessio
     )
 
 
-def _shown_trials() -> QuerySet[Trial]:
-    return (
-        Trial.objects.filter(OPEN)
-        .select_related("output__image", "output__scene__reference", "output__scene__input")
-        .order_by("position")
-    )
+# What the rater flow reads of each trial: where it stands, and its vote if any.
+_TRIAL_FIELDS = (
+    *("pk", "token", "kind", "released_at"),
+    *("rating__id", "rating__score", "rating__response_ms", "rating__created_at"),
+)
+_IMAGE_FIELDS = ("token", "file", "tile_status", "width", "height")
 
 
-def session_with_shown_trials(*, token: str) -> Session | None:
-    """The session with its study, and in ``session.shown`` its first ``SHOWN`` open trials
-    with their output's and scene's images: what a "next trial" shows (two queries)."""
-    shown = Prefetch("trials", queryset=_shown_trials()[:SHOWN], to_attr="shown")
-    return Session.objects.select_related("study").prefetch_related(shown).filter(token=token).first()
+def session_trials(*, session: Session, method: bool = False, panes: bool = False) -> list[dict[str, Any]]:
+    """The session's trials in position order, as dicts of ``_TRIAL_FIELDS`` and, with
+    ``method``, their method's kind (``output__method__kind``); with ``panes``, the fields
+    of their result image (``output__image__...``) and of the image the protocol shows
+    beside it (``output__scene__reference__...`` or ``...input__...``). One query: a
+    session holds a few dozen trials."""
+    fields = list(_TRIAL_FIELDS)
+    if method:
+        fields.append("output__method__kind")
+    if panes:
+        beside = wording(session.study.protocol).beside_field
+        images = ["output__image"] + ([f"output__scene__{beside}"] if beside else [])
+        fields += [f"{image}__{name}" for image in images for name in _IMAGE_FIELDS]
+    return list(session.trials.order_by("position").values(*fields))
+
+
+def is_open(trial: dict[str, Any]) -> bool:
+    return trial["rating__id"] is None and trial["released_at"] is None
+
+
+def progress_of(trials: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """A session's live trials (answered, or not handed to another rater), and how many
+    are answered, rated and training apart."""
+    progress = {"total": 0, "answered": 0, "training_total": 0, "training_answered": 0}
+    for trial in trials:
+        answered = trial["rating__id"] is not None
+        if trial["released_at"] is not None and not answered:
+            continue
+        prefix = "training_" if trial["kind"] == Trial.Kind.TRAINING else ""
+        progress[f"{prefix}total"] += 1
+        progress[f"{prefix}answered"] += answered
+    return progress
 
 
 def session_progress(*, session: Session) -> dict[str, int]:
-    """The session's live trials and how many are answered, rated and training apart, in
-    one query."""
-    counted = Q(kind__in=Trial.COUNTED_KINDS)
-    training = Q(kind=Trial.Kind.TRAINING)
-    return session.trials.aggregate(
-        total=Count("pk", filter=counted & LIVE),
-        answered=Count("pk", filter=counted & ANSWERED),
-        training_total=Count("pk", filter=training & LIVE),
-        training_answered=Count("pk", filter=training & ANSWERED),
-    )
+    return progress_of(session_trials(session=session))
 
 
 def status_from_progress(progress: dict[str, int]) -> str:
@@ -96,55 +113,59 @@ def output_load_drift(*, study: Study) -> dict[int, tuple[int, int]]:
     return {output_id: (stored or 0, n) for output_id, stored, n in rows if (stored or 0) != n}
 
 
-def image_source(*, image: ImageAsset) -> dict[str, Any]:
-    """Where the viewer fetches an image: the Deep Zoom pyramid if built, else the file,
-    both under the asset's random token."""
-    ext = PurePosixPath(image.file.name).suffix.lstrip(".").lower() or "png"
-    tiled = image.tile_status == ImageAsset.TileStatus.DONE
+def image_source(*, token: str, file: str, tile_status: str, width: int, height: int) -> dict[str, Any]:
+    """Where the viewer fetches an image (an ImageAsset's fields): the Deep Zoom pyramid if
+    built, else the file, both under the asset's random token."""
+    ext = PurePosixPath(file).suffix.lstrip(".").lower() or "png"
     return {
-        "url": reverse("studies:image-file", kwargs={"token": image.token, "ext": ext}),
-        "tiles": reverse("studies:tiles-dzi", kwargs={"token": image.token}) if tiled else None,
-        "width": image.width,
-        "height": image.height,
+        "url": reverse("studies:image-file", kwargs={"token": token, "ext": ext}),
+        "tiles": reverse("studies:tiles-dzi", kwargs={"token": token})
+        if tile_status == ImageAsset.TileStatus.DONE
+        else None,
+        "width": width,
+        "height": height,
     }
 
 
-def trial_panes(*, trial: Trial, protocol: str) -> list[dict[str, Any]]:
-    """The panes of a trial, left to right, each with a neutral label."""
+def trial_panes(*, trial: dict[str, Any], protocol: str) -> list[dict[str, Any]]:
+    """The panes of a trial read with ``panes`` (see :func:`session_trials`), left to
+    right, each with a neutral label."""
     said = wording(protocol)
-    panes = []
-    if said.beside_field:
-        panes.append(("reference", said.beside_label, getattr(trial.output.scene, said.beside_field)))
-    panes.append(("result", RESULT_LABEL, trial.output.image))
+    panes = [("reference", said.beside_label, f"output__scene__{said.beside_field}")] if said.beside_field else []
+    panes.append(("result", RESULT_LABEL, "output__image"))
     return [
-        {"role": role, "label": label, **image_source(image=image)} for role, label, image in panes if image is not None
+        {"role": role, "label": label, **image_source(**{name: trial[f"{image}__{name}"] for name in _IMAGE_FIELDS})}
+        for role, label, image in panes
+        if trial[f"{image}__token"] is not None
     ]
 
 
-def trial_phase(trial: Trial) -> str:
+def trial_phase(trial: dict[str, Any]) -> str:
     # Controls are indistinguishable from rated trials for the rater.
-    return "training" if trial.kind == Trial.Kind.TRAINING else "rating"
+    return "training" if trial["kind"] == Trial.Kind.TRAINING else "rating"
 
 
-def shown_summaries(*, session: Session, progress: dict[str, int]) -> list[dict[str, Any]]:
-    """The shown trials (``session.shown``) as the rater's browser gets them, numbered
-    within their phase after the answered ones."""
-    summaries = []
+def next_trials(*, session: Session) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """The session's progress and its first ``SHOWN`` open trials as the rater's browser
+    gets them, numbered within their phase after the answered ones (one query)."""
+    trials = session_trials(session=session, panes=True)
+    progress = progress_of(trials)
     seen = {"training": progress["training_answered"], "rating": progress["answered"]}
     totals = {"training": progress["training_total"], "rating": progress["total"]}
-    for trial in session.shown:
+    summaries = []
+    for trial in [trial for trial in trials if is_open(trial)][:SHOWN]:
         phase = trial_phase(trial)
         seen[phase] += 1
         summaries.append(
             {
-                "token": trial.token,
+                "token": trial["token"],
                 "phase": phase,
                 "number": seen[phase],
                 "total": totals[phase],
                 "panes": trial_panes(trial=trial, protocol=session.study.protocol),
             }
         )
-    return summaries
+    return progress, summaries
 
 
 def training_expected(*, method_kind: str, scores: Sequence[int]) -> tuple[int, int]:

@@ -70,11 +70,11 @@ class TrialReleased(RaterFlowError):
 @dataclass(frozen=True)
 class Vote:
     """A trial's vote: its session as it stands after it (status, completion code), the
-    trial (with its output's method), the rating, the session's progress
-    (raters.selectors.session_progress) and whether this call stored it."""
+    trial (as raters.selectors.session_trials reads it, with its method's kind), the
+    rating, the session's progress and whether this call stored it."""
 
     session: Session
-    trial: Trial
+    trial: dict[str, Any]
     rating: Rating
     progress: dict[str, int]
     created: bool
@@ -130,14 +130,17 @@ def _study_rows(study: Study) -> list[assignment.Candidate]:
 
 
 def _training_rows(rows: list[assignment.Candidate], rng: random.Random) -> list[assignment.Candidate]:
-    """A hidden reference, a low anchor and a middling output, on different scenes."""
+    """A hidden reference, a low anchor and a middling output, on different scenes.
+
+    Among equals, the most loaded: the session will not rate what it practised on, and
+    the outputs it needs for even coverage are the least loaded ones."""
     picks: list[assignment.Candidate] = []
 
     def pick(pool: list[assignment.Candidate]) -> None:
         used = {row.scene_id for row in picks}
         fresh = [row for row in pool if row.scene_id not in used] or pool
         if fresh:
-            picks.append(fresh[0])
+            picks.append(max(fresh, key=lambda row: row.load))
 
     for kind in Method.CONTROL_KINDS:
         pool = [row for row in rows if row.method_kind == kind]
@@ -147,18 +150,24 @@ def _training_rows(rows: list[assignment.Candidate], rng: random.Random) -> list
     rng.shuffle(submissions)
     with_metric = sorted((row for row in submissions if row.psnr is not None), key=lambda row: row.psnr)
     if with_metric:
-        # The median PSNR output stands for "a typical result" better than a random one.
-        middle = len(with_metric) // 2
-        submissions = with_metric[middle:] + with_metric[:middle]
+        # The middle third by PSNR stands for "a typical result" better than any output.
+        third = len(with_metric) // 3
+        submissions = with_metric[third : len(with_metric) - third] or with_metric
     pick(submissions)
     return picks
 
 
 def _plan_trials(
-    *, session: Session, study: Study, rows: list[assignment.Candidate], existing: Sequence[Trial], salt: str = ""
+    *,
+    session: Session,
+    study: Study,
+    rows: list[assignment.Candidate],
+    existing: Sequence[Trial],
+    start_position: int,
+    salt: str = "",
 ) -> list[Trial]:
     """The trials that bring the session's live trials ``existing`` up to the study's
-    ``trials_per_session``, controls at its rate, after every trial it has; unsaved."""
+    ``trials_per_session``, controls at its rate, from ``start_position`` on; unsaved."""
     rng = random.Random(f"{study.seed}:{session.pk}:{salt}")  # reproducible, different per session
     kept = [trial for trial in existing if trial.kind in Trial.COUNTED_KINDS]
     missing = study.trials_per_session - len(kept)
@@ -197,10 +206,10 @@ def _plan_trials(
     last = max(existing, key=lambda trial: trial.position, default=None)
     prev_scene = by_id[last.output_id].scene_id if last is not None and last.output_id in by_id else None
     ordered = assignment.order_without_repeats(chosen, key=lambda item: item[0].scene_id, rng=rng, prev=prev_scene)
-    start = session.trials.aggregate(last=Max("position"))["last"]
-    start = max(start if start is not None else -1, last.position if last is not None else -1) + 1
     return [
-        Trial(session=session, output_id=row.output_id, position=start + index, kind=kind, token=_new_token(18))
+        Trial(
+            session=session, output_id=row.output_id, position=start_position + index, kind=kind, token=_new_token(18)
+        )
         for index, (row, kind) in enumerate(ordered)
     ]
 
@@ -218,7 +227,8 @@ def _assign(*, session: Session, study: Study) -> None:
         Trial(session=session, output_id=row.output_id, position=index, kind=Trial.Kind.TRAINING, token=_new_token(18))
         for index, row in enumerate(_training_rows(rows, rng))
     ]
-    _store_trials(training + _plan_trials(session=session, study=study, rows=rows, existing=training))
+    rated = _plan_trials(session=session, study=study, rows=rows, existing=training, start_position=len(training))
+    _store_trials(training + rated)
     session.status = Session.Status.TRAINING if training else Session.Status.RATING
     session.save(update_fields=["status"])
 
@@ -293,16 +303,16 @@ def session_touch(*, session: Session, now: datetime | None = None) -> Session:
 
 
 def session_resume(*, token: str, now: datetime | None = None) -> Session:
-    """The session holding this token, marked alive (see session_touch), with the trials
-    it shows next in ``session.shown``: what a rater's "next trial" reads."""
-    session = selectors.session_with_shown_trials(token=token)
+    """The session holding this token with its study, marked alive (see session_touch):
+    what a rater's "next trial" reads first."""
+    session = selectors.session_by_token(token=token)
     if session is None:
         raise SessionNotFound("No such session.")
     if session.status != Session.Status.ABANDONED:
         return session_touch(session=session, now=now)
     session_touch(session=session, now=now)
     # Reclaiming gave the session fresh trials: read it again.
-    return selectors.session_with_shown_trials(token=token)
+    return selectors.session_by_token(token=token)
 
 
 @transaction.atomic
@@ -312,8 +322,17 @@ def _session_reclaim(*, session: Session, now: datetime) -> Session:
     session.study = study
     if session.status == Session.Status.ABANDONED:
         existing = list(session.trials.filter(selectors.LIVE))
-        rows = _study_rows(study)
-        _store_trials(_plan_trials(session=session, study=study, rows=rows, existing=existing, salt=now.isoformat()))
+        # Released trials keep their positions: the new ones come after them all.
+        last = session.trials.aggregate(last=Max("position"))["last"]
+        rated = _plan_trials(
+            session=session,
+            study=study,
+            rows=_study_rows(study),
+            existing=existing,
+            start_position=(last or 0) + 1,
+            salt=now.isoformat(),
+        )
+        _store_trials(rated)
         _session_update(session, selectors.session_progress(session=session), now)
     return session
 
@@ -451,26 +470,31 @@ def rating_submit(
 def _rating_store(
     *, session_token: str, trial_token: str, score: object, response_ms: int | None, now: datetime | None
 ) -> Vote:
-    """The session is locked first and its trial read after, so that a vote of the rater's
-    other tab is seen, and progress and status are counted with every vote in."""
+    """The session is locked first and its trials read after, so that a vote of the
+    rater's other tab is seen, and progress and status are counted with every vote in."""
     now = now or timezone.now()
     session = (
         Session.objects.select_for_update(of=("self",)).select_related("study").filter(token=session_token).first()
     )
     if session is None:
         raise SessionNotFound("No such session.")
-    trial = session.trials.select_related("rating", "output__method").filter(token=trial_token).first()
+    trials = selectors.session_trials(session=session, method=True)
+    trial = next((trial for trial in trials if trial["token"] == trial_token), None)
     if trial is None:
         raise TrialNotFound("No such trial in this session.")
     if not _on_scale(score, session.study):
         raise InvalidScore(f"Must be one of {', '.join(map(str, session.study.scores))}.")
-    rating = getattr(trial, "rating", None)
-    created = rating is None
+    created = trial["rating__id"] is None
     if created:
-        if trial.released_at is not None:
+        if trial["released_at"] is not None:
             raise TrialReleased()
-        rating = trial.rating = Rating.objects.create(trial=trial, score=score, response_ms=response_ms)
-    progress = selectors.session_progress(session=session)
+        rating = Rating.objects.create(trial_id=trial["pk"], score=score, response_ms=response_ms)
+        trial.update(
+            {f"rating__{name}": getattr(rating, name) for name in ("id", "score", "response_ms", "created_at")}
+        )
+    else:
+        rating = Rating(**{name: trial[f"rating__{name}"] for name in ("id", "score", "response_ms", "created_at")})
+    progress = selectors.progress_of(trials)
     if created:
         _session_update(session, progress, now)
     vote = Vote(session=session, trial=trial, rating=rating, progress=progress, created=created)

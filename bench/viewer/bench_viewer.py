@@ -220,7 +220,9 @@ output = (
     Output.objects.filter(method__study__slug=SLUG, method__kind=Method.Kind.HIDDEN_REFERENCE)
     .select_related("scene__reference", "image").order_by("scene__name").first()
 )
-print(json.dumps([image_source(image=asset) for asset in (output.scene.reference, output.image)]))
+def source(a):
+    return image_source(token=a.token, file=a.file.name, tile_status=a.tile_status, width=a.width, height=a.height)
+print(json.dumps([source(output.scene.reference), source(output.image)]))
 """
 
 

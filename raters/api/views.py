@@ -107,12 +107,12 @@ class RaterAPIView(APIView):
 def _rating_payload(vote: services.Vote) -> dict:
     trial, rating, session = vote.trial, vote.rating, vote.session
     feedback = None
-    if trial.kind == Trial.Kind.TRAINING:
+    if trial["kind"] == Trial.Kind.TRAINING:
         feedback = selectors.training_feedback(
-            study=session.study, method_kind=trial.output.method.kind, score=rating.score
+            study=session.study, method_kind=trial["output__method__kind"], score=rating.score
         )
     return {
-        "trial": trial.token,
+        "trial": trial["token"],
         "score": rating.score,
         "response_ms": rating.response_ms,
         "created_at": rating.created_at,
@@ -178,8 +178,7 @@ class TrialNextView(RaterAPIView):
     )
     def get(self, request: Request, token: str) -> Response:
         session = services.session_resume(token=token)
-        progress = selectors.session_progress(session=session)
-        summaries = selectors.shown_summaries(session=session, progress=progress)
+        progress, summaries = selectors.next_trials(session=session)
         return Response(
             {
                 "session": selectors.session_summary(session=session, progress=progress),

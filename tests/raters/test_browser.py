@@ -67,6 +67,8 @@ def browser_page() -> Iterator[object]:
         page.set_default_timeout(20_000)
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
+        # What the Content-Security-Policy blocked, if anything: the pages must need none of it.
+        page.on("console", lambda message: "Content Security Policy" in message.text and errors.append(message.text))
         yield page
         browser.close()
         assert not errors, errors

@@ -138,7 +138,7 @@ def test_concurrent_votes_of_one_session_complete_it_once_and_each_answer_shows_
 
     votes = _run_concurrently(vote, THREADS)
     assert all(v.created for v in votes)
-    assert all(v.rating.trial_id == v.trial.pk and v.rating.score == 3 for v in votes)
+    assert all(v.rating.pk == v.trial["rating__id"] and v.rating.score == 3 for v in votes)
     # One at a time under the session's lock: each answer counts the votes before it and its
     # own, so the counts are 1, 2, ... THREADS in some order.
     counts = sorted(v.progress["answered"] + v.progress["training_answered"] for v in votes)

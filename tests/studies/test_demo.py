@@ -47,9 +47,10 @@ def test_build_demo_builds_once_and_runs_twice(capsys):
     call_command("build_demo", "--scenes", "2")
     assert "already exists" in capsys.readouterr().out
     assert Study.objects.filter(slug="demo").count() == 1
-    from django.contrib.auth import authenticate
+    from django.contrib.auth.models import User
 
-    assert authenticate(username="admin", password="mosaic-demo").is_superuser
+    admin = User.objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password("mosaic-demo")
 
 
 @pytest.mark.django_db
