@@ -98,6 +98,10 @@ INTERVALS = [
         "test set",
         _per_method("method_mos", "ci_low_boot", "ci_high_boot"),
     ),
+    Interval("method rater-cluster (ci_*_test)", "test set", _per_method("method_mos", "ci_low_test", "ci_high_test")),
+    Interval("method two-way cluster (ci_*_2way)", "new scenes", _per_method("method_mos", "ci_low_2way", "ci_high_2way")),
+    Interval("method P.910 (p910_method ci)", "test set", _per_method("p910_method", "ci_low", "ci_high")),
+    Interval("method P.910 (p910_method ci_*_new)", "new scenes", _per_method("p910_method", "ci_low_new", "ci_high_new")),
 ]
 
 
@@ -112,9 +116,17 @@ def _truth(study: sim.Study, estimand: str) -> np.ndarray:
 def separations(report: dict) -> dict[str, set[tuple[int, int]]]:
     """Per question the report answers: the (better, worse) pairs it declares separated."""
     out = {}
-    pairwise = report.get("pairwise")
-    if pairwise is not None and "significant" in pairwise:
-        out["holm all pairs, t over scenes"] = _claims(pairwise)
+    for key in ("pairwise", "pairwise_new_scenes"):
+        pairwise = report.get(key)
+        if pairwise is None or "significant" not in pairwise:
+            continue
+        question = pairwise["estimand"].iloc[0] if "estimand" in pairwise and len(pairwise) else "new scenes"
+        name = pairwise["estimator"].iloc[0] if "estimator" in pairwise and len(pairwise) else "ranking"
+        out[f"{name} ({question})"] = _claims(pairwise)
+    if "holm" not in " ".join(out):
+        holm = report.get("pairwise_holm")
+        if holm is not None:
+            out["ranking-paired-holm (new scenes)"] = _claims(holm)
     return out
 
 
@@ -126,7 +138,6 @@ def _claims(pairwise: pd.DataFrame) -> set[tuple[int, int]]:
     return claims
 
 
-SCREENING_RULES = ("bt500_rejected", "correlation_rejected", "controls_rejected", "excluded")
 
 
 @dataclass

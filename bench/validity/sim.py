@@ -45,8 +45,8 @@ class Design:
     rounded: bool = True
     scene_sd: float = 0.5
     interaction_sd: float = 0.3
-    bias_sd: float = 0.35
-    inconsistency: tuple[float, float] = (0.5, 1.2)
+    bias_sd: float = 0.3
+    inconsistency: tuple[float, float] = (0.4, 1.0)
     #: share of each rater type in the pool (the rest are good raters)
     pool: dict[str, float] = field(default_factory=dict)
     biased_shift: float = 1.2
