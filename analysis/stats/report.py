@@ -62,6 +62,7 @@ def full_report(
     metric_cols: Sequence[str] = ("psnr", "ssim"),
     correlation_threshold: float | None = None,
     ranking_procedure: str = "stepdown-maxt",
+    screen: bool = True,
     rater: str = "rater",
     scene: str = "scene",
     method: str = "method",
@@ -98,6 +99,9 @@ def full_report(
         Procedure of ``ranking`` / ``ranking_new_scenes`` (see
         :func:`~analysis.stats.rank_methods`); ``"holm"`` is the conservative option
         (Holm over all pairs of paired t-tests over scenes, "new scenes" question).
+    screen : bool
+        Run the screening rules (``False``: ``screening`` is an empty table and
+        ``exclude`` has no effect; for a caller that screened already).
     rater, scene, method, score, kind : str
         Column names.
 
@@ -127,24 +131,28 @@ def full_report(
     cols = {"rater": rater, "scene": scene, "method": method, "score": score, "kind": kind}
     votes = prepare_votes(df, **cols)
     p910_all = _p910_from_votes(votes, confidence)
-    screening = _screen(
-        votes,
-        methods_info,
-        method,
-        scale_min=scale_min,
-        scale_max=scale_max,
-        correlation_threshold=correlation_threshold,
-        correlation_method="pearson",
-        min_outputs=3,
-        hidden_ref_max=None,
-        low_anchor_min=None,
-        max_failures_fraction=0.25,
-        bt500_ddof=1,
-        p910_raters=p910_all.raters,
+    screening = (
+        pd.DataFrame()
+        if not screen
+        else _screen(
+            votes,
+            methods_info,
+            method,
+            scale_min=scale_min,
+            scale_max=scale_max,
+            correlation_threshold=correlation_threshold,
+            correlation_method="pearson",
+            min_outputs=3,
+            hidden_ref_max=None,
+            low_anchor_min=None,
+            max_failures_fraction=0.25,
+            bt500_ddof=1,
+            p910_raters=p910_all.raters,
+        )
     )
     result: dict[str, pd.DataFrame] = {}
     p910 = p910_all
-    if exclude and screening["excluded"].any() and not screening["excluded"].all():
+    if screen and exclude and screening["excluded"].any() and not screening["excluded"].all():
         result["method_mos_unscreened"] = _method_mos_all(votes, n_boot, seed, confidence)
         votes = prepare_votes(exclude_raters(df, screening, rater=rater), **cols)
         p910 = _p910_from_votes(votes, confidence)

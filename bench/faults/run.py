@@ -53,8 +53,22 @@ def task_progress(stack: Stack) -> tuple[int, int, int, int]:
         "(SELECT count(*) FILTER (WHERE a.tile_status = 'done') FROM studies_imageasset a "
         f"WHERE a.id IN (SELECT o.image_id {outputs})), (SELECT count(*) {outputs})"
     )
-    command = [str(stack.pg_bin / "psql"), "-h", "127.0.0.1", "-p", str(stack.pg_port), "-U", "postgres",
-               "-d", "mosaic", "-At", "-F", " ", "-c", sql]
+    command = [
+        str(stack.pg_bin / "psql"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(stack.pg_port),
+        "-U",
+        "postgres",
+        "-d",
+        "mosaic",
+        "-At",
+        "-F",
+        " ",
+        "-c",
+        sql,
+    ]
     if os.geteuid() == 0:
         command = ["runuser", "-u", "postgres", "--", *command]
     try:
@@ -82,8 +96,11 @@ def faults(stack: Stack, args: argparse.Namespace, t0: float, report: dict):
             gevent.sleep(0.05)
         stack.kill_celery()
         report["celery_killed_at"] = {"metrics_done": done, "outputs": outputs, "tiles_done": tiles, "assets": assets}
-        log(t0, f"killed the Celery worker (SIGKILL) with {done}/{outputs} metrics and {tiles}/{assets} tile "
-                "pyramids done: one task was running")
+        log(
+            t0,
+            f"killed the Celery worker (SIGKILL) with {done}/{outputs} metrics and {tiles}/{assets} tile "
+            "pyramids done: one task was running",
+        )
         gevent.sleep(1)
         stack.start_celery()
         log(t0, "Celery worker started again")
@@ -101,8 +118,10 @@ def faults(stack: Stack, args: argparse.Namespace, t0: float, report: dict):
         started = time.monotonic()
         stack.restart_postgres()
         report["postgres_restart_s"] = round(time.monotonic() - started, 2)
-        log(t0, f"restarted PostgreSQL (took {report['postgres_restart_s']} s) at {len(recorder.votes)} "
-                "acknowledged votes")
+        log(
+            t0,
+            f"restarted PostgreSQL (took {report['postgres_restart_s']} s) at {len(recorder.votes)} acknowledged votes",
+        )
 
     return run
 
@@ -141,18 +160,22 @@ def main(argv: list[str] | None = None) -> int:
     print_latencies(recorder, ["start session", "next trial", "submit vote"])
     print("faults: " + json.dumps(report))
     print("database checks: " + json.dumps(checks))
-    print(f"celery log: {celery_log.count(' succeeded in ')} task successes for "
-          f"{checks.get('metric_outputs', 0) + checks.get('tiles_expected', 0)} tasks queued")
+    print(
+        f"celery log: {celery_log.count(' succeeded in ')} task successes for "
+        f"{checks.get('metric_outputs', 0) + checks.get('tiles_expected', 0)} tasks queued"
+    )
     errors = [line for line in celery_log.splitlines() if " ERROR/" in line or "Traceback" in line]
     for line in errors[:8]:
         print("  celery: " + line[:300])
     ok = bool(checks["ok"]) and len(report) == 3
-    print(f"\nverdict: {'OK' if ok else 'FAILED'}: "
-          f"{checks['missing']} acknowledged votes missing, {checks['doubled']} doubled, "
-          f"{checks['wrong_score']} with another score, {checks['stored_not_acked']} stored but never acknowledged; "
-          f"{checks['sessions_complete']}/{checks['sessions_expected']} sessions complete; interrupted study "
-          f"{checks.get('metric_done')}/{checks.get('metric_outputs')} metrics, "
-          f"{checks.get('tiles_done')}/{checks.get('tiles_expected')} tile pyramids")
+    print(
+        f"\nverdict: {'OK' if ok else 'FAILED'}: "
+        f"{checks['missing']} acknowledged votes missing, {checks['doubled']} doubled, "
+        f"{checks['wrong_score']} with another score, {checks['stored_not_acked']} stored but never acknowledged; "
+        f"{checks['sessions_complete']}/{checks['sessions_expected']} sessions complete; interrupted study "
+        f"{checks.get('metric_done')}/{checks.get('metric_outputs')} metrics, "
+        f"{checks.get('tiles_done')}/{checks.get('tiles_expected')} tile pyramids"
+    )
     return 0 if ok else 1
 
 

@@ -72,16 +72,28 @@ def run_sessions(count: int, stack: Stack) -> tuple[dict[str, list[float]], dict
         pid = f"cpu-{number}"
         call(client, "trivial", "get", "/bench/ping/", number)
         call(client, "study page", "get", f"/s/{SLUG}/?PROLIFIC_PID={pid}", number)
-        started = call(client, "start session", "post", f"/api/studies/{SLUG}/sessions/", number,
-                       {"PROLIFIC_PID": pid, "STUDY_ID": SLUG, "SESSION_ID": pid})
+        started = call(
+            client,
+            "start session",
+            "post",
+            f"/api/studies/{SLUG}/sessions/",
+            number,
+            {"PROLIFIC_PID": pid, "STUDY_ID": SLUG, "SESSION_ID": pid},
+        )
         token = started.json()["token"]
         while True:
             call(client, "trivial", "get", "/bench/ping/", number)
             trial = call(client, "next trial", "get", f"/api/sessions/{token}/next/", number).json()["trial"]
             if trial is None:
                 break
-            call(client, "submit vote", "post", f"/api/sessions/{token}/trials/{trial['token']}/rating/", number,
-                 {"score": 3, "response_ms": 1500})
+            call(
+                client,
+                "submit vote",
+                "post",
+                f"/api/sessions/{token}/trials/{trial['token']}/rating/",
+                number,
+                {"score": 3, "response_ms": 1500},
+            )
     return cpu_ms, server_ms
 
 

@@ -123,9 +123,15 @@ def rater_class(*, slug: str, recorder: Recorder, deadline: float, think_ms: int
             number = next(counter)
             self.call("GET", f"/s/{slug}/?PROLIFIC_PID=bench-{run_id}-{number}", name="study page")
             started = self.call(
-                "POST", f"/api/studies/{slug}/sessions/", name="start session",
-                json={"PROLIFIC_PID": f"bench-{run_id}-{number}", "STUDY_ID": slug, "SESSION_ID": f"s{number}",
-                      "device": {"screen_width": 1920, "screen_height": 1080, "device_pixel_ratio": 1.0}},
+                "POST",
+                f"/api/studies/{slug}/sessions/",
+                name="start session",
+                json={
+                    "PROLIFIC_PID": f"bench-{run_id}-{number}",
+                    "STUDY_ID": slug,
+                    "SESSION_ID": f"s{number}",
+                    "device": {"screen_width": 1920, "screen_height": 1080, "device_pixel_ratio": 1.0},
+                },
             )
             token = started.json()["token"]
             recorder.sessions.append(token)
@@ -139,7 +145,9 @@ def rater_class(*, slug: str, recorder: Recorder, deadline: float, think_ms: int
                     gevent.sleep(random.uniform(0.5, 1.5) * think_ms / 1000)
                 score = random.randint(1, 5)
                 voted = self.call(
-                    "POST", f"/api/sessions/{token}/trials/{trial['token']}/rating/", name="submit vote",
+                    "POST",
+                    f"/api/sessions/{token}/trials/{trial['token']}/rating/",
+                    name="submit vote",
                     json={"score": score, "response_ms": 1500},
                 )
                 if voted.status_code in (200, 201):

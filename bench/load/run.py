@@ -59,8 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scenes", type=int, default=6)
     parser.add_argument("--baseline", type=float, default=6.0, help="seconds per trivial-endpoint phase")
     parser.add_argument("--rounds", type=int, default=3, help="rater phases, each between two trivial phases")
-    parser.add_argument("--think-ms", type=int, default=3000,
-                        help="mean pause before each vote in the paced round (0: no paced round)")
+    parser.add_argument(
+        "--think-ms", type=int, default=3000, help="mean pause before each vote in the paced round (0: no paced round)"
+    )
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers")
     parser.add_argument("--timeout", type=float, default=300.0, help="bound of the rater phase, seconds")
     return parser.parse_args(argv)
@@ -70,15 +71,22 @@ def prepare(stack: Stack, args: argparse.Namespace) -> None:
     t0 = time.monotonic()
     stack.start_database_with_study(SLUG, scenes=args.scenes, trials_per_session=args.trials)
     stack.start_gunicorn()
-    print(f"stack ready in {time.monotonic() - t0:.1f} s: gunicorn {stack.gunicorn_workers} workers at {stack.url}, "
-          f"PostgreSQL :{stack.pg_port}, Redis :{stack.redis_port}")
+    print(
+        f"stack ready in {time.monotonic() - t0:.1f} s: gunicorn {stack.gunicorn_workers} workers at {stack.url}, "
+        f"PostgreSQL :{stack.pg_port}, Redis :{stack.redis_port}"
+    )
 
 
 def ping_phase(stack: Stack, users: int, seconds: float) -> driver.Recorder:
     recorder = driver.Recorder()
     cls = driver.ping_class(recorder=recorder, deadline=time.monotonic() + seconds + 30)
     driver.run_users(
-        cls, host=stack.url, users=users, stop_when=lambda: False, timeout=seconds, recorder=recorder,
+        cls,
+        host=stack.url,
+        users=users,
+        stop_when=lambda: False,
+        timeout=seconds,
+        recorder=recorder,
         cpu=stack.cpu_parts,
     )
     return recorder
@@ -89,14 +97,22 @@ def rater_phase(
 ) -> driver.Recorder:
     recorder = driver.Recorder()
     deadline = time.monotonic() + args.timeout
-    cls = driver.rater_class(slug=SLUG, recorder=recorder, deadline=deadline, think_ms=think_ms,
-                             run_id=secrets.token_hex(4))
+    cls = driver.rater_class(
+        slug=SLUG, recorder=recorder, deadline=deadline, think_ms=think_ms, run_id=secrets.token_hex(4)
+    )
     if during is not None:
         import gevent
 
         gevent.spawn(during, recorder)
-    driver.run_users(cls, host=stack.url, users=args.raters, stop_when=lambda: recorder.completed >= args.raters,
-                     timeout=args.timeout, recorder=recorder, cpu=stack.cpu_parts if cpu else None)
+    driver.run_users(
+        cls,
+        host=stack.url,
+        users=args.raters,
+        stop_when=lambda: recorder.completed >= args.raters,
+        timeout=args.timeout,
+        recorder=recorder,
+        cpu=stack.cpu_parts if cpu else None,
+    )
     return recorder
 
 
@@ -163,21 +179,31 @@ def main(argv: list[str] | None = None) -> int:
         around = pings[index : index + 2]  # the trivial phases before and after the round
         baseline = mean_of(around, lambda ping: ping.throughput)
         ratios.append(phase.throughput / baseline)
-        print(f"  round {index + 1}: {phase.completed} sessions in {phase.finished - phase.started:.1f} s, "
-              f"rater API {phase.throughput:.0f} req/s, trivial {pings[index].throughput:.0f} then "
-              f"{pings[index + 1].throughput:.0f} req/s; ratio {ratios[-1]:.2f}")
+        print(
+            f"  round {index + 1}: {phase.completed} sessions in {phase.finished - phase.started:.1f} s, "
+            f"rater API {phase.throughput:.0f} req/s, trivial {pings[index].throughput:.0f} then "
+            f"{pings[index + 1].throughput:.0f} req/s; ratio {ratios[-1]:.2f}"
+        )
         burst = phase.starts_done - phase.started
-        print(f"    the {phase.completed} starts took the first {burst:.1f} s; afterwards (next trial and submit vote "
-              f"only) {phase.throughput_after_starts:.0f} req/s, ratio {phase.throughput_after_starts / baseline:.2f}")
+        print(
+            f"    the {phase.completed} starts took the first {burst:.1f} s; afterwards (next trial and submit vote "
+            f"only) {phase.throughput_after_starts:.0f} req/s, ratio {phase.throughput_after_starts / baseline:.2f}"
+        )
         trivial_cpu = mean_of(around, lambda ping: ping.cpu_ms_per_request)
         cpu_ratios.append(trivial_cpu / phase.cpu_ms_per_request)
-        print(f"    CPU of the whole stack per request: rater API {phase.cpu_ms_per_request:.2f} ms, trivial "
-              f"{pings[index].cpu_ms_per_request:.2f} then {pings[index + 1].cpu_ms_per_request:.2f} ms; "
-              f"ratio {cpu_ratios[-1]:.2f}")
-        print("      by part, rater API / trivial ms: " + ", ".join(
-            f"{part} {phase.cpu_ms_per_request_of(part):.2f} / "
-            f"{mean_of(around, lambda ping, part=part: ping.cpu_ms_per_request_of(part)):.2f}"
-            for part in phase.cpu_parts))
+        print(
+            f"    CPU of the whole stack per request: rater API {phase.cpu_ms_per_request:.2f} ms, trivial "
+            f"{pings[index].cpu_ms_per_request:.2f} then {pings[index + 1].cpu_ms_per_request:.2f} ms; "
+            f"ratio {cpu_ratios[-1]:.2f}"
+        )
+        print(
+            "      by part, rater API / trivial ms: "
+            + ", ".join(
+                f"{part} {phase.cpu_ms_per_request_of(part):.2f} / "
+                f"{mean_of(around, lambda ping, part=part: ping.cpu_ms_per_request_of(part)):.2f}"
+                for part in phase.cpu_parts
+            )
+        )
     ratio = statistics.median(ratios)
     trivial = merged(pings)
     print("trivial endpoint (/bench/ping/), same clients:")
@@ -187,16 +213,20 @@ def main(argv: list[str] | None = None) -> int:
     ping_p99 = trivial.summary("trivial")["p99"]
     submit, nxt = raters.summary("submit vote"), raters.summary("next trial")
     if paced is not None:
-        print(f"rater API, paced round ({paced.completed} raters pausing {args.think_ms / 1000:.1f} s on average "
-              f"before each vote; {paced.throughput:.0f} req/s):")
+        print(
+            f"rater API, paced round ({paced.completed} raters pausing {args.think_ms / 1000:.1f} s on average "
+            f"before each vote; {paced.throughput:.0f} req/s):"
+        )
         print_latencies(paced, RATER_REQUESTS)
     print(f"throughput ratio per round: {', '.join(f'{r:.2f}' for r in ratios)}; median {ratio:.2f}")
     # The same capacity read from CPU time instead of requests per second: when the stack
     # keeps the machine busy, its throughput is the CPU it gets over the CPU a request
     # costs. (Both drift with whatever else runs on the machine, so this ratio is no
     # steadier than the throughput's; that the two agree shows the phases are CPU-bound.)
-    print(f"CPU ratio per round (trivial CPU per request over the rater API's): "
-          f"{', '.join(f'{r:.2f}' for r in cpu_ratios)}; median {statistics.median(cpu_ratios):.2f}")
+    print(
+        f"CPU ratio per round (trivial CPU per request over the rater API's): "
+        f"{', '.join(f'{r:.2f}' for r in cpu_ratios)}; median {statistics.median(cpu_ratios):.2f}"
+    )
     print(f"p99 vs trivial p99: next trial {nxt['p99'] / ping_p99:.2f}x, submit vote {submit['p99'] / ping_p99:.2f}x")
     print("database checks: " + json.dumps(checks))
 
@@ -205,10 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     submit_p99 = latency_round.summary("submit vote")["p99"]
     fast = submit_p99 < P99_SUBMIT_TARGET_MS
     enough = ratio >= THROUGHPUT_TARGET
-    print(f"\nverdict: votes and coverage {'OK' if correct else 'FAILED'}; "
-          f"p99 submit ({latency_of}) {submit_p99:.1f} ms {'<' if fast else '>='} {P99_SUBMIT_TARGET_MS:.0f} ms "
-          f"target ({'met' if fast else 'missed'}); throughput ratio (median flat-out round) {ratio:.2f} "
-          f"{'>=' if enough else '<'} {THROUGHPUT_TARGET} target ({'met' if enough else 'missed'})")
+    print(
+        f"\nverdict: votes and coverage {'OK' if correct else 'FAILED'}; "
+        f"p99 submit ({latency_of}) {submit_p99:.1f} ms {'<' if fast else '>='} {P99_SUBMIT_TARGET_MS:.0f} ms "
+        f"target ({'met' if fast else 'missed'}); throughput ratio (median flat-out round) {ratio:.2f} "
+        f"{'>=' if enough else '<'} {THROUGHPUT_TARGET} target ({'met' if enough else 'missed'})"
+    )
     return 0 if correct else 1
 
 

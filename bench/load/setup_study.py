@@ -26,7 +26,8 @@ def write_folder(root: Path, *, scenes: int, width: int, height: int) -> Path:
     methods = {f"team{i}": 2.0 + 3 * i for i in range(8)} | {"hidden": 0.0, "anchor": 80.0}
     (root / "methods.csv").parent.mkdir(parents=True, exist_ok=True)
     (root / "methods.csv").write_text(
-        "method,kind\n" + "".join(f"team{i},submission\n" for i in range(8))
+        "method,kind\n"
+        + "".join(f"team{i},submission\n" for i in range(8))
         + "hidden,hidden_reference\nanchor,low_anchor\n"
     )
     for s in range(scenes):
@@ -53,8 +54,13 @@ def main() -> None:
     width, height = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_folder(Path(tmp) / "study", scenes=args.scenes, width=width, height=height)
-        study = study_create(title=f"Benchmark {args.slug}", slug=args.slug, protocol=Study.Protocol.REFERENCE,
-                             trials_per_session=args.trials_per_session, control_rate=0.1)
+        study = study_create(
+            title=f"Benchmark {args.slug}",
+            slug=args.slug,
+            protocol=Study.Protocol.REFERENCE,
+            trials_per_session=args.trials_per_session,
+            control_rate=0.1,
+        )
         summary = study_import(study=study, source=folder)
     if not args.no_open:
         study_open(study=study)

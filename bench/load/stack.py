@@ -136,19 +136,51 @@ class Stack:
         if os.geteuid() == 0:
             shutil.chown(self.work, "postgres")
             os.chmod(self.work, 0o755)
-        self._as_pg(str(self.pg_bin / "initdb"), "-D", str(self.pg_data), "-U", "postgres", "--auth=trust",
-                    "-E", "UTF8", "--locale=C.UTF-8")
+        self._as_pg(
+            str(self.pg_bin / "initdb"),
+            "-D",
+            str(self.pg_data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        )
         self._pg_ctl("start")
         self._pg_started = True
-        psql = [str(self.pg_bin / "psql"), "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "postgres", "-q",
-                "-v", "ON_ERROR_STOP=1"]
+        psql = [
+            str(self.pg_bin / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.pg_port),
+            "-U",
+            "postgres",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ]
         self._as_pg(*psql, "-c", "CREATE ROLE mosaic LOGIN PASSWORD 'mosaic' CREATEDB")
         self._as_pg(*psql, "-c", "CREATE DATABASE mosaic OWNER mosaic")
 
     def _pg_ctl(self, action: str) -> None:
         options = f"-c listen_addresses=127.0.0.1 -p {self.pg_port} -k {self.work} -c max_connections=300"
-        self._as_pg(str(self.pg_bin / "pg_ctl"), "-D", str(self.pg_data), "-l", str(self.work / "pg.log"),
-                    "-w", "-t", "60", "-m", "fast", action, "-o", options)
+        self._as_pg(
+            str(self.pg_bin / "pg_ctl"),
+            "-D",
+            str(self.pg_data),
+            "-l",
+            str(self.work / "pg.log"),
+            "-w",
+            "-t",
+            "60",
+            "-m",
+            "fast",
+            action,
+            "-o",
+            options,
+        )
 
     def restart_postgres(self) -> None:
         self._pg_ctl("restart")
@@ -156,9 +188,21 @@ class Stack:
     # --- Redis ---------------------------------------------------------------------------
     def start_redis(self) -> None:
         self.processes["redis"] = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.redis_port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.work)],
-            stdout=(self.work / "redis.log").open("wb"), stderr=subprocess.STDOUT,
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.redis_port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.work),
+            ],
+            stdout=(self.work / "redis.log").open("wb"),
+            stderr=subprocess.STDOUT,
         )
 
         def ready() -> bool:
@@ -173,15 +217,17 @@ class Stack:
 
     # --- Django processes ------------------------------------------------------------
     def manage(self, *args: str, timeout: float = 600) -> str:
-        result = subprocess.run([PYTHON, "manage.py", *args], cwd=REPO, env=self.env(), capture_output=True,
-                                text=True, timeout=timeout)
+        result = subprocess.run(
+            [PYTHON, "manage.py", *args], cwd=REPO, env=self.env(), capture_output=True, text=True, timeout=timeout
+        )
         if result.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
     def script(self, path: str, *args: str, timeout: float = 600, **extra_env: str) -> str:
-        result = subprocess.run([PYTHON, path, *args], cwd=REPO, env=self.env(**extra_env), capture_output=True,
-                                text=True, timeout=timeout)
+        result = subprocess.run(
+            [PYTHON, path, *args], cwd=REPO, env=self.env(**extra_env), capture_output=True, text=True, timeout=timeout
+        )
         if result.returncode != 0:
             raise RuntimeError(f"{path} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
@@ -192,15 +238,30 @@ class Stack:
         self.start_redis()
         self.manage("migrate", "--noinput")
         # Built with in-process tasks (no broker) so that metrics are there before raters come.
-        self.script("bench/load/setup_study.py", slug, "--scenes", str(scenes),
-                    "--trials-per-session", str(trials_per_session), CELERY_BROKER_URL="")
+        self.script(
+            "bench/load/setup_study.py",
+            slug,
+            "--scenes",
+            str(scenes),
+            "--trials-per-session",
+            str(trials_per_session),
+            CELERY_BROKER_URL="",
+        )
 
     def start_gunicorn(self) -> None:
-        env = self.env(GUNICORN_BIND=f"127.0.0.1:{self.web_port}", GUNICORN_WORKERS=str(self.gunicorn_workers),
-                       GUNICORN_ACCESSLOG="", GUNICORN_LOGLEVEL="warning", GUNICORN_MAX_REQUESTS="0")
+        env = self.env(
+            GUNICORN_BIND=f"127.0.0.1:{self.web_port}",
+            GUNICORN_WORKERS=str(self.gunicorn_workers),
+            GUNICORN_ACCESSLOG="",
+            GUNICORN_LOGLEVEL="warning",
+            GUNICORN_MAX_REQUESTS="0",
+        )
         self.processes["gunicorn"] = subprocess.Popen(
             [PYTHON, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--backlog", "2048", "config.wsgi"],
-            cwd=REPO, env=env, stdout=(self.work / "gunicorn.log").open("wb"), stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            stdout=(self.work / "gunicorn.log").open("wb"),
+            stderr=subprocess.STDOUT,
         )
 
         def ready() -> bool:
@@ -237,9 +298,24 @@ class Stack:
 
     def start_celery(self, *, concurrency: int = 1) -> subprocess.Popen:
         process = subprocess.Popen(
-            [PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
-             "-n", f"bench-{len(self.processes)}@127.0.0.1", "--without-gossip", "--without-mingle"],
-            cwd=REPO, env=self.env(), stdout=(self.work / "celery.log").open("ab"), stderr=subprocess.STDOUT,
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={concurrency}",
+                "-n",
+                f"bench-{len(self.processes)}@127.0.0.1",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=REPO,
+            env=self.env(),
+            stdout=(self.work / "celery.log").open("ab"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: killed with its pool children
         )
         self.processes["celery"] = process

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sim  # noqa: E402
 
-from analysis.stats import full_report  # noqa: E402
+from analysis.stats import full_report, rank_methods  # noqa: E402
 
 TARGET_COVERAGE = (0.935, 0.965)
 
@@ -99,9 +99,13 @@ INTERVALS = [
         _per_method("method_mos", "ci_low_boot", "ci_high_boot"),
     ),
     Interval("method rater-cluster (ci_*_test)", "test set", _per_method("method_mos", "ci_low_test", "ci_high_test")),
-    Interval("method two-way cluster (ci_*_2way)", "new scenes", _per_method("method_mos", "ci_low_2way", "ci_high_2way")),
+    Interval(
+        "method two-way cluster (ci_*_2way)", "new scenes", _per_method("method_mos", "ci_low_2way", "ci_high_2way")
+    ),
     Interval("method P.910 (p910_method ci)", "test set", _per_method("p910_method", "ci_low", "ci_high")),
-    Interval("method P.910 (p910_method ci_*_new)", "new scenes", _per_method("p910_method", "ci_low_new", "ci_high_new")),
+    Interval(
+        "method P.910 (p910_method ci_*_new)", "new scenes", _per_method("p910_method", "ci_low_new", "ci_high_new")
+    ),
 ]
 
 
@@ -138,8 +142,6 @@ def _claims(pairwise: pd.DataFrame) -> set[tuple[int, int]]:
     return claims
 
 
-
-
 @dataclass
 class Scenario:
     design: sim.Design
@@ -163,10 +165,16 @@ def scenarios() -> list[Scenario]:
     return out
 
 
-def run_report(votes: pd.DataFrame, levels: tuple[int, int], n_boot: int) -> dict:
+def run_report(votes: pd.DataFrame, levels: tuple[int, int], n_boot: int, holm: bool = False) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return full_report(votes, n_boot=n_boot, seed=1, scale_min=levels[0], scale_max=levels[1])
+        # levels None: continuous scores, which may leave the scale (no clipping of intervals)
+        lo, hi = levels if levels is not None else (None, None)
+        report = full_report(votes, n_boot=n_boot, seed=1, scale_min=lo, scale_max=hi)
+        if holm and "pairwise_new_scenes" in report:
+            # the conservative option, for comparison with the default procedure
+            report["pairwise_holm"] = rank_methods(votes, procedure="holm")[1]
+        return report
 
 
 def coverage_scenario(sc: Scenario, reps: int, rng: np.random.Generator, n_boot: int) -> list[dict]:
@@ -175,7 +183,7 @@ def coverage_scenario(sc: Scenario, reps: int, rng: np.random.Generator, n_boot:
     bad: dict[tuple[str, str], int] = defaultdict(int)
     for _ in range(reps):
         study = sim.simulate(sc.design, rng)
-        report = run_report(study.votes, sc.design.levels, n_boot)
+        report = run_report(study.votes, sc.design.levels if sc.design.rounded else None, n_boot)
         for spec in INTERVALS:
             got = spec.read(report, study)
             if got is None:
@@ -219,7 +227,7 @@ def ranking_scenario(sc: Scenario, reps: int, rng: np.random.Generator, n_boot: 
     gaps = []
     for _ in range(reps):
         study = sim.simulate(design, rng)
-        report = run_report(study.votes, design.levels, n_boot)
+        report = run_report(study.votes, design.levels, n_boot, holm=True)
         q = np.asarray(design.q())
         gaps.append(float(np.mean(-np.diff(study.test_set_truth))))
         for question, claims in separations(report).items():

@@ -97,5 +97,3 @@ def bt500_screening(
     votes = prepare_votes(df, rater=rater, scene=scene, method=method, score=score, kind=kind)
     table = _bt500(votes, ddof).rename(columns={"rater": rater})
     return BT500.stamp(table, ddof=ddof)
-
-

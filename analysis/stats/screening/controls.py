@@ -130,5 +130,3 @@ def control_screening(
         low_anchor_min=anchor_min,
         max_failures_fraction=max_failures_fraction,
     )
-
-

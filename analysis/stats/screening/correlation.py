@@ -114,5 +114,3 @@ def correlation_screening(
     table = _rater_correlation(votes, threshold, method, min_outputs)
     table = table.rename(columns={"rater": rater})
     return CORRELATION.stamp(table, threshold=threshold, method=method, min_outputs=min_outputs)
-
-
