@@ -34,14 +34,18 @@ def _t_interval(mean: np.ndarray, std: np.ndarray, n: np.ndarray, confidence: fl
 
 
 def _image_table(
-    votes: Votes, confidence: float, scale_min: float | None = None, scale_max: float | None = None
+    votes: Votes,
+    confidence: float,
+    scale_min: float | None = None,
+    scale_max: float | None = None,
+    prior: float = OUTPUT_PRIOR,
 ) -> pd.DataFrame:
     n, mean, std = group_mean_std(votes.output, votes.score, votes.n_outputs)
     dof = np.where(n >= 2, n - 1, 0.0)
     pooled = float(np.nansum(dof * std**2) / dof.sum()) if dof.sum() > 0 else np.nan
     with np.errstate(invalid="ignore", divide="ignore"):
-        shrunk = np.sqrt((np.nan_to_num(dof * std**2) + OUTPUT_PRIOR * pooled) / (dof + OUTPUT_PRIOR))
-        half = stats.t.ppf(1 - (1 - confidence) / 2, dof + OUTPUT_PRIOR) * shrunk / np.sqrt(n)
+        shrunk = np.sqrt((np.nan_to_num(dof * std**2) + prior * pooled) / (dof + prior))
+        half = stats.t.ppf(1 - (1 - confidence) / 2, dof + prior) * shrunk / np.sqrt(n)
     low, high = mean - half, mean + half
     if scale_min is not None and scale_max is not None:
         # the true MOS is inside the scale: clipping only drops impossible values
@@ -56,7 +60,7 @@ def _image_table(
             "std": std,
             "ci_low": low,
             "ci_high": high,
-            "ci_method": "t-raters-pooled",
+            "ci_method": "t-raters-pooled" if prior > 0 else "t-raters",
             "estimand": "output",
         }
     )
@@ -74,6 +78,7 @@ def image_mos(
     confidence: float = 0.95,
     scale_min: float | None = None,
     scale_max: float | None = None,
+    output_prior: float = OUTPUT_PRIOR,
 ) -> pd.DataFrame:
     """Per-output MOS with a Student-t interval over the raters of that output.
 
@@ -82,6 +87,8 @@ def image_mos(
     interval is ``t.ppf(q, N) * s' / sqrt(N)``: never zero width (all votes agreeing)
     nor undefined (one vote). Given ``scale_min``/``scale_max`` it is clipped to the
     scale. Estimand: the mean vote on that output of the rater population.
+    ``output_prior=0`` gives the plain ``t.ppf(q, N-1) * s / sqrt(N)`` of version 1.0
+    (NaN for one vote, zero width when all votes agree).
 
     Parameters
     ----------
@@ -109,9 +116,11 @@ def image_mos(
     0      A    s1        3  4.0
     """
     votes = prepare_votes(df, rater=rater, scene=scene, method=method, score=score, kind=kind)
-    table = _image_table(votes, confidence, scale_min, scale_max)
+    table = _image_table(votes, confidence, scale_min, scale_max, output_prior)
     table = table.rename(columns={"method": method, "scene": scene})
-    return IMAGE_MOS.stamp(table, confidence=confidence, scale_min=scale_min, scale_max=scale_max)
+    return IMAGE_MOS.stamp(
+        table, confidence=confidence, scale_min=scale_min, scale_max=scale_max, output_prior=output_prior
+    )
 
 
 def _method_table(votes: Votes, confidence: float) -> pd.DataFrame:

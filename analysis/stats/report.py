@@ -9,8 +9,8 @@ import pandas as pd
 
 from ._common import Votes, prepare_votes
 from .correlation import metric_correlations
-from .mos import BOOTSTRAP, IMAGE_MOS, METHOD_MOS, _bootstrap_arrays, _image_table, _method_table
 from .inference import NEW_SCENES, NEW_SCENES_CI, TEST_SET, TEST_SET_CI, covariances, intervals
+from .mos import BOOTSTRAP, IMAGE_MOS, METHOD_MOS, _bootstrap_arrays, _image_table, _method_table
 from .ranking import _rank, _rank_maxt
 from .screening import _screen, exclude_raters
 from .subject_model import _p910_from_votes, p910_method_table

@@ -299,8 +299,17 @@ def p910_model(
     score: str = "score",
     kind: str = "kind",
     confidence: float = 0.95,
+    inconsistency_prior: float = INCONSISTENCY_PRIOR,
+    output_prior: float = OUTPUT_PRIOR,
 ) -> SubjectModelResult:
     """Fit the ITU-T P.910 Annex E subject model (rater bias and inconsistency).
+
+    Version 2.0: ``inconsistency_prior`` pseudo-votes at the pool's residual variance
+    regularise each rater's inconsistency (0 gives sureal's maximum-likelihood
+    solution), and the per-output ``std``/``ci_*`` come from the output's own residual
+    spread (``output_prior`` pseudo-votes at the model variance, Student-t); the
+    Fisher-information values of version 1.0 are kept as ``fisher_std`` and
+    ``fisher_ci_*``.
 
     Parameters
     ----------
@@ -330,7 +339,7 @@ def p910_model(
     [0.11, 0.78, -0.89]
     """
     votes = prepare_votes(df, rater=rater, scene=scene, method=method, score=score, kind=kind)
-    result = _p910_from_votes(votes, confidence)
+    result = _p910_from_votes(votes, confidence, inconsistency_prior=inconsistency_prior, output_prior=output_prior)
     return result._replace(
         outputs=result.outputs.rename(columns={"method": method, "scene": scene}),
         raters=result.raters.rename(columns={"rater": rater}),
