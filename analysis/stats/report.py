@@ -165,9 +165,9 @@ def full_report(
         result["ranking_new_scenes"], result["pairwise_new_scenes"] = result["ranking"], result["pairwise"]
     else:
         result["ranking"], result["pairwise"] = _rank_maxt(votes, alpha, TEST_SET, "method", seed)
-        result["ranking_new_scenes"], result["pairwise_new_scenes"] = _rank_maxt(
-            votes, alpha, NEW_SCENES, "method", seed
-        )
+        # the two-way cluster covariance is too optimistic with few scenes for max-T
+        # (bench/validity: 8-14% false separation); Holm over paired t-tests holds
+        result["ranking_new_scenes"], result["pairwise_new_scenes"] = _rank(votes, alpha, "t", "method")
     result["p910"], result["p910_raters"] = p910.outputs, p910.raters
     result["p910_method"] = p910_method_table(p910, confidence)
 
