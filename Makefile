@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-prod demo test lint bench-analysis bench-viewer clean
+.PHONY: install install-prod demo test lint bench-analysis bench-validity bench-viewer clean
 
 install: $(STAMP) node_modules/.installed browser
 
@@ -47,6 +47,12 @@ bench-viewer: install
 
 bench-analysis: install
 	$(BIN)/python bench/analysis/run.py
+
+# Monte Carlo check of intervals, ranking and screening against known truth (about 10 min);
+# REPS=50 for a quick look.
+REPS ?= 200
+bench-validity: install
+	$(BIN)/python bench/validity/run.py --reps $(REPS)
 
 lint: install
 	$(BIN)/ruff check .

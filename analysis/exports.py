@@ -26,7 +26,13 @@ from analysis.frames import ratings_frame
 from analysis.models import AnalysisRun
 from analysis.results import table_from_json
 
-RULE_COLUMNS = ("bt500_rejected", "correlation_rejected", "controls_rejected")
+RULE_COLUMNS = (
+    "bt500_rejected",
+    "inconsistency_rejected",
+    "straight_lining_rejected",
+    "correlation_rejected",
+    "controls_rejected",
+)
 
 
 @dataclass(frozen=True)

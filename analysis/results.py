@@ -8,8 +8,9 @@ and in a downloaded CSV cannot differ.
 Tables (``TABLES``), each with ``estimator`` and ``estimator_version`` columns:
 
 ``leaderboard`` / ``leaderboard_all_raters``
-    One row per method, best first: MOS and its Student-t interval over scenes, rank
-    with ties, votes, PSNR/SSIM, the bootstrap and P.910 intervals.
+    One row per method, best first: MOS with the interval of each question, ranks with
+    ties (``rank_display`` "2-4") and ``tied_with_winner``, votes and raters, PSNR/SSIM,
+    the bootstrap and the P.910 quality with its intervals.
 ``image_mos`` / ``image_mos_all_raters``
     One row per output: MOS with its Student-t interval over raters, P.910 quality.
 ``correlations`` / ``correlations_all_raters``
@@ -21,6 +22,17 @@ Tables (``TABLES``), each with ``estimator`` and ``estimator_version`` columns:
 
 "Screened" tables drop the raters that any screening rule flagged; ``*_all_raters``
 keep everybody. The screening itself always looks at every rater.
+
+Two questions, named in every interval and test (``estimand`` columns):
+
+* **"test set"** (default of the leaderboard's ``ci_low``/``ci_high``, ``rank`` and
+  ``pairwise``): scenes fixed, raters sampled. A challenge ranks its teams on the test
+  scenes it published, as people judge them; the scenes are not a sample it wants to
+  generalise from, and an interval that also counts scene-to-scene variation would be
+  far too wide for that question (it covers the test-set MOS nearly always).
+* **"new scenes"** (``ci_low_new_scenes``/``ci_high_new_scenes``, ``rank_new_scenes``,
+  ``pairwise_new_scenes``): scenes and raters sampled, for a paper that claims one
+  method is better on images like these in general.
 """
 
 from __future__ import annotations
@@ -37,10 +49,11 @@ from analysis.plots import CONTROL_KINDS
 from analysis.stats.ranking import rank_methods
 from analysis.stats.report import full_report
 from analysis.stats.screening import exclude_raters
+from analysis.stats.subject_model import P910
 
 #: Version of this composition (which estimators, how tables are joined). Bumped when a
 #: stored table would come out differently from the same votes.
-PIPELINE = {"name": "mosaic-analysis", "version": "1.0"}
+PIPELINE = {"name": "mosaic-analysis", "version": "2.0"}
 
 
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -48,7 +61,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "n_boot": 2000,
     "seed": 0,
     "alpha": 0.05,
-    "correlation_threshold": 0.7,
+    # None: the correlation is reported for every rater but excludes nobody (a fixed
+    # threshold flags most good raters when teams are close); a number turns it on
+    "correlation_threshold": None,
+    "ranking_procedure": "stepdown-maxt",
 }
 
 TABLES = (
@@ -60,10 +76,12 @@ TABLES = (
     "correlations_all_raters",
     "pairwise",
     "pairwise_all_raters",
+    "pairwise_new_scenes",
+    "pairwise_new_scenes_all_raters",
     "raters",
 )
 
-RULES = ("bt500", "correlation", "controls")
+RULES = ("bt500", "inconsistency", "straight_lining", "correlation", "controls")
 
 
 @dataclass
@@ -88,7 +106,7 @@ def _estimator(frame: pd.DataFrame) -> dict[str, Any]:
     return dict(frame.attrs.get("estimator", {}))
 
 
-def _ranking(votes: pd.DataFrame, alpha: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _ranking(votes: pd.DataFrame, alpha: float, procedure: str, question: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Tied ranks among the entries: hidden references and low anchors take no part.
 
     Controls are shown with their MOS but are not entries: a hidden reference that is
@@ -97,11 +115,11 @@ def _ranking(votes: pd.DataFrame, alpha: float) -> tuple[pd.DataFrame, pd.DataFr
     entries = votes[~votes["method_kind"].isin(CONTROL_KINDS)]
     names = sorted(entries["method"].unique())
     if len(names) < 2:
-        ranking = pd.DataFrame({"method": names, "rank": 1, "rank_high": 1, "rank_display": "1"}).astype(
-            {"rank": "int64", "rank_high": "int64"}
-        )
-        return ranking, pd.DataFrame(columns=["pair", "diff", "p", "p_holm", "significant"])
-    return rank_methods(entries, alpha=alpha)
+        ranking = pd.DataFrame(
+            {"method": names, "rank": 1, "rank_high": 1, "rank_display": "1", "tied_with_winner": True}
+        ).astype({"rank": "int64", "rank_high": "int64"})
+        return ranking, pd.DataFrame(columns=["pair", "diff", "p", "p_holm", "significant", "estimand"])
+    return rank_methods(entries, alpha=alpha, procedure=procedure, question=question)
 
 
 def _report(
@@ -109,19 +127,23 @@ def _report(
     methods: pd.DataFrame,
     params: Mapping[str, Any],
     *,
-    exclude: bool,
-) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, Any]], pd.DataFrame]:
-    """Leaderboard, per-image MOS, correlations and pairwise tests of one vote set."""
+    screened: bool,
+) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, Any]], dict[str, pd.DataFrame]]:
+    """Leaderboard, per-image MOS, correlations and pairwise tests of one vote set.
+
+    ``screened`` says only how the tables are named: the caller passes the votes it kept.
+    Screening runs only for the unscreened set (it always judges every rater).
+    """
     confidence = params["confidence"]
     metrics = votes.groupby(["method", "scene"], as_index=False)[["psnr", "ssim"]].first()
     entries = ~metrics["method"].isin(methods.loc[methods["method_kind"].isin(CONTROL_KINDS), "method"])
+    procedure = params.get("ranking_procedure", "stepdown-maxt")
     report = full_report(
         votes,
         methods[["method", "method_kind"]],
         # Controls stay out of the metric correlations: a hidden reference has infinite
         # PSNR, and neither kind is an entry whose fidelity is being judged.
         metrics[entries],
-        exclude=exclude,
         n_boot=params["n_boot"],
         seed=params["seed"],
         scale_min=params["scale_min"],
@@ -129,10 +151,10 @@ def _report(
         alpha=params["alpha"],
         confidence=confidence,
         correlation_threshold=params["correlation_threshold"],
+        ranking_procedure=procedure,
+        screen=not screened,
     )
-    screening = report["screening"]
-    kept = exclude_raters(votes, screening) if exclude else votes
-    suffix = "" if exclude else "_all_raters"
+    suffix = "" if screened else "_all_raters"
     est: dict[str, dict[str, Any]] = {}
 
     per_image = report["image_mos"]
@@ -148,39 +170,80 @@ def _report(
     )
     per_image = per_image[
         ["scene", "method", "method_kind", "n_votes", "mos", "std", "ci_low", "ci_high"]
-        + ["ci_method", "p910", "p910_ci_low", "p910_ci_high", "psnr", "ssim"]
+        + ["ci_method", "estimand", "p910", "p910_ci_low", "p910_ci_high", "psnr", "ssim"]
         + ["estimator", "estimator_version"]
     ].sort_values(["scene", "method"], ignore_index=True)
 
-    board = report["method_mos"].rename(
-        columns={
-            "ci_method_t": "ci_method",
-            "ci_low_boot": "boot_ci_low",
-            "ci_high_boot": "boot_ci_high",
+    mm = report["method_mos"]
+    board = pd.DataFrame(
+        {
+            "method": mm["method"],
+            "mos": mm["mos"],
+            # the leaderboard answers "on this test set" by default (module docstring)
+            "ci_low": mm["ci_low_test"],
+            "ci_high": mm["ci_high_test"],
+            "ci_method": mm["ci_method_test"],
+            "estimand": mm["estimand_test"],
+            "ci_low_new_scenes": mm["ci_low_2way"],
+            "ci_high_new_scenes": mm["ci_high_2way"],
+            "ci_method_new_scenes": mm["ci_method_2way"],
+            "estimand_new_scenes": mm["estimand_2way"],
+            "ci_low_t_scenes": mm["ci_low"],
+            "ci_high_t_scenes": mm["ci_high"],
+            "n_votes": mm["n_votes"],
+            "n_raters": mm["n_raters"],
+            "n_scenes": mm["n_scenes"],
+            "boot_ci_low": mm.get("ci_low_boot"),
+            "boot_ci_high": mm.get("ci_high_boot"),
+            "boot_se": mm.get("boot_se"),
+            "estimator": mm["estimator"],
+            "estimator_version": mm["estimator_version"],
         }
     )
-    est[f"leaderboard{suffix}"] = _estimator(board)
-    p910_method = (report["p910"].groupby("method", as_index=False)["quality"].mean()).rename(
-        columns={"quality": "p910"}
+    est[f"leaderboard{suffix}"] = _estimator(mm)
+    p910_method = report["p910_method"][["method", "p910", "ci_low", "ci_high", "ci_low_new", "ci_high_new"]].rename(
+        columns={
+            "ci_low": "p910_ci_low",
+            "ci_high": "p910_ci_high",
+            "ci_low_new": "p910_ci_low_new_scenes",
+            "ci_high_new": "p910_ci_high_new_scenes",
+        }
     )
-    ranking, pairwise = _ranking(kept, params["alpha"])
+    kept = votes
+    ranking, pairwise = _ranking(kept, params["alpha"], procedure, "test set")
+    # "new scenes" always by Holm over paired t-tests over scenes: step-down max-T with
+    # the two-way cluster covariance separated equal methods too often in bench/validity
+    ranking_new, pairwise_new = _ranking(kept, params["alpha"], "holm", "new scenes")
     est[f"ranking{suffix}"] = _estimator(ranking) or {"name": "single-entry", "version": "1.0"}
+    est[f"ranking_new_scenes{suffix}"] = _estimator(ranking_new) or {"name": "single-entry", "version": "1.0"}
+    new_cols = ranking_new[["method", "rank", "rank_high", "rank_display"]].rename(
+        columns={
+            "rank": "rank_new_scenes",
+            "rank_high": "rank_high_new_scenes",
+            "rank_display": "rank_display_new_scenes",
+        }
+    )
     board = (
         board.merge(p910_method, on="method", how="left")
         .merge(methods, on="method", how="left")
-        .merge(ranking[["method", "rank", "rank_high", "rank_display"]], on="method", how="left")
+        .merge(ranking[["method", "rank", "rank_high", "rank_display", "tied_with_winner"]], on="method", how="left")
+        .merge(new_cols, on="method", how="left")
     )
     board["is_control"] = board["method_kind"].isin(CONTROL_KINDS)
     board = board.sort_values(["is_control", "mos", "method"], ascending=[True, False, True], ignore_index=True)
     board["confidence"] = confidence
     board = board[
-        ["method", "method_kind", "mos", "ci_low", "ci_high", "ci_method", "confidence"]
-        + ["rank", "rank_high", "rank_display", "n_votes", "n_raters", "n_scenes"]
-        + ["psnr", "ssim", "boot_ci_low", "boot_ci_high", "boot_se", "p910"]
+        ["method", "method_kind", "mos", "ci_low", "ci_high", "ci_method", "estimand", "confidence"]
+        + ["rank", "rank_high", "rank_display", "tied_with_winner"]
+        + ["ci_low_new_scenes", "ci_high_new_scenes", "ci_method_new_scenes", "estimand_new_scenes"]
+        + ["rank_new_scenes", "rank_high_new_scenes", "rank_display_new_scenes"]
+        + ["ci_low_t_scenes", "ci_high_t_scenes", "n_votes", "n_raters", "n_scenes"]
+        + ["psnr", "ssim", "boot_ci_low", "boot_ci_high", "boot_se"]
+        + ["p910", "p910_ci_low", "p910_ci_high", "p910_ci_low_new_scenes", "p910_ci_high_new_scenes"]
         + ["runtime_s", "framework", "estimator", "estimator_version"]
     ]
-    board["rank"] = board["rank"].astype("Int64")
-    board["rank_high"] = board["rank_high"].astype("Int64")
+    for col in ("rank", "rank_high", "rank_new_scenes", "rank_high_new_scenes"):
+        board[col] = board[col].astype("Int64")
 
     parts = [report["correlations_method"], report["correlations_image"]]
     parts = [p for p in parts if not p.empty]
@@ -195,6 +258,7 @@ def _report(
         f"image_mos{suffix}": per_image,
         f"correlations{suffix}": correlations,
         f"pairwise{suffix}": pairwise,
+        f"pairwise_new_scenes{suffix}": pairwise_new,
     }
     return tables, est, report
 
@@ -214,18 +278,39 @@ def compute(votes: pd.DataFrame, methods: pd.DataFrame, params: Mapping[str, Any
     """
     if votes.empty:
         raise ValueError("the study has no counted votes yet")
-    all_tables, all_est, unscreened = _report(votes, methods, params, exclude=False)
+    all_tables, all_est, unscreened = _report(votes, methods, params, screened=False)
     screening = unscreened["screening"]
     warnings: list[str] = []
+    n_raters = len(screening)
     n_excluded = int(screening["excluded"].sum())
-    if n_excluded == len(screening):
+    n_kept = n_raters - n_excluded
+    fits = {"p910_all_raters": unscreened["p910"].attrs.get("estimator", {}).get("params", {})}
+    if n_excluded == n_raters:
         warnings.append("screening excluded every rater: the screened tables keep everybody")
         screened_tables = {k.removesuffix("_all_raters"): v for k, v in all_tables.items()}
         screened_est = {k.removesuffix("_all_raters"): v for k, v in all_est.items()}
+        n_kept = n_raters
+    elif n_excluded:
+        screened_tables, screened_est, screened = _report(
+            exclude_raters(votes, screening), methods, params, screened=True
+        )
+        fits["p910"] = screened["p910"].attrs.get("estimator", {}).get("params", {})
+        warnings.append(f"{n_excluded} of {n_raters} raters excluded by screening")
+        if n_kept < n_raters / 2:
+            warnings.append(
+                f"the screened tables rest on {n_kept} of {n_raters} raters, fewer than half: "
+                "compare them with the all-raters tables before publishing either"
+            )
     else:
-        screened_tables, screened_est, _ = _report(votes, methods, params, exclude=True)
-        if n_excluded:
-            warnings.append(f"{n_excluded} of {len(screening)} raters excluded by screening")
+        # nobody excluded: the screened tables are the all-raters tables
+        screened_tables = {k.removesuffix("_all_raters"): v for k, v in all_tables.items()}
+        screened_est = {k.removesuffix("_all_raters"): v for k, v in all_est.items()}
+    fits.setdefault("p910", fits["p910_all_raters"])
+    for name, fit in fits.items():
+        if fit and not fit.get("converged", True):
+            warnings.append(f"{name}: the P.910 model did not converge in {fit.get('n_iterations')} iterations")
+    screened_tables["leaderboard"]["n_raters_used"] = n_kept
+    all_tables["leaderboard_all_raters"]["n_raters_used"] = n_raters
     raters = screening.merge(
         unscreened["p910_raters"][["rater", "bias", "inconsistency"]].rename(
             columns={"bias": "p910_bias", "inconsistency": "p910_inconsistency"}
@@ -235,6 +320,15 @@ def compute(votes: pd.DataFrame, methods: pd.DataFrame, params: Mapping[str, Any
     )
     tables = {"raters": raters, **screened_tables, **all_tables}
     estimators = {"screening": _estimator(screening), **screened_est, **all_est}
+    estimators["p910_fit"] = {
+        "name": P910.name,
+        "version": P910.version,
+        "params": {
+            name: {"converged": fit.get("converged"), "n_iterations": fit.get("n_iterations")}
+            for name, fit in fits.items()
+        },
+    }
+    estimators["raters_used"] = {"name": "screening", "version": "1.0", "params": {"kept": n_kept, "of": n_raters}}
     return Results(tables=tables, estimators=estimators, warnings=warnings)
 
 

@@ -102,6 +102,8 @@ class StudyResults:
             rule: sorted(str(r) for r in self.raters.loc[self.raters[column].astype(bool), "rater"])
             for rule, column in (
                 ("bt500", "bt500_rejected"),
+                ("inconsistency", "inconsistency_rejected"),
+                ("straight_lining", "straight_lining_rejected"),
                 ("correlation", "correlation_rejected"),
                 ("controls", "controls_rejected"),
             )

@@ -16,6 +16,8 @@ import pandas as pd
 #: Vote kinds that count towards every estimate. Training votes never count; control
 #: votes are ordinary votes on hidden-reference / low-anchor outputs.
 COUNTED_KINDS: tuple[str, ...] = ("rating", "control")
+#: Every kind a vote may have.
+KINDS: tuple[str, ...] = (*COUNTED_KINDS, "training")
 
 
 @dataclass(frozen=True)
@@ -104,14 +106,23 @@ def prepare_votes(
 ) -> Votes:
     """Validate a long-format vote frame and encode it as :class:`Votes`.
 
+    One rule for repeated votes, the same in every estimator: a rater who voted more
+    than once on one output enters with the mean of those votes (one vote).
+
     Raises
     ------
     ValueError
-        If a column is missing, a score is not a finite number, or no vote counts.
+        If a column is missing, a kind is not one of :data:`KINDS`, a score is not a
+        finite number, or no vote counts.
     """
     missing = [c for c in (rater, scene, method, score) if c not in df.columns]
     if missing:
         raise ValueError(f"vote frame lacks column(s): {', '.join(missing)}")
+    if kind in df.columns:
+        known = df[kind].isin(KINDS)
+        if not known.all():
+            bad = sorted({repr(v) for v in df.loc[~known, kind].unique()})
+            raise ValueError(f"column {kind!r} holds unknown vote kind(s) {', '.join(bad)}; expected one of {KINDS}")
     data = counted(df, kind=kind)
     if data.empty:
         raise ValueError("no counted votes (rating or control) in the frame")
@@ -123,15 +134,37 @@ def prepare_votes(
     m_codes, m_index = _encode(data[method])
     if (r_codes < 0).any() or (s_codes < 0).any() or (m_codes < 0).any():
         raise ValueError("rater, scene and method must not be missing")
+    r_codes, s_codes, m_codes = r_codes.astype(np.int64), s_codes.astype(np.int64), m_codes.astype(np.int64)
+    r_codes, s_codes, m_codes, scores = _fold_repeats(r_codes, s_codes, m_codes, scores, len(r_index), len(s_index))
     return Votes(
-        rater=r_codes.astype(np.int64),
-        scene=s_codes.astype(np.int64),
-        method=m_codes.astype(np.int64),
+        rater=r_codes,
+        scene=s_codes,
+        method=m_codes,
         score=scores,
         raters=pd.Index(r_index),
         scenes=pd.Index(s_index),
         methods=pd.Index(m_index),
     )
+
+
+def _fold_repeats(
+    rater: np.ndarray, scene: np.ndarray, method: np.ndarray, score: np.ndarray, n_raters: int, n_scenes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One vote per rater and output: repeated votes replaced by their mean."""
+    cell = (method * n_scenes + scene) * n_raters + rater
+    size = int(cell.max()) + 1 if len(cell) else 0
+    if size <= 50_000_000:
+        counts = np.bincount(cell, minlength=size)
+        if counts.max(initial=0) <= 1:
+            return rater, scene, method, score
+    cells, inverse, counts = np.unique(cell, return_inverse=True, return_counts=True)
+    if len(cells) == len(cell):
+        return rater, scene, method, score
+    mean = np.bincount(inverse, weights=score, minlength=len(cells)) / counts
+    first = np.full(len(cells), len(cell), dtype=np.int64)
+    np.minimum.at(first, inverse, np.arange(len(cell)))
+    order = np.sort(first)  # keep the order of first appearance
+    return rater[order], scene[order], method[order], mean[inverse[order]]
 
 
 def _encode(column: pd.Series) -> tuple[np.ndarray, pd.Index]:

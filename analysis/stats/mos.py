@@ -16,8 +16,11 @@ from scipy import stats
 
 from ._common import Estimator, Votes, group_mean_std, prepare_votes
 
-IMAGE_MOS = Estimator("image-mos", "1.0")
-METHOD_MOS = Estimator("method-mos", "1.0")
+IMAGE_MOS = Estimator("image-mos", "2.0")
+#: Pseudo-votes at the study's pooled within-output variance added to each output's
+#: spread (version 2.0): an output whose few votes all agree is not known exactly.
+OUTPUT_PRIOR = 1.0
+METHOD_MOS = Estimator("method-mos", "2.0")
 BOOTSTRAP = Estimator("bootstrap-raters-scenes", "1.0")
 
 
@@ -30,9 +33,23 @@ def _t_interval(mean: np.ndarray, std: np.ndarray, n: np.ndarray, confidence: fl
     return mean - half, mean + half
 
 
-def _image_table(votes: Votes, confidence: float) -> pd.DataFrame:
+def _image_table(
+    votes: Votes,
+    confidence: float,
+    scale_min: float | None = None,
+    scale_max: float | None = None,
+    prior: float = OUTPUT_PRIOR,
+) -> pd.DataFrame:
     n, mean, std = group_mean_std(votes.output, votes.score, votes.n_outputs)
-    low, high = _t_interval(mean, std, n, confidence)
+    dof = np.where(n >= 2, n - 1, 0.0)
+    pooled = float(np.nansum(dof * std**2) / dof.sum()) if dof.sum() > 0 else np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shrunk = np.sqrt((np.nan_to_num(dof * std**2) + prior * pooled) / (dof + prior))
+        half = stats.t.ppf(1 - (1 - confidence) / 2, dof + prior) * shrunk / np.sqrt(n)
+    low, high = mean - half, mean + half
+    if scale_min is not None and scale_max is not None:
+        # the true MOS is inside the scale: clipping only drops impossible values
+        low, high = np.clip(low, scale_min, scale_max), np.clip(high, scale_min, scale_max)
     methods, scenes = votes.output_labels()
     table = pd.DataFrame(
         {
@@ -43,6 +60,8 @@ def _image_table(votes: Votes, confidence: float) -> pd.DataFrame:
             "std": std,
             "ci_low": low,
             "ci_high": high,
+            "ci_method": "t-raters-pooled" if prior > 0 else "t-raters",
+            "estimand": "output",
         }
     )
     return table[table["n_votes"] > 0].reset_index(drop=True)
@@ -57,8 +76,19 @@ def image_mos(
     score: str = "score",
     kind: str = "kind",
     confidence: float = 0.95,
+    scale_min: float | None = None,
+    scale_max: float | None = None,
+    output_prior: float = OUTPUT_PRIOR,
 ) -> pd.DataFrame:
     """Per-output MOS with a Student-t interval over the raters of that output.
+
+    Version 2.0: the output's spread is shrunk towards the study's pooled within-output
+    variance with one pseudo-vote, ``s'**2 = ((N-1) s**2 + s_pool**2) / N``, and the
+    interval is ``t.ppf(q, N) * s' / sqrt(N)``: never zero width (all votes agreeing)
+    nor undefined (one vote). Given ``scale_min``/``scale_max`` it is clipped to the
+    scale. Estimand: the mean vote on that output of the rater population.
+    ``output_prior=0`` gives the plain ``t.ppf(q, N-1) * s / sqrt(N)`` of version 1.0
+    (NaN for one vote, zero width when all votes agree).
 
     Parameters
     ----------
@@ -74,8 +104,8 @@ def image_mos(
     -------
     DataFrame
         One row per (method, scene) with votes: ``n_votes``, ``mos``, ``std`` (sample,
-        ddof=1), ``ci_low``, ``ci_high`` (``t.ppf(q, N-1) * s / sqrt(N)``, NaN when
-        N < 2), ``ci_method`` = ``"t-raters"``, and the estimator columns.
+        ddof=1), ``ci_low``, ``ci_high``, ``ci_method`` = ``"t-raters-pooled"``,
+        ``estimand`` = ``"output"`` and the estimator columns.
 
     Examples
     --------
@@ -86,10 +116,11 @@ def image_mos(
     0      A    s1        3  4.0
     """
     votes = prepare_votes(df, rater=rater, scene=scene, method=method, score=score, kind=kind)
-    table = _image_table(votes, confidence)
-    table["ci_method"] = "t-raters"
+    table = _image_table(votes, confidence, scale_min, scale_max, output_prior)
     table = table.rename(columns={"method": method, "scene": scene})
-    return IMAGE_MOS.stamp(table, confidence=confidence)
+    return IMAGE_MOS.stamp(
+        table, confidence=confidence, scale_min=scale_min, scale_max=scale_max, output_prior=output_prior
+    )
 
 
 def _method_table(votes: Votes, confidence: float) -> pd.DataFrame:

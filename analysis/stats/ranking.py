@@ -1,8 +1,16 @@
 """Ranking of methods by MOS, with groups the data cannot separate shown as tied ranks.
 
-Pairwise tests run over scenes: for methods a and b, the paired sample is
-``MOS[a, i] - MOS[b, i]`` over the scenes i where both have votes. p-values are Holm
-corrected over all pairs. A method's rank is ``1 + (number of methods significantly
+Two procedures, both controlling the family-wise error of false separations over the
+whole table (strong control, all pairs):
+
+* ``"stepdown-maxt"`` (default): every pair tested with the covariance of the question
+  asked ("test set" or "new scenes", :mod:`.inference`), p-values adjusted by the
+  step-down max-T procedure (Westfall & Young 1993; Hothorn, Bretz & Westfall 2008);
+* ``"holm"`` (conservative option, version 1.0's only procedure): paired t-tests (or
+  Wilcoxon) over scenes, ``MOS[a, i] - MOS[b, i]`` over the scenes i where both have
+  votes, Holm corrected over all pairs; it answers "on new scenes too".
+
+Pairs whose differences have no variance are never separated. A method's rank is ``1 + (number of methods significantly
 better than it)``, so methods nobody beats share rank 1; the display string is the
 range ``rank .. (number of methods not significantly worse than it)``, e.g. ``"1-2"``
 for two leaders the data cannot separate and ``"3"`` for a method separated from all.
@@ -19,8 +27,9 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from ._common import Estimator, Votes, prepare_votes
+from .inference import MAXT, NEW_SCENES, QUESTIONS, TEST_SET, covariances, stepdown_maxt
 
-RANKING = Estimator("ranking-paired-holm", "1.0")
+RANKING = Estimator("ranking-paired-holm", "1.1")
 MIXED = Estimator("mixed-model-rater-scene", "1.0")
 
 
@@ -45,7 +54,7 @@ def _rank(votes: Votes, alpha: float, test: str, method_key: str) -> tuple[pd.Da
         a, b = img[ia, both], img[ib, both]
         diff = a - b
         stat, p = np.nan, np.nan
-        if both.sum() >= 2 and np.any(diff != 0):
+        if both.sum() >= 2 and np.ptp(diff) > 0:
             if test == "t":
                 res = stats.ttest_rel(a, b)
             elif test == "wilcoxon":
@@ -54,7 +63,9 @@ def _rank(votes: Votes, alpha: float, test: str, method_key: str) -> tuple[pd.Da
                 raise ValueError("test must be 't' or 'wilcoxon'")
             stat, p = float(res.statistic), float(res.pvalue)
         elif both.sum() >= 2:
-            p = 1.0  # identical per-image MOS: no evidence of a difference
+            # constant differences (identical, or shifted by the same amount on every
+            # scene) have no variance to test against: never a separation
+            p = 1.0
         rows.append(
             {
                 "method_a": names[ia],
@@ -79,19 +90,31 @@ def _rank(votes: Votes, alpha: float, test: str, method_key: str) -> tuple[pd.Da
     pairwise["significant"] = np.nan_to_num(p_holm, nan=1.0) < alpha
     pairwise["test"] = "paired-t" if test == "t" else "wilcoxon"
 
-    better = {name: 0 for name in names}
-    worse = {name: 0 for name in names}
-    for a, b, d, sig in pairwise[["method_a", "method_b", "diff", "significant"]].itertuples(index=False):
-        if not sig:
-            continue
-        winner, loser = (a, b) if d > 0 else (b, a)
-        better[loser] += 1
-        worse[winner] += 1
+    ranking = _ranking_table(names, order, mos, img, pairwise, method_key)
+    pairwise = pairwise.rename(columns={"method_a": f"{method_key}_a", "method_b": f"{method_key}_b"})
+    params = {"alpha": alpha, "test": test, "correction": "holm", "question": NEW_SCENES}
+    pairwise["estimand"] = NEW_SCENES
+    ranking["estimand"] = NEW_SCENES
+    return RANKING.stamp(ranking, **params), RANKING.stamp(pairwise, **params)
+
+
+def _ranking_table(
+    names: np.ndarray, order: np.ndarray, mos: np.ndarray, img: np.ndarray, pairwise: pd.DataFrame, method_key: str
+) -> pd.DataFrame:
+    index = {name: i for i, name in enumerate(names)}
     m = len(names)
+    better = np.zeros((m, m), dtype=bool)
+    sig = pairwise[pairwise["significant"]]
+    for a, b, d in sig[["method_a", "method_b", "diff"]].itertuples(index=False):
+        winner, loser = (a, b) if d > 0 else (b, a)
+        better[index[winner], index[loser]] = True
+    above = better.sum(axis=0)
+    below = better.sum(axis=1)
+    low = 1 + above[order]
+    high = m - below[order]
+    winner = order[0] if m else None
     ranked = names[order]
-    low = np.array([1 + better[n] for n in ranked])
-    high = np.array([m - worse[n] for n in ranked])
-    ranking = pd.DataFrame(
+    return pd.DataFrame(
         {
             method_key: ranked,
             "mos": mos[order],
@@ -101,11 +124,47 @@ def _rank(votes: Votes, alpha: float, test: str, method_key: str) -> tuple[pd.Da
             "rank_display": [str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in zip(low, high, strict=True)],
             "n_better": low - 1,
             "n_worse": m - high,
+            # the methods the data cannot tell from the top one (the top one included)
+            "tied_with_winner": [bool(i == winner or not better[winner, i]) for i in order],
         }
     )
+
+
+def _rank_maxt(
+    votes: Votes, alpha: float, question: str, method_key: str, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if question not in QUESTIONS:
+        raise ValueError(f"question must be one of {QUESTIONS}")
+    img = _image_matrix(votes)
+    mos, cov, df = covariances(votes)[question]
+    names = np.asarray(votes.methods)
+    order = np.lexsort((names.astype(str), -mos))
+    pairs = np.array(list(combinations(order, 2)), dtype=np.int64).reshape(-1, 2)
+    t, p, adjusted = stepdown_maxt(mos, cov, df, pairs, seed=seed)
+    a, b = pairs[:, 0], pairs[:, 1]
+    both = ~np.isnan(img[a]) & ~np.isnan(img[b])
+    pairwise = pd.DataFrame(
+        {
+            "method_a": names[a],
+            "method_b": names[b],
+            "pair": [f"{x} vs {y}" for x, y in zip(names[a], names[b], strict=True)],
+            "n_scenes": both.sum(axis=1),
+            "diff": mos[a] - mos[b],
+            "statistic": t,
+            "p": p,
+            "p_adjusted": adjusted,
+        }
+    )
+    # the column name of version 1.0, kept for readers of stored runs and exports
+    pairwise["p_holm"] = adjusted
+    pairwise["significant"] = adjusted < alpha
+    pairwise["test"] = "z-rater-cluster" if question == TEST_SET else "t-two-way-cluster"
+    pairwise["estimand"] = question
+    ranking = _ranking_table(names, order, mos, img, pairwise, method_key)
+    ranking["estimand"] = question
     pairwise = pairwise.rename(columns={"method_a": f"{method_key}_a", "method_b": f"{method_key}_b"})
-    params = {"alpha": alpha, "test": test, "correction": "holm"}
-    return RANKING.stamp(ranking, **params), RANKING.stamp(pairwise, **params)
+    params = {"alpha": alpha, "question": question, "df": df, "n_simulations": 4000, "seed": seed}
+    return MAXT.stamp(ranking, **params), MAXT.stamp(pairwise, **params)
 
 
 def rank_methods(
@@ -113,6 +172,9 @@ def rank_methods(
     *,
     alpha: float = 0.05,
     test: str = "t",
+    procedure: str = "stepdown-maxt",
+    question: str = TEST_SET,
+    seed: int = 0,
     rater: str = "rater",
     scene: str = "scene",
     method: str = "method",
@@ -126,10 +188,19 @@ def rank_methods(
     df : DataFrame
         Long-format votes; training rows are ignored.
     alpha : float
-        Family-wise error rate for the Holm-corrected pairwise tests.
+        Family-wise error rate of false separations over all pairs.
     test : {"t", "wilcoxon"}
-        Paired t-test (``scipy.stats.ttest_rel``) or Wilcoxon signed-rank test on the
-        per-image MOS over scenes.
+        With ``procedure="holm"``: paired t-test (``scipy.stats.ttest_rel``) or
+        Wilcoxon signed-rank test on the per-image MOS over scenes.
+    procedure : {"stepdown-maxt", "holm"}
+        Step-down max-T over all pairs with the question's covariance (default), or
+        Holm over all pairs of paired tests over scenes (conservative; answers "on new
+        scenes too" whatever ``question`` says).
+    question : {"test set", "new scenes"}
+        With ``procedure="stepdown-maxt"``: scenes fixed and raters sampled (what a
+        challenge ranks), or both sampled. See :mod:`analysis.stats.inference`.
+    seed : int
+        Seed of the max-T null simulation.
     rater, scene, method, score, kind : str
         Column names.
 
@@ -149,12 +220,16 @@ def rank_methods(
     ...                       "method": np.repeat(["A", "B", "C"], 6),
     ...                       "score": [5, 5, 4, 5, 5, 4, 5, 4, 5, 5, 4, 5,
     ...                                 1, 2, 1, 2, 1, 1]})
-    >>> ranking, pairwise = rank_methods(votes)
+    >>> ranking, pairwise = rank_methods(votes, procedure="holm")
     >>> ranking["rank_display"].tolist()
     ['1-2', '1-2', '3']
     """
     votes = prepare_votes(df, rater=rater, scene=scene, method=method, score=score, kind=kind)
-    return _rank(votes, alpha, test, method)
+    if procedure == "holm":
+        return _rank(votes, alpha, test, method)
+    if procedure != "stepdown-maxt":
+        raise ValueError("procedure must be 'stepdown-maxt' or 'holm'")
+    return _rank_maxt(votes, alpha, question, method, seed)
 
 
 def mixed_model_ranking(

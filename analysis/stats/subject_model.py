@@ -41,12 +41,19 @@ from scipy import stats
 from ._common import Estimator, Votes, prepare_votes
 
 NAME = "P910"
-VERSION = "1.0"
+VERSION = "2.0"
 P910 = Estimator(NAME, VERSION)
 
 MAX_ITERATIONS = 1000
 TOLERANCE = 1e-8
 WEIGHT_EPSILON = 1e-8
+#: Pseudo-votes at the pool's residual variance added to each rater's inconsistency
+#: (version 2.0). A rater with few votes, or whose votes happen to agree with the fit,
+#: would otherwise reach inconsistency 0, an infinite weight, and pull every quality
+#: onto their own votes. 0 reproduces sureal's maximum-likelihood solution.
+INCONSISTENCY_PRIOR = 2.0
+#: Pseudo-votes at the model's variance added to an output's own residual spread.
+OUTPUT_PRIOR = 2.0
 
 
 class SubjectModelResult(NamedTuple):
@@ -91,7 +98,7 @@ def _dense(votes: Votes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, mask.astype(float), keep
 
 
-def _solve(x: np.ndarray, w: np.ndarray) -> _Solution:
+def _solve(x: np.ndarray, w: np.ndarray, prior: float = INCONSISTENCY_PRIOR) -> _Solution:
     """Alternating projection on score matrix ``x`` (zeros where ``w`` is 0)."""
     n_e = w.sum(axis=1)
     n_s = w.sum(axis=0)
@@ -112,7 +119,11 @@ def _solve(x: np.ndarray, w: np.ndarray) -> _Solution:
             r_sum = col_x - wt_psi - n_s * bias
             r2_sum = col_x2 - 2 * xt_psi - 2 * bias * col_x + wt_psi2 + 2 * bias * wt_psi + n_s * bias * bias
             r_mean = r_sum / n_s
-            upsilon = np.sqrt(np.maximum(r2_sum / n_s - r_mean * r_mean, 0.0))
+            raw = np.maximum(r2_sum / n_s - r_mean * r_mean, 0.0)
+            if prior > 0:
+                pool = float((raw * n_s).sum() / n_s.sum())
+                raw = (raw * n_s + prior * pool) / (n_s + prior)
+            upsilon = np.sqrt(raw)
             weight = 1.0 / (upsilon * upsilon + WEIGHT_EPSILON)
             psi = (x @ weight - w @ (weight * bias)) / (w @ weight)
             bias = (col_x - w.T @ psi) / n_s
@@ -144,10 +155,51 @@ def _solve(x: np.ndarray, w: np.ndarray) -> _Solution:
     )
 
 
-def _p910_from_votes(votes: Votes, confidence: float) -> SubjectModelResult:
+def _output_intervals(x: np.ndarray, w: np.ndarray, sol: _Solution, prior: float, confidence: float):
+    """Per-output std from the output's own residual spread (version 2.0).
+
+    ITU-T P.910's reference code and sureal's P910 model take an output's uncertainty
+    from the spread of that output's own residuals; the Fisher information instead uses
+    the raters' inconsistencies and under-covers when outputs differ in how much raters
+    disagree on them. The spread is shrunk towards the model's variance with ``prior``
+    pseudo-votes so that it is never 0, and the interval is Student-t with
+    ``n - 1 + prior`` degrees of freedom. The uncertainty of the raters' biases and of
+    the sample's mean bias (quality is measured against the raters drawn, whose mean
+    bias is not the population's) is added.
+    """
+    var_s = sol.upsilon * sol.upsilon
+    weight = 1.0 / (var_s + WEIGHT_EPSILON)
+    resid = np.where(w > 0, x - sol.psi[:, None] - sol.bias[None, :], 0.0)
+    n_e = sol.n_output
+    with np.errstate(invalid="ignore", divide="ignore"):
+        own = (resid * resid).sum(axis=1)
+        model = n_e / (w @ weight)  # harmonic mean of the raters' variances
+        spread = (own + prior * model) / np.maximum(n_e - 1 + prior, 1.0)
+        sw = w @ weight
+        sw2 = w @ (weight * weight)
+        noise_var = spread * sw2 / (sw * sw)
+        bias_var = (w @ (weight * weight * var_s / sol.n_rater)) / (sw * sw)
+        n_r = len(sol.bias)
+        pop = max(float(np.var(sol.bias, ddof=1)) - float(np.mean(var_s / sol.n_rater)), 0.0) if n_r > 1 else 0.0
+        shift_var = pop / n_r
+        var = noise_var + bias_var + shift_var
+        df = np.maximum(n_e - 1 + prior, 1.0)
+        q = stats.t.ppf(1 - (1 - confidence) / 2, df)
+        raw_sd = np.sqrt((resid * resid).sum(axis=0) / sol.n_rater)
+    return np.sqrt(var), q, noise_var + bias_var, shift_var, raw_sd
+
+
+def _p910_from_votes(
+    votes: Votes,
+    confidence: float,
+    *,
+    inconsistency_prior: float = INCONSISTENCY_PRIOR,
+    output_prior: float = OUTPUT_PRIOR,
+) -> SubjectModelResult:
     x, w, keep = _dense(votes)
-    sol = _solve(x, w)
+    sol = _solve(x, w, inconsistency_prior)
     z = stats.norm.ppf(1 - (1 - confidence) / 2)
+    std, q, own_var, shift_var, raw_sd = _output_intervals(x, w, sol, output_prior, confidence)
     methods, scenes = votes.output_labels()
     with np.errstate(invalid="ignore", divide="ignore"):
         mos = x.sum(axis=1) / sol.n_output
@@ -161,12 +213,18 @@ def _p910_from_votes(votes: Votes, confidence: float) -> SubjectModelResult:
             "n_votes": sol.n_output.astype(np.int64),
             "mos": mos,
             "quality": sol.psi,
-            "std": sol.psi_std,
-            "ci_low": sol.psi - z * sol.psi_std,
-            "ci_high": sol.psi + z * sol.psi_std,
-            "ci_method": "p910-fisher",
+            "std": std,
+            "ci_low": sol.psi - q * std,
+            "ci_high": sol.psi + q * std,
+            "ci_method": "p910-output-residual",
+            "estimand": "output",
+            "fisher_std": sol.psi_std,
+            "fisher_ci_low": sol.psi - z * sol.psi_std,
+            "fisher_ci_high": sol.psi + z * sol.psi_std,
         }
     )
+    outputs.attrs["own_var"] = own_var
+    outputs.attrs["shift_var"] = shift_var
     raters = pd.DataFrame(
         {
             "rater": np.asarray(votes.raters),
@@ -179,12 +237,57 @@ def _p910_from_votes(votes: Votes, confidence: float) -> SubjectModelResult:
             "inconsistency_std": sol.upsilon_std,
             "inconsistency_ci_low": up_low,
             "inconsistency_ci_high": up_high,
+            "residual_sd": raw_sd,
         }
     )
-    params = {"confidence": confidence, "n_iterations": sol.n_iterations}
+    params = {
+        "confidence": confidence,
+        "n_iterations": sol.n_iterations,
+        "converged": sol.converged,
+        "inconsistency_prior": inconsistency_prior,
+        "output_prior": output_prior,
+    }
     P910.stamp(outputs, **params)
     P910.stamp(raters, **params)
     return SubjectModelResult(outputs, raters, sol.n_iterations, sol.converged)
+
+
+def p910_method_table(fit: SubjectModelResult, confidence: float) -> pd.DataFrame:
+    """Per-method P.910 quality (mean over scenes of the output qualities), both questions.
+
+    ``ci_low``/``ci_high`` answer "on this test set" (scenes fixed, raters sampled): the
+    outputs' own variances (version 2.0 above) over ``n_scenes**2`` plus the sample's
+    mean-bias variance. ``ci_low_new``/``ci_high_new`` answer "on new scenes too":
+    Student-t over the method's output qualities.
+    """
+    out = fit.outputs
+    own = np.asarray(out.attrs.get("own_var", out["std"].to_numpy() ** 2))
+    shift = float(out.attrs.get("shift_var", 0.0))
+    frame = pd.DataFrame({"method": out["method"].to_numpy(), "quality": out["quality"].to_numpy(), "own": own})
+    g = frame.groupby("method", sort=True)
+    n = g.size().to_numpy().astype(float)
+    quality = g["quality"].mean().to_numpy()
+    sd_scenes = g["quality"].std(ddof=1).to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        std = np.sqrt(g["own"].sum().to_numpy() / (n * n) + shift)
+        z = stats.norm.ppf(1 - (1 - confidence) / 2)
+        t = stats.t.ppf(1 - (1 - confidence) / 2, n - 1)
+        half_new = np.where(n >= 2, t * sd_scenes / np.sqrt(n), np.nan)
+    table = pd.DataFrame(
+        {
+            "method": g["quality"].mean().index.to_numpy(),
+            "p910": quality,
+            "p910_std": std,
+            "ci_low": quality - z * std,
+            "ci_high": quality + z * std,
+            "estimand": "test set",
+            "ci_low_new": quality - half_new,
+            "ci_high_new": quality + half_new,
+            "estimand_new": "new scenes",
+            "n_scenes": n.astype(np.int64),
+        }
+    )
+    return P910.stamp(table, confidence=confidence, n_iterations=fit.n_iterations, converged=fit.converged)
 
 
 def p910_model(
@@ -196,8 +299,17 @@ def p910_model(
     score: str = "score",
     kind: str = "kind",
     confidence: float = 0.95,
+    inconsistency_prior: float = INCONSISTENCY_PRIOR,
+    output_prior: float = OUTPUT_PRIOR,
 ) -> SubjectModelResult:
     """Fit the ITU-T P.910 Annex E subject model (rater bias and inconsistency).
+
+    Version 2.0: ``inconsistency_prior`` pseudo-votes at the pool's residual variance
+    regularise each rater's inconsistency (0 gives sureal's maximum-likelihood
+    solution), and the per-output ``std``/``ci_*`` come from the output's own residual
+    spread (``output_prior`` pseudo-votes at the model variance, Student-t); the
+    Fisher-information values of version 1.0 are kept as ``fisher_std`` and
+    ``fisher_ci_*``.
 
     Parameters
     ----------
@@ -227,7 +339,7 @@ def p910_model(
     [0.11, 0.78, -0.89]
     """
     votes = prepare_votes(df, rater=rater, scene=scene, method=method, score=score, kind=kind)
-    result = _p910_from_votes(votes, confidence)
+    result = _p910_from_votes(votes, confidence, inconsistency_prior=inconsistency_prior, output_prior=output_prior)
     return result._replace(
         outputs=result.outputs.rename(columns={"method": method, "scene": scene}),
         raters=result.raters.rename(columns={"rater": rater}),

@@ -42,11 +42,18 @@ def test_staff_gets_the_latest_results_as_json(staff_api, study) -> None:  # noq
     board = body["leaderboard"]
     assert [row["method"] for row in board] == ["Team Alpha", "Team Beta"]
     assert board[0]["mos"] == pytest.approx(14 / 3)
-    assert board[0]["ci_method"] == "t-scenes"
+    assert board[0]["ci_method"] == "mos-rater-cluster"
+    assert board[0]["estimand"] == "test set"
     assert board[0]["rank_display"] in {"1", "1-2"}
     assert {row["metric"] for row in body["correlations"]} == {"psnr", "ssim"}
     assert body["screening"]["n_raters"] == 3
-    assert set(body["screening"]["excluded_by_rule"]) == {"bt500", "correlation", "controls"}
+    assert set(body["screening"]["excluded_by_rule"]) == {
+        "bt500",
+        "inconsistency",
+        "straight_lining",
+        "correlation",
+        "controls",
+    }
     assert body["coverage"]["n_votes"] == 12
     assert body["coverage"]["target"] == 4
 

@@ -38,7 +38,7 @@ SMALL = votes_frame(
 
 
 def test_image_mos_matches_hand_arithmetic():
-    table = image_mos(SMALL).set_index(["method", "scene"])
+    table = image_mos(SMALL, output_prior=0).set_index(["method", "scene"])
     # A/s1: votes 4, 5, 3 -> mean 4, s = sqrt(((0)^2 + 1^2 + 1^2) / 2) = 1
     row = table.loc[("A", "s1")]
     assert row["n_votes"] == 3
@@ -60,7 +60,7 @@ def test_image_mos_interval_equals_scipy_t_interval():
     rng = np.random.default_rng(3)
     scores = rng.integers(1, 6, 17)
     df = pd.DataFrame({"rater": range(17), "scene": "s", "method": "m", "score": scores})
-    row = image_mos(df).iloc[0]
+    row = image_mos(df, output_prior=0).iloc[0]
     low, high = stats.t.interval(0.95, 16, loc=scores.mean(), scale=stats.sem(scores))
     assert row["ci_low"] == pytest.approx(low)
     assert row["ci_high"] == pytest.approx(high)
@@ -152,7 +152,34 @@ def test_mos_and_intervals_stay_meaningful_on_the_scale(rows):
     meth = method_mos(df)
     assert img["mos"].between(1, 5).all()
     assert meth["mos"].between(1, 5).all()
-    assert img["n_votes"].sum() == len(df)
+    # one rule for repeated votes: a rater's votes on one output count once (averaged)
+    assert img["n_votes"].sum() == len(df.drop_duplicates(["rater", "scene", "method"]))
+
+
+def test_pooled_interval_is_never_zero_width_and_stays_on_the_scale():
+    df = pd.DataFrame(
+        {"rater": [1, 2, 3, 1, 2, 3], "scene": "s", "method": ["A"] * 3 + ["B"] * 3, "score": [5, 5, 5, 2, 3, 4]}
+    )
+    table = image_mos(df, scale_min=1, scale_max=5).set_index("method")
+    # pooled variance (0 * 2 + 1 * 2) / 4 = 0.5; A: s' = sqrt(0.5 / 3), t with 3 df
+    half = stats.t.ppf(0.975, 3) * math.sqrt(0.5 / 3) / math.sqrt(3)
+    assert table.loc["A", "ci_low"] == pytest.approx(5 - half)
+    assert table.loc["A", "ci_high"] == 5
+    assert (table["ci_high"] > table["ci_low"]).all()
+
+
+def test_repeated_votes_are_averaged_in_every_estimator():
+    from analysis.stats import p910_model
+
+    df = pd.DataFrame({"rater": [1, 1, 2, 3], "scene": "s", "method": "A", "score": [2, 4, 3, 4]})
+    assert image_mos(df)["mos"].iloc[0] == pytest.approx((3 + 3 + 4) / 3)
+    assert p910_model(df).outputs["mos"].iloc[0] == pytest.approx((3 + 3 + 4) / 3)
+
+
+def test_unknown_vote_kind_is_refused_with_its_name():
+    df = pd.DataFrame({"rater": [1, 2], "scene": "s", "method": "A", "score": [3, 4], "kind": ["rating", None]})
+    with pytest.raises(ValueError, match="unknown vote kind"):
+        image_mos(df)
 
 
 @settings(max_examples=40, deadline=None)

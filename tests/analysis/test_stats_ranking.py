@@ -31,7 +31,7 @@ def votes(quality: dict[str, float], n_scenes: int = 20, n_raters: int = 8, seed
 def test_indistinguishable_leaders_tie_and_separated_methods_do_not():
     # A and B identical in expectation; C and D far below and far apart
     df = votes({"A": 4.0, "B": 4.0, "C": 3.0, "D": 2.0})
-    ranking, pairwise = rank_methods(df)
+    ranking, pairwise = rank_methods(df, procedure="holm")
     ranking = ranking.set_index("method")
     assert ranking.loc["A", "rank"] == ranking.loc["B", "rank"] == 1
     assert ranking.loc["A", "rank_display"] == ranking.loc["B", "rank_display"] == "1-2"
@@ -43,7 +43,7 @@ def test_indistinguishable_leaders_tie_and_separated_methods_do_not():
 
 def test_pairwise_p_values_equal_scipy_paired_t_with_holm():
     df = votes({"A": 3.6, "B": 3.4, "C": 3.0}, n_scenes=10, seed=3)
-    ranking, pairwise = rank_methods(df)
+    ranking, pairwise = rank_methods(df, procedure="holm")
     per_image = df.groupby(["method", "scene"])["score"].mean().unstack()
     p_raw = []
     for row in pairwise.itertuples():
@@ -61,7 +61,7 @@ def test_pairwise_p_values_equal_scipy_paired_t_with_holm():
 
 def test_rank_is_one_plus_methods_significantly_better():
     df = votes({"A": 4.5, "B": 3.0, "C": 2.9, "D": 1.5}, seed=1)
-    ranking, pairwise = rank_methods(df)
+    ranking, pairwise = rank_methods(df, procedure="holm")
     ranking = ranking.set_index("method")
     assert ranking.loc["A", "rank_display"] == "1"
     assert ranking.loc["B", "rank"] == ranking.loc["C", "rank"] == 2
@@ -71,7 +71,7 @@ def test_rank_is_one_plus_methods_significantly_better():
 
 def test_wilcoxon_option_uses_the_signed_rank_test():
     df = votes({"A": 4.0, "B": 3.0}, n_scenes=12, seed=2)
-    _, pairwise = rank_methods(df, test="wilcoxon")
+    _, pairwise = rank_methods(df, test="wilcoxon", procedure="holm")
     per_image = df.groupby(["method", "scene"])["score"].mean().unstack()
     assert pairwise.loc[0, "p"] == pytest.approx(stats.wilcoxon(per_image.loc["A"], per_image.loc["B"]).pvalue)
     assert pairwise.loc[0, "test"] == "wilcoxon"

@@ -166,7 +166,7 @@ def test_screen_raters_names_the_rule_and_exclude_drops_the_rater():
     df.loc[bad_corr, "score"] = 6 - df.loc[bad_corr, "score"]  # reversed scale
     controls = control_votes().assign(rater=lambda d: d["rater"].map({"good": "r01", "careless": "r02"}))
     all_votes = pd.concat([df, controls], ignore_index=True)
-    table = screen_raters(all_votes, INFO, 1, 5).set_index("rater")
+    table = screen_raters(all_votes, INFO, 1, 5, correlation_threshold=0.7).set_index("rater")
     assert table.loc["r09", "correlation_rejected"]
     assert "correlation" in table.loc["r09", "excluded_by"]
     assert table.loc["r05", "bt500_rejected"]
@@ -180,3 +180,29 @@ def test_screen_raters_names_the_rule_and_exclude_drops_the_rater():
     kept = exclude_raters(all_votes, table.reset_index())
     assert not set(kept["rater"]) & excluded
     assert len(kept) == (~all_votes["rater"].isin(excluded)).sum()
+
+
+def test_straight_liner_and_random_rater_are_flagged_good_raters_kept():
+    from analysis.stats.screening import screen_raters as screen
+
+    rng = np.random.default_rng(4)
+    quality = rng.uniform(2, 4.5, 60)  # close teams: little spread between outputs
+    scores = np.clip(np.round(quality + rng.normal(0, 0.6, (20, 60))), 1, 5)
+    scores[18] = rng.integers(1, 6, 60)  # careless
+    scores[19] = 4  # straight-lining: correlation undefined
+    votes = pd.DataFrame(
+        {
+            "rater": np.repeat(np.arange(20), 60),
+            "scene": np.tile(np.arange(60), 20),
+            "method": "A",
+            "score": scores.ravel(),
+        }
+    )
+    table = screen(votes).set_index("rater")
+    assert table.loc[19, "straight_lining_rejected"] and np.isnan(table.loc[19, "correlation"])
+    assert table.loc[18, "inconsistency_rejected"]
+    assert not table.loc[:17, "excluded"].any()
+    # the rule's test by hand: chi-square of the residual spread against 1.15 x the median
+    ref = 1.15 * np.median(table["inconsistency"])
+    p = stats.chi2.sf(60 * table.loc[18, "inconsistency"] ** 2 / ref**2, 59)
+    assert table.loc[18, "inconsistency_p"] == pytest.approx(p)

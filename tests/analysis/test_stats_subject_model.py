@@ -61,8 +61,8 @@ def test_intervals_follow_the_fisher_information():
     out = fit.outputs.iloc[0]
     voters = df[(df["method"] == out["method"]) & (df["scene"] == out["scene"])]["rater"]
     expected_std = 1 / np.sqrt((1 / raters.loc[voters, "inconsistency"] ** 2).sum())
-    assert out["std"] == pytest.approx(expected_std)
-    assert out["ci_high"] - out["quality"] == pytest.approx(z * expected_std)
+    assert out["fisher_std"] == pytest.approx(expected_std)
+    assert out["fisher_ci_high"] - out["quality"] == pytest.approx(z * expected_std)
     r = raters.iloc[0]
     assert r["bias_std"] == pytest.approx(r["inconsistency"] / np.sqrt(r["n_votes"]))
     n = r["n_votes"]
@@ -107,12 +107,12 @@ def test_agrees_with_sureal_alternating_projection_to_1e_4(seed):
     )
     with contextlib.redirect_stdout(io.StringIO()):  # sureal prints every iteration
         theirs = SurealAP(RawDatasetReader(dataset)).run_modeling()
-    fit = p910_model(df)
+    fit = p910_model(df, inconsistency_prior=0)  # sureal's unregularised solution
     # our outputs are sorted by (method, scene) = m{e//8}, s{e%8}: the asset order e;
     # our raters are sorted by name, as sureal sorts its observers
     assert fit.outputs["quality"].to_numpy() == pytest.approx(theirs["quality_scores"], abs=1e-4)
-    assert fit.outputs["std"].to_numpy() == pytest.approx(theirs["quality_scores_std"], abs=1e-4)
-    assert (fit.outputs["ci_high"] - fit.outputs["quality"]).to_numpy() == pytest.approx(
+    assert fit.outputs["fisher_std"].to_numpy() == pytest.approx(theirs["quality_scores_std"], abs=1e-4)
+    assert (fit.outputs["fisher_ci_high"] - fit.outputs["quality"]).to_numpy() == pytest.approx(
         theirs["quality_scores_ci95"][1], abs=1e-4
     )
     assert fit.raters["bias"].to_numpy() == pytest.approx(theirs["observer_bias"], abs=1e-4)
@@ -120,3 +120,20 @@ def test_agrees_with_sureal_alternating_projection_to_1e_4(seed):
     assert fit.raters["inconsistency"].to_numpy() == pytest.approx(theirs["observer_inconsistency"], abs=1e-4)
     assert fit.raters["inconsistency_std"].to_numpy() == pytest.approx(theirs["observer_inconsistency_std"], abs=1e-4)
     assert fit.n_iterations == theirs["num_iter"]
+
+
+def test_a_rater_who_agrees_with_the_fit_does_not_collapse_the_intervals():
+    # rater 1 votes exactly the quality: unregularised, upsilon -> 0 and the intervals
+    # of version 1.0 became NaN or zero width
+    df = pd.DataFrame(
+        {
+            "rater": np.repeat([1, 2, 3], 4),
+            "scene": np.tile(list("abcd"), 3),
+            "method": "A",
+            "score": [2, 3, 4, 5, 3, 3, 5, 4, 1, 3, 3, 5],
+        }
+    )
+    fit = p910_model(df)
+    width = fit.outputs["ci_high"] - fit.outputs["ci_low"]
+    assert np.isfinite(width).all() and (width > 0).all()
+    assert (fit.raters["inconsistency"] > 0).all()

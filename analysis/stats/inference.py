@@ -1,0 +1,188 @@
+"""The two questions a ranking can answer, their covariances, intervals and ranking.
+
+A challenge asks **"on this test set"**: which team is better on these scenes, as people
+judge them. Scenes are fixed, raters are a sample: the estimand of method m is the mean
+over the study's scenes of the expected vote of a rater from the population. A paper may
+ask **"on new scenes too"**: scenes and raters both sampled, the estimand is the mean over
+the population of scenes.
+
+The method MOS is linear in the votes, ``MOS[m] = sum_v c_v * y_v`` with
+``c_v = 1 / (n_scenes[m] * n_votes[m, i])``, so both questions get a cluster-robust
+(sandwich) covariance of all method MOS at once:
+
+* test set: votes are clustered by rater (a rater's bias enters every output they
+  rated); residuals are ``y_v - MOS[m, i]`` scaled by ``sqrt(n / (n - 1))``, and
+  ``Cov = R / (R - 1) * Z' Z`` with ``Z[r, m] = sum over rater r's votes on m of c_v e_v``;
+* new scenes: two-way clustering by scene and rater (Cameron, Gelbach & Miller, "Robust
+  inference with multiway clustering", J. Bus. Econ. Stat. 29, 2011):
+  ``Cov = Cov_scene + Cov_rater - Cov_rater x scene`` on residuals ``y_v - MOS[m]``,
+  negative eigenvalues set to 0. Unlike a paired t-test over scenes it accounts for
+  raters shared between scenes, and unlike the two-way bootstrap it does not count the
+  vote noise twice.
+
+The ranking tests every pair with ``T = (MOS[a] - MOS[b]) / se`` and controls the
+family-wise error over all pairs with the step-down max-T procedure (Westfall & Young,
+"Resampling-based multiple testing", 1993, algorithm 2.8; Hothorn, Bretz & Westfall,
+"Simultaneous inference in general parametric models", Biometrical Journal 50, 2008):
+the null distribution of the largest ``|T|`` is simulated from the estimated covariance
+(multivariate normal, or multivariate t with ``df`` degrees of freedom), which uses the
+strong correlation between the pairwise statistics of one table that Holm's procedure
+ignores. Pairs whose difference has no variance (``se == 0``) are never separated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ._common import Estimator, Votes
+
+TEST_SET = "test set"
+NEW_SCENES = "new scenes"
+QUESTIONS = (TEST_SET, NEW_SCENES)
+
+TEST_SET_CI = Estimator("mos-rater-cluster", "1.0")
+NEW_SCENES_CI = Estimator("mos-two-way-cluster", "1.0")
+MAXT = Estimator("ranking-stepdown-maxt", "1.0")
+
+N_SIMULATIONS = 4000
+
+
+def _weights(votes: Votes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vote weights ``c_v``, per-output MOS and the method MOS."""
+    n_out = np.bincount(votes.output, minlength=votes.n_outputs).astype(float)
+    s_out = np.bincount(votes.output, weights=votes.score, minlength=votes.n_outputs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mos_out = s_out / n_out
+    has = n_out > 0
+    out_method = np.arange(votes.n_outputs) // votes.n_scenes
+    n_scenes = np.bincount(out_method[has], minlength=votes.n_methods).astype(float)
+    mos = np.bincount(out_method[has], weights=mos_out[has], minlength=votes.n_methods) / n_scenes
+    c = 1.0 / (n_scenes[votes.method] * n_out[votes.output])
+    return c, mos_out, mos
+
+
+def _cluster_cov(cluster: np.ndarray, n_clusters: int, method: np.ndarray, n_methods: int, u: np.ndarray):
+    z = np.bincount(cluster * n_methods + method, weights=u, minlength=n_clusters * n_methods)
+    z = z.reshape(n_clusters, n_methods)
+    return z.T @ z
+
+
+def covariances(votes: Votes) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """Method MOS, its covariance and degrees of freedom for each question."""
+    c, mos_out, mos = _weights(votes)
+    n_out = np.bincount(votes.output, minlength=votes.n_outputs).astype(float)
+    n_r, n_s, n_m = votes.n_raters, votes.n_scenes, votes.n_methods
+    n_v = n_out[votes.output]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(n_v > 1, np.sqrt(n_v / (n_v - 1)), 0.0)
+    e_test = (votes.score - mos_out[votes.output]) * scale
+    cov_test = _cluster_cov(votes.rater, n_r, votes.method, n_m, c * e_test) * (n_r / max(n_r - 1, 1))
+
+    u = c * (votes.score - mos[votes.method])
+    cov_scene = _cluster_cov(votes.scene, n_s, votes.method, n_m, u) * (n_s / max(n_s - 1, 1))
+    cov_rater = _cluster_cov(votes.rater, n_r, votes.method, n_m, u) * (n_r / max(n_r - 1, 1))
+    cell = votes.rater * n_s + votes.scene
+    cells, cell_code = np.unique(cell, return_inverse=True)
+    cov_cell = _cluster_cov(cell_code, len(cells), votes.method, n_m, u)
+    cov_new = _psd(cov_scene + cov_rater - cov_cell)
+    return {
+        TEST_SET: (mos, cov_test, float(max(n_r - 1, 1))),
+        NEW_SCENES: (mos, cov_new, float(max(min(n_s, n_r) - 1, 1))),
+    }
+
+
+def _psd(cov: np.ndarray) -> np.ndarray:
+    cov = (cov + cov.T) / 2
+    values, vectors = np.linalg.eigh(cov)
+    return (vectors * np.clip(values, 0, None)) @ vectors.T
+
+
+def intervals(mos: np.ndarray, cov: np.ndarray, df: float, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Student-t interval of each method MOS from the covariance's diagonal."""
+    se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    half = stats.t.ppf(1 - (1 - confidence) / 2, df) * se
+    return mos - half, mos + half
+
+
+def _null_draws(cov: np.ndarray, df: float, n: int, seed: int) -> np.ndarray:
+    values, vectors = np.linalg.eigh((cov + cov.T) / 2)
+    root = vectors * np.sqrt(np.clip(values, 0, None))
+    rng = np.random.default_rng(seed)
+    draws = rng.standard_normal((n, len(cov))) @ root.T
+    if np.isfinite(df):
+        draws /= np.sqrt(rng.chisquare(df, size=(n, 1)) / df)
+    return draws
+
+
+def stepdown_maxt(
+    mos: np.ndarray,
+    cov: np.ndarray,
+    df: float,
+    pairs: np.ndarray,
+    *,
+    n_simulations: int = N_SIMULATIONS,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Statistic, raw p and step-down max-T adjusted p of each pair ``(a, b)`` in ``pairs``.
+
+    Examples
+    --------
+    >>> cov = np.diag([0.01, 0.01, 0.01])
+    >>> t, p, adj = stepdown_maxt(np.array([3.0, 2.9, 2.0]), cov, np.inf, np.array([[0, 1], [0, 2], [1, 2]]))
+    >>> (adj < 0.05).tolist()
+    [False, True, True]
+    """
+    a, b = pairs[:, 0], pairs[:, 1]
+    diff = mos[a] - mos[b]
+    var = cov[a, a] + cov[b, b] - 2 * cov[a, b]
+    scale = np.sqrt(np.clip(np.diag(cov), 0, None))
+    degenerate = ~(var > 1e-12 * np.maximum(scale[a] * scale[b], 1e-300)) | ~(var > 1e-18)
+    se = np.sqrt(np.where(degenerate, 1.0, var))
+    t = np.where(degenerate, 0.0, diff / se)
+    dist = stats.t(df) if np.isfinite(df) else stats.norm
+    p = np.where(degenerate, 1.0, 2 * dist.sf(np.abs(t)))
+    adjusted = np.ones(len(pairs))
+    live = np.flatnonzero(~degenerate)
+    if len(live):
+        draws = _null_draws(cov, df, n_simulations, seed)
+        null = np.abs(draws[:, a[live]] - draws[:, b[live]]) / se[live]
+        order = np.argsort(-np.abs(t[live]), kind="stable")
+        # successive maxima from the least significant pair upwards (Westfall-Young 2.8)
+        tail_max = np.maximum.accumulate(null[:, order[::-1]], axis=1)[:, ::-1]
+        exceed = (tail_max >= np.abs(t[live][order])[None, :]).mean(axis=0)
+        adjusted[live[order]] = np.maximum.accumulate(exceed)
+    return t, p, adjusted
+
+
+def ranks_from_separations(order: np.ndarray, better: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank interval of each method from a boolean matrix ``better[a, b]`` (a above b).
+
+    ``rank`` = 1 + number of methods separated above, ``rank_high`` = number of methods
+    minus those separated below, for the methods in ``order``.
+    """
+    m = len(order)
+    above = better[:, order].sum(axis=0)
+    below = better[order, :].sum(axis=1)
+    return 1 + above, m - below
+
+
+def question_table(votes: Votes, question: str, confidence: float) -> pd.DataFrame:
+    """Method MOS with the interval of one question (helper of :mod:`.report`)."""
+    mos, cov, df = covariances(votes)[question]
+    low, high = intervals(mos, cov, df, confidence)
+    est = TEST_SET_CI if question == TEST_SET else NEW_SCENES_CI
+    table = pd.DataFrame(
+        {
+            "method": np.asarray(votes.methods),
+            "mos": mos,
+            "se": np.sqrt(np.clip(np.diag(cov), 0, None)),
+            "ci_low": low,
+            "ci_high": high,
+            "df": df,
+            "estimand": question,
+            "ci_method": est.name,
+        }
+    )
+    return est.stamp(table, confidence=confidence)

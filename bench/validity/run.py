@@ -1,0 +1,322 @@
+"""Validity harness: every interval, the ranking and screening, checked against known truth.
+
+Run: ``python bench/validity/run.py [--reps N] [--seed S]`` from the repository root
+(``make bench-validity``). Each scenario simulates ``N`` studies (``bench/validity/sim.py``
+says how votes and truths are made), runs :func:`analysis.stats.full_report` on each
+and prints:
+
+* **coverage** of every interval the report offers, against the estimand it names, with
+  its Monte Carlo standard error (the spread of the per-study coverage over the studies,
+  divided by sqrt(N)); the target is 95 +/- 1.5 %;
+* **ranking**: false separation (share of studies in which any two truly equal methods
+  were declared different) and power (share of truly different adjacent pairs declared
+  different, in the right direction), for each question the report answers;
+* **screening**: the share of good, biased, careless and straight-lining raters each rule
+  flags.
+
+This is a benchmark, not a test: it takes minutes and its figures carry Monte Carlo error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import sim  # noqa: E402
+
+from analysis.stats import full_report, rank_methods  # noqa: E402
+
+TARGET_COVERAGE = (0.935, 0.965)
+
+
+@dataclass
+class Interval:
+    """One interval the product shows: where to read it, and which truth it claims to cover."""
+
+    label: str
+    estimand: str  # "output", "test set" or "new scenes"
+    read: Callable[[dict, sim.Study], tuple[np.ndarray, np.ndarray] | None]
+
+
+def _per_output(table_key: str, low: str = "ci_low", high: str = "ci_high"):
+    def read(report: dict, study: sim.Study):
+        table = report.get(table_key)
+        if table is None or low not in table:
+            return None
+        shape = study.output_truth.shape
+        lo = np.full(shape, np.nan)
+        hi = np.full(shape, np.nan)
+        m = table["method"].to_numpy(int)
+        s = table["scene"].to_numpy(int)
+        lo[m, s] = table[low].to_numpy(float)
+        hi[m, s] = table[high].to_numpy(float)
+        return lo, hi
+
+    return read
+
+
+def _per_method(table_key: str, low: str, high: str):
+    def read(report: dict, study: sim.Study):
+        table = report.get(table_key)
+        if table is None or low not in table:
+            return None
+        n = len(study.test_set_truth)
+        lo = np.full(n, np.nan)
+        hi = np.full(n, np.nan)
+        m = table["method"].to_numpy(int)
+        lo[m] = table[low].to_numpy(float)
+        hi[m] = table[high].to_numpy(float)
+        return lo, hi
+
+    return read
+
+
+INTERVALS = [
+    Interval("per-output t over raters (image_mos)", "output", _per_output("image_mos")),
+    Interval("per-output P.910 (p910)", "output", _per_output("p910")),
+    Interval("method t over scenes (method_mos ci)", "new scenes", _per_method("method_mos", "ci_low", "ci_high")),
+    Interval("method t over scenes (method_mos ci)", "test set", _per_method("method_mos", "ci_low", "ci_high")),
+    Interval(
+        "method bootstrap raters+scenes",
+        "new scenes",
+        _per_method("method_mos", "ci_low_boot", "ci_high_boot"),
+    ),
+    Interval(
+        "method bootstrap raters+scenes",
+        "test set",
+        _per_method("method_mos", "ci_low_boot", "ci_high_boot"),
+    ),
+    Interval("method rater-cluster (ci_*_test)", "test set", _per_method("method_mos", "ci_low_test", "ci_high_test")),
+    Interval(
+        "method two-way cluster (ci_*_2way)", "new scenes", _per_method("method_mos", "ci_low_2way", "ci_high_2way")
+    ),
+    Interval("method P.910 (p910_method ci)", "test set", _per_method("p910_method", "ci_low", "ci_high")),
+    Interval(
+        "method P.910 (p910_method ci_*_new)", "new scenes", _per_method("p910_method", "ci_low_new", "ci_high_new")
+    ),
+]
+
+
+def _truth(study: sim.Study, estimand: str) -> np.ndarray:
+    return {
+        "output": study.output_truth,
+        "test set": study.test_set_truth,
+        "new scenes": study.new_scenes_truth,
+    }[estimand]
+
+
+def separations(report: dict) -> dict[str, set[tuple[int, int]]]:
+    """Per question the report answers: the (better, worse) pairs it declares separated."""
+    out = {}
+    for key in ("pairwise", "pairwise_new_scenes"):
+        pairwise = report.get(key)
+        if pairwise is None or "significant" not in pairwise:
+            continue
+        question = pairwise["estimand"].iloc[0] if "estimand" in pairwise and len(pairwise) else "new scenes"
+        name = pairwise["estimator"].iloc[0] if "estimator" in pairwise and len(pairwise) else "ranking"
+        out[f"{name} ({question})"] = _claims(pairwise)
+    if "holm" not in " ".join(out):
+        holm = report.get("pairwise_holm")
+        if holm is not None:
+            out["ranking-paired-holm (new scenes)"] = _claims(holm)
+    return out
+
+
+def _claims(pairwise: pd.DataFrame) -> set[tuple[int, int]]:
+    sig = pairwise[pairwise["significant"].astype(bool)]
+    claims = set()
+    for a, b, d in sig[["method_a", "method_b", "diff"]].itertuples(index=False):
+        claims.add((int(a), int(b)) if d > 0 else (int(b), int(a)))
+    return claims
+
+
+@dataclass
+class Scenario:
+    design: sim.Design
+    kind: str  # "coverage", "ranking" or "screening"
+    delta: float | None = None
+
+
+def scenarios() -> list[Scenario]:
+    blocked = sim.AIM.with_(name="AIM-like, scene-blocked", assignment="scene-blocked")
+    continuous = sim.AIM.with_(name="AIM-like, continuous scores (P.910 model holds)", rounded=False)
+    small_blocked = sim.SMALL.with_(name="small, scene-blocked", assignment="scene-blocked")
+    out = [Scenario(d, "coverage") for d in (sim.AIM, blocked, continuous, sim.SMALL, small_blocked, sim.PIRM)]
+    for design in (sim.AIM, blocked, sim.SMALL, sim.PIRM):
+        out.append(Scenario(design, "ranking", 0.0))
+    # without a scene x method interaction, equal methods are equal on the test set too:
+    # the null of the "test set" question
+    for design in (sim.AIM, blocked, sim.SMALL):
+        out.append(Scenario(design.with_(name=design.name + ", no interaction", interaction_sd=0.0), "ranking", 0.0))
+    for delta in (0.1, 0.2, 0.3):
+        out.append(Scenario(sim.AIM, "ranking", delta))
+    # close teams (0.1 apart) are where a correlation threshold hurts good raters
+    for design in (sim.AIM, blocked, sim.SMALL, sim.PIRM):
+        close = sim.spaced(design, 0.1 if design.levels[1] == 5 else 0.06)
+        out.append(Scenario(close.with_(pool=sim.MIXED_POOL), "screening"))
+    return out
+
+
+def run_report(votes: pd.DataFrame, levels: tuple[int, int], n_boot: int, holm: bool = False) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # levels None: continuous scores, which may leave the scale (no clipping of intervals)
+        lo, hi = levels if levels is not None else (None, None)
+        report = full_report(votes, n_boot=n_boot, seed=1, scale_min=lo, scale_max=hi)
+        if holm and "pairwise_new_scenes" in report:
+            # the conservative option, for comparison with the default procedure
+            report["pairwise_holm"] = rank_methods(votes, procedure="holm")[1]
+        return report
+
+
+def coverage_scenario(sc: Scenario, reps: int, rng: np.random.Generator, n_boot: int) -> list[dict]:
+    hits: dict[tuple[str, str], list[float]] = defaultdict(list)
+    widths: dict[tuple[str, str], list[float]] = defaultdict(list)
+    bad: dict[tuple[str, str], int] = defaultdict(int)
+    for _ in range(reps):
+        study = sim.simulate(sc.design, rng)
+        report = run_report(study.votes, sc.design.levels if sc.design.rounded else None, n_boot)
+        for spec in INTERVALS:
+            got = spec.read(report, study)
+            if got is None:
+                continue
+            lo, hi = got
+            truth = _truth(study, spec.estimand)
+            has = ~np.isnan(truth)
+            key = (spec.label, spec.estimand)
+            ok = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
+            bad[key] += int((~ok & has).sum())
+            cover = (lo <= truth) & (truth <= hi) & ok
+            hits[key].append(float(cover[has].mean()))
+            if ok.any():
+                widths[key].append(float(np.mean((hi - lo)[ok])))
+    rows = []
+    for spec in INTERVALS:
+        key = (spec.label, spec.estimand)
+        if key not in hits:
+            rows.append({"interval": spec.label, "estimand": spec.estimand, "coverage": "not offered"})
+            continue
+        h = np.asarray(hits[key])
+        cov, se = h.mean(), h.std(ddof=1) / np.sqrt(len(h)) if len(h) > 1 else np.nan
+        met = TARGET_COVERAGE[0] <= cov <= TARGET_COVERAGE[1]
+        rows.append(
+            {
+                "interval": spec.label,
+                "estimand": spec.estimand,
+                "coverage": f"{100 * cov:5.1f}% +/- {100 * se:.1f}",
+                "mean width": f"{np.mean(widths[key]):.3f}" if widths[key] else "-",
+                "NaN/zero-width": bad[key],
+                "target": "met" if met else "NOT met",
+            }
+        )
+    return rows
+
+
+def ranking_scenario(sc: Scenario, reps: int, rng: np.random.Generator, n_boot: int) -> list[dict]:
+    design = sim.spaced(sc.design, sc.delta, centre=float(np.mean(sc.design.levels)) + 0.3)
+    false_sep: dict[str, list[bool]] = defaultdict(list)
+    power: dict[str, list[float]] = defaultdict(list)
+    gaps = []
+    for _ in range(reps):
+        study = sim.simulate(design, rng)
+        report = run_report(study.votes, design.levels, n_boot, holm=True)
+        q = np.asarray(design.q())
+        gaps.append(float(np.mean(-np.diff(study.test_set_truth))))
+        for question, claims in separations(report).items():
+            # each question is judged against its own truth: on this test set, methods
+            # of equal latent quality still differ by their scene x method interaction
+            truth = study.test_set_truth if "test set" in question else study.new_scenes_truth
+            false = any(truth[a] <= truth[b] + 1e-12 for a, b in claims)
+            false_sep[question].append(false)
+            if sc.delta:
+                adjacent = [(i, i + 1) for i in range(len(q) - 1)]
+                power[question].append(np.mean([pair in claims for pair in adjacent]))
+    rows = []
+    for question in false_sep:
+        fs = np.asarray(false_sep[question], dtype=float)
+        row = {
+            "procedure": question,
+            "delta (latent)": sc.delta,
+            "adjacent MOS gap": f"{np.mean(gaps):.3f}",
+        }
+        if sc.delta:
+            p = np.asarray(power[question])
+            row["power (adjacent pairs)"] = f"{100 * p.mean():5.1f}% +/- {100 * p.std(ddof=1) / np.sqrt(len(p)):.1f}"
+            row["wrong-direction claims"] = f"{100 * fs.mean():.1f}%"
+        else:
+            se = fs.std(ddof=1) / np.sqrt(len(fs))
+            row["false separation (FWER)"] = f"{100 * fs.mean():5.1f}% +/- {100 * se:.1f}"
+            row["target <= 5%"] = "met" if fs.mean() <= 0.05 else "NOT met"
+        rows.append(row)
+    return rows
+
+
+def screening_scenario(sc: Scenario, reps: int, rng: np.random.Generator, n_boot: int) -> list[dict]:
+    flagged: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for _ in range(reps):
+        study = sim.simulate(sc.design, rng)
+        report = run_report(study.votes, sc.design.levels, n_boot=50)
+        screening = report["screening"].set_index("rater")
+        types = study.rater_type.reindex(screening.index)
+        for rule in [c for c in screening.columns if c.endswith("_rejected") or c == "excluded"]:
+            for kind in sim.RATER_TYPES:
+                sel = types == kind
+                if sel.any():
+                    flagged[(rule, kind)].append(float(screening.loc[sel, rule].astype(bool).mean()))
+    rows = []
+    rules = sorted({rule for rule, _ in flagged}, key=lambda r: (r == "excluded", r))
+    for rule in rules:
+        row = {"rule": rule}
+        for kind in sim.RATER_TYPES:
+            v = flagged.get((rule, kind))
+            row[kind] = f"{100 * np.mean(v):5.1f}%" if v else "-"
+        if rule == "excluded":
+            good = np.mean(flagged[(rule, sim.GOOD)])
+            careless = np.mean(flagged[(rule, sim.CARELESS)])
+            straight = np.mean(flagged[(rule, sim.STRAIGHT)])
+            met = good <= 0.05 and careless >= 0.9 and straight == 1.0
+            row["target"] = "met" if met else "NOT met"
+        rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=200, help="simulated studies per scenario (default 200)")
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples per study (default 500)")
+    parser.add_argument("--only", choices=["coverage", "ranking", "screening"], action="append")
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    start = time.perf_counter()
+    print(f"validity harness: {args.reps} simulated studies per scenario, seed {args.seed}, {args.n_boot} resamples")
+    runners = {"coverage": coverage_scenario, "ranking": ranking_scenario, "screening": screening_scenario}
+    for sc in scenarios():
+        if args.only and sc.kind not in args.only:
+            continue
+        t0 = time.perf_counter()
+        rows = runners[sc.kind](sc, args.reps, rng, args.n_boot)
+        title = f"[{sc.kind}] {sc.design.name}"
+        if sc.kind == "ranking":
+            title += " (all methods equal)" if not sc.delta else f" (methods {sc.delta} apart)"
+        if sc.kind == "screening":
+            title += " (close teams; pool 70% good, 10% biased, 10% careless, 10% straight-lining)"
+        print(f"\n{title}  [{time.perf_counter() - t0:.0f} s]")
+        print(pd.DataFrame(rows).fillna("").to_string(index=False))
+    print(f"\ntotal {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
