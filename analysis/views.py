@@ -126,6 +126,9 @@ def study_run(request: HttpRequest, slug: str) -> HttpResponse:
     from analysis import services
 
     study = get_object_or_404(Study, slug=slug)
+    if not request.user.has_perm("analysis.add_analysisrun"):
+        messages.error(request, "Running an analysis needs the permission to add analysis runs.")
+        return redirect(reverse("analysis:study-results", kwargs={"slug": study.slug}))
     run = services.analysis_run_queue(study=study)
     # With an embedded (eager) Celery the run is already done here; with a broker it is
     # still pending and the page shows its status.

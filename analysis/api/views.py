@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import IsAdminUser
+from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -37,8 +37,21 @@ FIELD_ERRORS = {
 }
 
 
+# The most bootstrap resamples a run may ask for (2000 by default).
+MAX_BOOT = 10_000
+
+
+class CanRunAnalysis(BasePermission):
+    """Queueing a run takes the analysis permission (staff alone may read results)."""
+
+    message = "Running an analysis needs the permission 'analysis | analysis run | Can add analysis run'."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return request.method in SAFE_METHODS or request.user.has_perm("analysis.add_analysisrun")
+
+
 class OrganizerAPIView(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsAdminUser, CanRunAnalysis]
 
     def study_or_404(self, slug: str) -> Study:
         return get_object_or_404(Study, slug=slug)
@@ -99,7 +112,8 @@ class AnalysisRunListCreateView(OrganizerAPIView):
     @extend_schema_serializer(component_name="AnalysisRunParams")
     class InputSerializer(serializers.Serializer):
         confidence = serializers.FloatField(min_value=0.5, max_value=0.999, required=False)
-        n_boot = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
+        # Bounded: a run is a task on the workers, and its bootstrap grows with n_boot.
+        n_boot = serializers.IntegerField(min_value=100, max_value=MAX_BOOT, required=False)
         seed = serializers.IntegerField(required=False)
         alpha = serializers.FloatField(min_value=0.001, max_value=0.5, required=False)
         correlation_threshold = serializers.FloatField(min_value=-1, max_value=1, required=False)

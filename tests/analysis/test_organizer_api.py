@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from analysis.models import AnalysisRun
@@ -18,8 +19,24 @@ def api() -> APIClient:
 
 @pytest.fixture
 def staff_api(api: APIClient) -> APIClient:
-    api.force_authenticate(get_user_model().objects.create_user("org", password="pw", is_staff=True))
+    organizer = get_user_model().objects.create_user("org", password="pw", is_staff=True)
+    organizer.user_permissions.add(Permission.objects.get(codename="add_analysisrun"))
+    api.force_authenticate(organizer)
     return api
+
+
+def test_staff_without_the_analysis_permission_reads_results_but_runs_nothing(api, study) -> None:  # noqa: F811
+    api.force_authenticate(get_user_model().objects.create_user("helper", password="pw", is_staff=True))
+    assert api.get("/api/studies/page/results/").status_code == 200
+    refused = api.post("/api/studies/page/analysis-runs/", {"n_boot": 200}, format="json")
+    assert refused.status_code == 403 and "permission" in refused.json()["detail"]
+    assert not AnalysisRun.objects.exists()
+
+
+def test_a_run_cannot_ask_for_an_unbounded_bootstrap(staff_api, study) -> None:  # noqa: F811
+    response = staff_api.post("/api/studies/page/analysis-runs/", {"n_boot": 100_000}, format="json")
+    assert response.status_code == 400 and "n_boot" in response.json()
+    assert not AnalysisRun.objects.exists()
 
 
 def test_non_staff_and_anonymous_get_403(api, study) -> None:  # noqa: F811
@@ -68,11 +85,11 @@ def test_results_before_any_run_are_empty(staff_api, study) -> None:  # noqa: F8
 def test_staff_queues_a_run_that_runs_eagerly_on_commit(staff_api, study, eager_celery) -> None:  # noqa: F811
     # Real commits (transaction=True): the embedded default's eager Celery runs the task
     # when the run row commits, so the answer already shows the finished run.
-    response = staff_api.post("/api/studies/page/analysis-runs/", {"n_boot": 50, "seed": 7}, format="json")
+    response = staff_api.post("/api/studies/page/analysis-runs/", {"n_boot": 100, "seed": 7}, format="json")
     assert response.status_code == 202
     body = response.json()
     assert body["status"] == "done"
-    assert body["params"]["n_boot"] == 50
+    assert body["params"]["n_boot"] == 100
     assert body["params"]["seed"] == 7
     run = AnalysisRun.objects.get()
     assert run.status == AnalysisRun.Status.DONE

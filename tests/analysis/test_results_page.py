@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from analysis.models import AnalysisRun
@@ -43,6 +44,7 @@ def study():
 @pytest.fixture
 def staff_client(client):
     user = get_user_model().objects.create_user("organizer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="add_analysisrun"))
     client.force_login(user)
     return client
 
@@ -99,6 +101,13 @@ def test_run_analysis_button_queues_a_run_that_completes_eagerly(
     assert run.status == AnalysisRun.Status.DONE, run.error
     assert run.n_votes == 12
     assert run.results["tables"]["leaderboard"]["records"][0]["method"] == "Team Alpha"
+
+
+def test_staff_without_the_analysis_permission_cannot_run_one(client, study) -> None:
+    client.force_login(get_user_model().objects.create_user("helper", password="pw", is_staff=True))
+    response = client.post(reverse("analysis:study-run", kwargs={"slug": study.slug}), follow=True)
+    assert "needs the permission" in response.content.decode()
+    assert not AnalysisRun.objects.exists()
 
 
 def test_run_analysis_is_post_only_and_staff_only(client, staff_client, study) -> None:
