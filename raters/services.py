@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, QuerySet
 from django.utils import timezone
 
 from raters import assignment, selectors
@@ -122,7 +122,13 @@ def _study_rows(study: Study) -> list[assignment.Candidate]:
     beside = wording(study.protocol).beside_field
     if beside:
         outputs = outputs.filter(**{f"scene__{beside}__isnull": False})
-    rows = outputs.order_by("pk").values_list("pk", "method_id", "scene_id", "load__trials", "method__kind", "psnr")
+    rows = list(
+        outputs.order_by("pk").values_list("pk", "method_id", "scene_id", "load__trials", "method__kind", "psnr")
+    )
+    if any(row[3] is None for row in rows):  # the first start after an import: loads start at zero
+        OutputLoad.objects.bulk_create(
+            [OutputLoad(output_id=row[0]) for row in rows if row[3] is None], ignore_conflicts=True
+        )
     return [
         assignment.Candidate(pk, method, scene, load or 0, kind in Method.CONTROL_KINDS, kind, psnr)
         for pk, method, scene, load, kind, psnr in rows
@@ -215,8 +221,9 @@ def _plan_trials(
 
 
 def _store_trials(trials: list[Trial]) -> None:
+    """Store new trials of outputs whose loads exist (see _study_rows) and count them."""
     Trial.objects.bulk_create(trials)
-    output_loads_add(trials=trials)
+    _loads_change(Counter(trial.output_id for trial in trials if trial.kind in Trial.COUNTED_KINDS), 1)
 
 
 def _assign(*, session: Session, study: Study) -> None:
@@ -229,8 +236,9 @@ def _assign(*, session: Session, study: Study) -> None:
     ]
     rated = _plan_trials(session=session, study=study, rows=rows, existing=training, start_position=len(training))
     _store_trials(training + rated)
-    session.status = Session.Status.TRAINING if training else Session.Status.RATING
-    session.save(update_fields=["status"])
+    if not training:  # new sessions start in training
+        session.status = Session.Status.RATING
+        session.save(update_fields=["status"])
 
 
 def _loads_change(counts: Counter[int], sign: int) -> None:
@@ -252,15 +260,20 @@ def output_loads_add(*, trials: Iterable[Trial]) -> None:
         _loads_change(counts, 1)
 
 
+def _stale_sessions(study: Study, now: datetime) -> QuerySet[Session]:
+    # The partial index session_active_last_seen answers this from the active sessions only.
+    return Session.objects.filter(
+        study=study, status__in=Session.ACTIVE_STATUSES, last_seen_at__lt=now - session_timeout()
+    )
+
+
 def _release_abandoned(*, study: Study, now: datetime) -> int:
     """Hand the unanswered trials of the study's sessions idle past the timeout back to
     the pool; the caller holds the study lock."""
     # A session locked right now is taking a vote: it is not abandoned, and waiting for
     # it would hold up the start that asks. The ones found stay locked meanwhile.
-    stale = Session.objects.filter(
-        study=study, status__in=Session.ACTIVE_STATUSES, last_seen_at__lt=now - session_timeout()
-    )
-    ids = list(stale.select_for_update(skip_locked=True).order_by("pk").values_list("pk", flat=True))
+    stale = _stale_sessions(study, now).select_for_update(skip_locked=True)
+    ids = list(stale.order_by("pk").values_list("pk", flat=True))
     if not ids:
         return 0
     released = Trial.objects.filter(
@@ -401,10 +414,9 @@ def session_start(
     else:
         rater = Rater.objects.create(platform=Rater.Platform.DIRECT)
     _record_device(rater, device)
-    study = _lock_study(study)
-    if study.status != Study.Status.OPEN:  # closed while this start was on its way
-        raise StudyNotOpen("This study is not taking new raters.")
-    # Under the lock: a concurrent start of the same rater has committed its session by now.
+    # Everything before the study's lock that can be: every other start of the study waits
+    # for it until this transaction commits. The unique rater-study key makes a concurrent
+    # start of the same rater wait here, then find this session.
     session, created = Session.objects.get_or_create(
         rater=rater,
         study=study,
@@ -417,7 +429,12 @@ def session_start(
     )
     if not created:  # a start of the same rater committed it while this one waited
         return session_touch(session=_resumable(session, identity, resume_token), now=now), False
-    _release_abandoned(study=study, now=now)
+    stale = _stale_sessions(study, now).exists()
+    study = _lock_study(study)
+    if study.status != Study.Status.OPEN:  # closed while this start was on its way
+        raise StudyNotOpen("This study is not taking new raters.")
+    if stale:
+        _release_abandoned(study=study, now=now)
     _assign(session=session, study=study)
     return session, True
 
