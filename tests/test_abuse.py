@@ -188,3 +188,21 @@ def test_zip_that_inflates_past_the_limit_is_refused_and_changes_nothing(staff, 
     response = staff.post(f"/admin/studies/study/{study.pk}/import/", {"archive": SimpleUploadedFile("b.zip", payload)})
     assert response.status_code == 200 and "Nothing was imported" in response.content.decode()
     _nothing_imported(study, media_root)
+
+
+def test_a_class_of_50_behind_one_address_completes_at_the_default_rates(monkeypatch):
+    """The production defaults, not the test overlay's: 50 raters of a lab behind one NAT
+    address each start a session and vote it through within the same minute."""
+    from config import settings as defaults
+
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", defaults.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])
+    monkeypatch.setattr(ScopedRateThrottle, "timer", lambda self: 60_000_000.0 + 30)
+    cache.clear()
+    build_study(methods=3, scenes=3, slug="lab", trials_per_session=4)
+    for _ in range(50):
+        rater = Rater("lab", "192.0.2.77")
+        token = rater.start().json()["token"]
+        while (trial := rater.client.get(f"/api/sessions/{token}/next/").json()["trial"]) is not None:
+            assert rater.post(f"/api/sessions/{token}/trials/{trial['token']}/rating/", {"score": 3}).status_code == 201
+    assert Session.objects.filter(status=Session.Status.COMPLETE).count() == 50
+    cache.clear()
