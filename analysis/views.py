@@ -108,6 +108,26 @@ def _p910_fits(estimators: dict) -> list[dict]:
     ]
 
 
+def _agreement_rows(results: selectors.StudyResults) -> list[dict]:
+    """One row per agreement measure: screened raters beside every rater."""
+    every = {}
+    if not results.agreement_all_raters.empty:
+        every = dict(zip(results.agreement_all_raters["measure"], results.agreement_all_raters["value"], strict=True))
+    return [
+        {
+            "measure": row["measure"],
+            "label": row["label"],
+            "value": _number(row.get("value")),
+            "sd": _number(row.get("sd")),
+            "value_all_raters": _number(every.get(row["measure"])),
+            "n_units": row.get("n_units"),
+            "n_splits": row.get("n_splits"),
+            "method": row.get("method"),
+        }
+        for row in results.agreement.to_dict("records")
+    ]
+
+
 def _has_metric(results: selectors.StudyResults, metric: str) -> bool:
     board = results.leaderboard
     return metric in board and board[metric].map(_number).notna().any()
@@ -136,6 +156,7 @@ def study_results(request: HttpRequest, slug: str) -> HttpResponse:
         "n_raters_used": _raters_used(results),
         "p910_fits": _p910_fits(estimators),
         "correlations": results.correlations.to_dict("records"),
+        "agreement": _agreement_rows(results),
         "coverage": selectors.study_coverage(study=study),
         "excluded_by_rule": results.excluded_by_rule,
         "excluded_raters": (

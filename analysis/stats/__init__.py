@@ -10,6 +10,7 @@ estimator's parameters in ``df.attrs["estimator"]``.
 from __future__ import annotations
 
 from ._common import COUNTED_KINDS, Estimator, prepare_votes
+from .agreement import rater_agreement
 from .correlation import fit_logistic_4, logistic_4, metric_correlations
 from .mos import bootstrap_ci, image_mos, method_mos
 from .pirm import total_score
@@ -42,6 +43,7 @@ __all__ = [
     "mixed_model_ranking",
     "p910_model",
     "prepare_votes",
+    "rater_agreement",
     "rank_methods",
     "screen_raters",
     "total_score",

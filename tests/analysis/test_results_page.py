@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django.utils.html import escape
 
 from analysis.models import AnalysisRun
 from analysis.services import analysis_run_now
@@ -161,3 +162,23 @@ def test_results_page_reports_a_p910_fit_that_did_not_converge(staff_client, stu
     run.save(update_fields=["estimators"])
     html = staff_client.get(url(study)).content.decode()
     assert '<span class="warning">did not converge</span> in 1000 iterations' in html
+
+
+def test_rater_agreement_is_on_the_page_and_in_run_json(staff_client, close_study) -> None:
+    run = analysis_run_now(study=close_study, params={"n_boot": 100})
+    stored = {r["measure"]: r for r in run.results["tables"]["agreement"]["records"]}
+    every = {r["measure"]: r for r in run.results["tables"]["agreement_all_raters"]["records"]}
+    # the three teams are far apart for the raters kept: the ranking replicates
+    assert stored["split_half_ranking"]["value"] > 0.5
+    assert -1 < every["krippendorff_alpha"]["value"] < 1
+    html = staff_client.get(url(close_study)).content.decode()
+    table = html[html.index('id="agreement"') :]
+    table = table[: table.index("</table>")]
+    for measure in ("split_half_ranking", "krippendorff_alpha"):
+        assert escape(stored[measure]["label"]) in table
+        assert f"{stored[measure]['value']:.3f}" in table
+        assert f"{every[measure]['value']:.3f}" in table
+    manifest = staff_client.get(reverse("analysis:run-file", args=[close_study.slug, run.pk, "run.json"])).json()
+    assert manifest["agreement"]["agreement"] == run.results["tables"]["agreement"]["records"]
+    assert manifest["estimators"]["tables"]["agreement"]["name"] == "rater-agreement"
+    assert manifest["estimators"]["tables"]["agreement_all_raters"]["params"]["krippendorff"]

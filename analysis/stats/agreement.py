@@ -1,0 +1,171 @@
+"""How far the raters agree: split-half reliability of the ranking, Krippendorff's alpha.
+
+Two figures an organizer reads before publishing a ranking:
+
+* **split-half reliability of the method ranking** (``split-half-ranking``): the raters
+  are split at random into two halves, each half gives its own method MOS (mean over
+  scenes of the per-output MOS of that half's votes), and the Spearman correlation of the
+  two MOS columns is stepped up to the full pool of raters with the Spearman-Brown
+  formula ``r_sb = 2 r / (1 + r)`` (Spearman 1910, Brown 1910). The figure is the mean of
+  ``r_sb`` over ``n_splits`` random splits (a fixed seed makes it reproducible): 1 means
+  that another pool of raters of the same size would very likely give the same order.
+  It is the ranking's counterpart of the split-half "internal consistency" used for
+  subjective test panels; it needs at least 3 methods and 2 raters.
+* **Krippendorff's alpha** (``krippendorff-alpha``), interval level, over the outputs
+  (method x scene) as units: ``alpha = 1 - D_o / D_e``, observed over expected
+  disagreement (Krippendorff, "Content Analysis", 2004, ch. 11; "Computing
+  Krippendorff's Alpha-Reliability", 2011). Every output rated by at least two raters
+  enters, whatever the (sparse, unbalanced) design. Computed by the ``krippendorff``
+  package from the per-output counts of each score, which never forms the raters x
+  outputs matrix (a million-vote study has too many cells for it).
+
+Both are computed on the votes they are given: the results pipeline reports them for the
+screened raters and for every rater.
+"""
+
+from __future__ import annotations
+
+import krippendorff
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ._common import Estimator, Votes, prepare_votes
+
+SPLIT_HALF = Estimator("split-half-ranking", "1.0")
+KRIPPENDORFF = Estimator("krippendorff-alpha", "1.0")
+AGREEMENT = Estimator("rater-agreement", "1.0")
+
+DEFAULT_SPLITS = 20
+
+
+def spearman_brown(r: float | np.ndarray, factor: float = 2.0) -> float | np.ndarray:
+    """Reliability of a test ``factor`` times as long: ``k r / (1 + (k - 1) r)``."""
+    return factor * r / (1.0 + (factor - 1.0) * r)
+
+
+def _half_method_mos(votes: Votes, half: np.ndarray) -> np.ndarray:
+    """Method MOS of each half: array (2, n_methods); NaN where a half saw no scene."""
+    side = half[votes.rater].astype(np.int64)
+    n_out = votes.n_outputs
+    cell = side * n_out + votes.output
+    n = np.bincount(cell, minlength=2 * n_out).reshape(2, n_out)
+    total = np.bincount(cell, weights=votes.score, minlength=2 * n_out).reshape(2, n_out)
+    seen = (n > 0).reshape(2, votes.n_methods, votes.n_scenes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_output = np.where(seen, (total / np.maximum(n, 1)).reshape(seen.shape), 0.0)
+        # mean over the scenes this half saw; NaN for a method it never saw
+        return per_output.sum(axis=2) / seen.sum(axis=2)
+
+
+def _split_half(votes: Votes, n_splits: int, seed: int) -> tuple[float, float, int]:
+    """Mean and standard deviation of the Spearman-Brown coefficient, and the splits used."""
+    if votes.n_methods < 3 or votes.n_raters < 2:
+        return np.nan, np.nan, 0
+    rng = np.random.default_rng(seed)
+    half_size = votes.n_raters // 2
+    coefficients = []
+    # two raters have one split only; more splits would repeat it
+    splits = 1 if votes.n_raters == 2 else n_splits
+    for _ in range(splits):
+        half = np.zeros(votes.n_raters, dtype=bool)
+        half[rng.permutation(votes.n_raters)[:half_size]] = True
+        mos = _half_method_mos(votes, half)
+        both = np.isfinite(mos).all(axis=0)
+        if both.sum() < 3 or np.ptp(mos[0, both]) == 0 or np.ptp(mos[1, both]) == 0:
+            continue
+        r = float(stats.spearmanr(mos[0, both], mos[1, both])[0])
+        coefficients.append(spearman_brown(r))
+    if not coefficients:
+        return np.nan, np.nan, 0
+    values = np.asarray(coefficients)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else np.nan, len(values)
+
+
+def _krippendorff_interval(votes: Votes) -> tuple[float, int]:
+    """Interval alpha over outputs from per-output score counts, and the units used."""
+    domain, code = np.unique(votes.score, return_inverse=True)
+    counts = np.bincount(votes.output * len(domain) + code, minlength=votes.n_outputs * len(domain))
+    counts = counts.reshape(votes.n_outputs, len(domain))
+    pairable = counts.sum(axis=1) >= 2
+    if pairable.sum() < 1 or len(domain) < 2:
+        return np.nan, int(pairable.sum())
+    alpha = krippendorff.alpha(value_counts=counts[pairable], value_domain=domain, level_of_measurement="interval")
+    return float(alpha), int(pairable.sum())
+
+
+def _agreement(votes: Votes, n_splits: int, seed: int) -> pd.DataFrame:
+    split_mean, split_sd, used = _split_half(votes, n_splits, seed)
+    alpha, units = _krippendorff_interval(votes)
+    table = pd.DataFrame(
+        {
+            "measure": ["split_half_ranking", "krippendorff_alpha"],
+            "label": [
+                "Split-half reliability of the method ranking (Spearman-Brown corrected)",
+                "Krippendorff's alpha, interval, over outputs",
+            ],
+            "value": [split_mean, alpha],
+            "sd": [split_sd, np.nan],
+            "n_units": [votes.n_methods, units],
+            "n_raters": [votes.n_raters, votes.n_raters],
+            "n_splits": [used, 0],
+            "method": [f"{SPLIT_HALF.name} {SPLIT_HALF.version}", f"{KRIPPENDORFF.name} {KRIPPENDORFF.version}"],
+        }
+    )
+    return AGREEMENT.stamp(table, n_splits=n_splits, seed=seed, krippendorff=krippendorff_version())
+
+
+def krippendorff_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("krippendorff")
+    except PackageNotFoundError:  # pragma: no cover - installed with the project
+        return "unknown"
+
+
+def rater_agreement(
+    df: pd.DataFrame,
+    *,
+    n_splits: int = DEFAULT_SPLITS,
+    seed: int = 0,
+    rater: str = "rater",
+    scene: str = "scene",
+    method: str = "method",
+    score: str = "score",
+    kind: str = "kind",
+) -> pd.DataFrame:
+    """Split-half reliability of the method ranking and Krippendorff's alpha.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Long-format votes (``rater``, ``scene``, ``method``, ``score``, ``kind``);
+        repeated votes of one rater on one output count once, with their mean.
+    n_splits : int
+        Random splits of the raters into halves (one when there are two raters).
+    seed : int
+        Seed of the splits.
+    rater, scene, method, score, kind : str
+        Column names.
+
+    Returns
+    -------
+    DataFrame
+        Two rows, ``measure`` ``split_half_ranking`` and ``krippendorff_alpha``, with
+        ``label``, ``value``, ``sd`` (over the splits), ``n_units`` (methods; outputs
+        rated at least twice), ``n_raters``, ``n_splits`` (splits that gave a
+        coefficient) and ``method`` (estimator and version of the figure).
+
+    Examples
+    --------
+    >>> votes = pd.DataFrame({"rater": ["a"] * 3 + ["b"] * 3, "scene": "s",
+    ...                       "method": list("XYZ") * 2, "score": [5, 3, 1, 4, 3, 2]})
+    >>> table = rater_agreement(votes).set_index("measure")
+    >>> float(table.loc["split_half_ranking", "value"])  # both raters order X > Y > Z
+    1.0
+    >>> round(float(table.loc["krippendorff_alpha", "value"]), 4)
+    0.8333
+    """
+    votes = prepare_votes(df, rater=rater, scene=scene, method=method, score=score, kind=kind)
+    return _agreement(votes, n_splits, seed)
