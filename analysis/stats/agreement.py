@@ -28,7 +28,7 @@ from __future__ import annotations
 import krippendorff
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse, stats
 
 from ._common import Estimator, Votes, prepare_votes
 
@@ -44,37 +44,39 @@ def spearman_brown(r: float | np.ndarray, factor: float = 2.0) -> float | np.nda
     return factor * r / (1.0 + (factor - 1.0) * r)
 
 
-def _half_method_mos(votes: Votes, half: np.ndarray) -> np.ndarray:
-    """Method MOS of each half: array (2, n_methods); NaN where a half saw no scene."""
-    side = half[votes.rater].astype(np.int64)
-    n_out = votes.n_outputs
-    cell = side * n_out + votes.output
-    n = np.bincount(cell, minlength=2 * n_out).reshape(2, n_out)
-    total = np.bincount(cell, weights=votes.score, minlength=2 * n_out).reshape(2, n_out)
-    seen = (n > 0).reshape(2, votes.n_methods, votes.n_scenes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_output = np.where(seen, (total / np.maximum(n, 1)).reshape(seen.shape), 0.0)
-        # mean over the scenes this half saw; NaN for a method it never saw
-        return per_output.sum(axis=2) / seen.sum(axis=2)
-
-
 def _split_half(votes: Votes, n_splits: int, seed: int) -> tuple[float, float, int]:
-    """Mean and standard deviation of the Spearman-Brown coefficient, and the splits used."""
+    """Mean and standard deviation of the Spearman-Brown coefficient, and the splits used.
+
+    Every split's per-output sums of one half come from one sparse product (outputs x
+    raters) @ (raters x splits); the other half is the total minus that half.
+    """
     if votes.n_methods < 3 or votes.n_raters < 2:
         return np.nan, np.nan, 0
     rng = np.random.default_rng(seed)
-    half_size = votes.n_raters // 2
-    coefficients = []
     # two raters have one split only; more splits would repeat it
     splits = 1 if votes.n_raters == 2 else n_splits
-    for _ in range(splits):
-        half = np.zeros(votes.n_raters, dtype=bool)
-        half[rng.permutation(votes.n_raters)[:half_size]] = True
-        mos = _half_method_mos(votes, half)
-        both = np.isfinite(mos).all(axis=0)
-        if both.sum() < 3 or np.ptp(mos[0, both]) == 0 or np.ptp(mos[1, both]) == 0:
+    halves = np.zeros((votes.n_raters, splits))
+    for k in range(splits):
+        halves[rng.permutation(votes.n_raters)[: votes.n_raters // 2], k] = 1.0
+    shape = (votes.n_outputs, votes.n_raters)
+    scores = sparse.csr_matrix((votes.score, (votes.output, votes.rater)), shape=shape)
+    ones = sparse.csr_matrix((np.ones(len(votes.score)), (votes.output, votes.rater)), shape=shape)
+    total_1, n_1 = scores @ halves, ones @ halves
+    total_all = np.asarray(scores.sum(axis=1)).ravel()[:, None]
+    n_all = np.asarray(ones.sum(axis=1)).ravel()[:, None]
+    coefficients = []
+    for k in range(splits):
+        mos = []
+        for total, n in ((total_1[:, k], n_1[:, k]), (total_all[:, 0] - total_1[:, k], n_all[:, 0] - n_1[:, k])):
+            seen = (n > 0).reshape(votes.n_methods, votes.n_scenes)
+            per_output = np.where(seen, (total / np.maximum(n, 1)).reshape(seen.shape), 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                # mean over the scenes this half saw; NaN for a method it never saw
+                mos.append(per_output.sum(axis=1) / seen.sum(axis=1))
+        both = np.isfinite(mos[0]) & np.isfinite(mos[1])
+        if both.sum() < 3 or np.ptp(mos[0][both]) == 0 or np.ptp(mos[1][both]) == 0:
             continue
-        r = float(stats.spearmanr(mos[0, both], mos[1, both])[0])
+        r = float(stats.spearmanr(mos[0][both], mos[1][both])[0])
         coefficients.append(spearman_brown(r))
     if not coefficients:
         return np.nan, np.nan, 0
