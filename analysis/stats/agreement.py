@@ -17,7 +17,9 @@ Two figures an organizer reads before publishing a ranking:
   Krippendorff's Alpha-Reliability", 2011). Every output rated by at least two raters
   enters, whatever the (sparse, unbalanced) design. Computed by the ``krippendorff``
   package from the per-output counts of each score, which never forms the raters x
-  outputs matrix (a million-vote study has too many cells for it).
+  outputs matrix (a million-vote study has too many cells for it); scores with more
+  than 20 distinct values (continuous scales) take the closed form of the interval
+  metric, which gives the same value.
 
 Both are computed on the votes they are given: the results pipeline reports them for the
 screened raters and for every rater.
@@ -84,9 +86,38 @@ def _split_half(votes: Votes, n_splits: int, seed: int) -> tuple[float, float, i
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else np.nan, len(values)
 
 
+#: Largest number of distinct scores handed to the ``krippendorff`` package, whose
+#: coincidence arrays grow as units x levels x levels; continuous scores (slider, or
+#: averaged repeats) take the closed form of the interval metric instead.
+MAX_LEVELS = 20
+
+
+def _interval_alpha_closed_form(votes: Votes) -> tuple[float, int]:
+    """Interval alpha from within-unit and total sums of squares (same value, any scores).
+
+    With the squared-difference metric, ``sum over pairs i != j of (v_i - v_j)**2`` is
+    ``2 m SS`` for a set of m values, so ``D_o = (1/n) sum_u 2 m_u SS_u / (m_u - 1)`` and
+    ``D_e = 2 SS_total / (n - 1)`` over the n pairable values.
+    """
+    m = np.bincount(votes.output, minlength=votes.n_outputs).astype(float)
+    pairable = m >= 2
+    keep = pairable[votes.output]
+    values, units = votes.score[keep], votes.output[keep]
+    n = len(values)
+    if n < 2 or np.ptp(values) == 0:
+        return np.nan, int(pairable.sum())
+    mean_u = np.bincount(units, weights=values, minlength=votes.n_outputs) / np.maximum(m, 1)
+    ss_u = np.bincount(units, weights=(values - mean_u[units]) ** 2, minlength=votes.n_outputs)
+    d_o = float((2 * m[pairable] * ss_u[pairable] / (m[pairable] - 1)).sum() / n)
+    d_e = 2 * float(((values - values.mean()) ** 2).sum()) / (n - 1)
+    return 1.0 - d_o / d_e, int(pairable.sum())
+
+
 def _krippendorff_interval(votes: Votes) -> tuple[float, int]:
     """Interval alpha over outputs from per-output score counts, and the units used."""
     domain, code = np.unique(votes.score, return_inverse=True)
+    if len(domain) > MAX_LEVELS:
+        return _interval_alpha_closed_form(votes)
     counts = np.bincount(votes.output * len(domain) + code, minlength=votes.n_outputs * len(domain))
     counts = counts.reshape(votes.n_outputs, len(domain))
     pairable = counts.sum(axis=1) >= 2

@@ -117,3 +117,23 @@ def test_agreement_is_nan_not_an_error_when_it_cannot_be_computed() -> None:
     assert np.isnan(table.loc["krippendorff_alpha", "value"])
     assert table.attrs["estimator"]["name"] == "rater-agreement"
     assert set(table["estimator_version"]) == {"1.0"}
+
+
+def test_continuous_scores_take_the_closed_form_with_the_same_value() -> None:
+    from analysis.stats._common import prepare_votes
+    from analysis.stats.agreement import _interval_alpha_closed_form
+
+    # on a 5-level study the closed form equals the package
+    frame = long_frame(KRIPPENDORFF_2011)
+    assert _interval_alpha_closed_form(prepare_votes(frame))[0] == pytest.approx(0.8491071428571428, abs=1e-12)
+    # continuous scores (hundreds of levels) are not handed to the package
+    rng = np.random.default_rng(2)
+    rows = [
+        {"rater": r, "scene": s, "method": m, "score": q + rng.normal(0, 0.5)}
+        for r in range(30)
+        for m, q in enumerate([1.0, 2.0, 3.0])
+        for s in range(10)
+    ]
+    continuous = pd.DataFrame(rows)
+    alpha = rater_agreement(continuous).set_index("measure").loc["krippendorff_alpha", "value"]
+    assert alpha == pytest.approx(interval_alpha_by_pairs(continuous), abs=1e-12)
