@@ -24,7 +24,7 @@ import pandas as pd
 from analysis import plots
 from analysis.frames import ratings_frame
 from analysis.models import AnalysisRun
-from analysis.results import table_from_json
+from analysis.results import table_from_json, to_records
 
 RULE_COLUMNS = (
     "bt500_rejected",
@@ -236,6 +236,9 @@ def manifest(run: AnalysisRun, checksums: dict[str, str] | None = None) -> dict:
         "params": run.params,
         "estimators": run.estimators,
         "warnings": run.results.get("warnings", []),
+        "agreement": {
+            name: to_records(table_from_json(run.results, name)) for name in ("agreement", "agreement_all_raters")
+        },
         "screening": (
             "leaderboard, image_mos, correlations and pairwise exclude the raters flagged "
             "in raters.csv (column 'excluded'); the *_all_raters files keep every rater"

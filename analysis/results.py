@@ -17,6 +17,9 @@ Tables (``TABLES``), each with ``estimator`` and ``estimator_version`` columns:
     PLCC/SRCC/KRCC of PSNR and SSIM with MOS, at method and image level.
 ``pairwise`` / ``pairwise_all_raters``
     The Holm-corrected tests behind the tied ranks.
+``agreement`` / ``agreement_all_raters``
+    Rater agreement: split-half reliability of the method ranking (Spearman-Brown
+    corrected) and Krippendorff's alpha (interval) over outputs.
 ``raters``
     Per rater: votes, one true/false column per screening rule, ``excluded``.
 
@@ -53,7 +56,7 @@ from analysis.stats.subject_model import P910
 
 #: Version of this composition (which estimators, how tables are joined). Bumped when a
 #: stored table would come out differently from the same votes.
-PIPELINE = {"name": "mosaic-analysis", "version": "2.0"}
+PIPELINE = {"name": "mosaic-analysis", "version": "2.1"}
 
 
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -78,6 +81,8 @@ TABLES = (
     "pairwise_all_raters",
     "pairwise_new_scenes",
     "pairwise_new_scenes_all_raters",
+    "agreement",
+    "agreement_all_raters",
     "raters",
 )
 
@@ -259,7 +264,9 @@ def _report(
         f"correlations{suffix}": correlations,
         f"pairwise{suffix}": pairwise,
         f"pairwise_new_scenes{suffix}": pairwise_new,
+        f"agreement{suffix}": report["agreement"],
     }
+    est[f"agreement{suffix}"] = _estimator(report["agreement"])
     return tables, est, report
 
 

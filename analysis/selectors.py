@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 from django.db.models import Avg, Count, Q, QuerySet
@@ -92,6 +92,8 @@ class StudyResults:
     leaderboard_all_raters: pd.DataFrame
     correlations: pd.DataFrame
     raters: pd.DataFrame
+    agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
+    agreement_all_raters: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def excluded_by_rule(self) -> dict[str, list[str]]:
@@ -130,4 +132,6 @@ def study_results(*, study: Study) -> StudyResults:
         leaderboard_all_raters=table_from_json(stored, "leaderboard_all_raters"),
         correlations=table_from_json(stored, "correlations"),
         raters=table_from_json(stored, "raters"),
+        agreement=table_from_json(stored, "agreement"),
+        agreement_all_raters=table_from_json(stored, "agreement_all_raters"),
     )

@@ -227,11 +227,14 @@ def _versions() -> dict[str, str]:
     import scipy
     import statsmodels
 
+    from analysis.stats.agreement import krippendorff_version
+
     return {
         "numpy": numpy.__version__,
         "pandas": pandas.__version__,
         "scipy": scipy.__version__,
         "statsmodels": statsmodels.__version__,
+        "krippendorff": krippendorff_version(),
     }
 
 

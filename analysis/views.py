@@ -39,6 +39,11 @@ def _number(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _interval(row: dict, low: str, high: str) -> tuple[float, float] | None:
+    pair = (_number(row.get(low)), _number(row.get(high)))
+    return pair if None not in pair else None  # type: ignore[return-value]
+
+
 def _leaderboard_rows(results: selectors.StudyResults) -> list[dict]:
     unscreened = {}
     if not results.leaderboard_all_raters.empty:
@@ -59,18 +64,68 @@ def _leaderboard_rows(results: selectors.StudyResults) -> list[dict]:
                 "psnr": _number(row.get("psnr")),
                 "ssim": _number(row.get("ssim")),
                 "mos": _number(row.get("mos")),
-                "ci_low": _number(row.get("ci_low")),
-                "ci_high": _number(row.get("ci_high")),
-                "boot_ci_low": _number(row.get("boot_ci_low")),
-                "boot_ci_high": _number(row.get("boot_ci_high")),
+                "ci_test": _interval(row, "ci_low", "ci_high"),
+                "ci_new": _interval(row, "ci_low_new_scenes", "ci_high_new_scenes"),
+                "boot_ci": _interval(row, "boot_ci_low", "boot_ci_high"),
                 "p910": _number(row.get("p910")),
+                "p910_ci": _interval(row, "p910_ci_low", "p910_ci_high"),
                 "mos_all_raters": _number(unscreened.get(row["method"])),
                 "rank": row.get("rank_display"),
+                "rank_new": row.get("rank_display_new_scenes"),
+                "tied_with_winner": bool(row.get("tied_with_winner")) and row.get("rank") is not None,
                 "n_votes": row.get("n_votes"),
                 "n_raters": row.get("n_raters"),
             }
         )
     return rows
+
+
+def _estimand_labels(results: selectors.StudyResults) -> dict[str, str]:
+    """The estimand each interval column answers, as stored with the run."""
+    board = results.leaderboard
+    labels = {"test": "test set", "new": "new scenes"}
+    for key, column in (("test", "estimand"), ("new", "estimand_new_scenes")):
+        if column in board and board[column].notna().any():
+            labels[key] = str(board[column].dropna().iloc[0])
+    return labels
+
+
+def _raters_used(results: selectors.StudyResults) -> int | None:
+    board = results.leaderboard
+    if "n_raters_used" not in board or board.empty:
+        return None
+    value = _number(board["n_raters_used"].iloc[0])
+    return int(value) if value is not None else None
+
+
+def _p910_fits(estimators: dict) -> list[dict]:
+    """Convergence of each P.910 fit of the run (screened votes, every rater)."""
+    fits = estimators.get("p910_fit", {}).get("params", {})
+    labels = {"p910": "screened raters", "p910_all_raters": "every rater"}
+    return [
+        {"label": labels.get(name, name), "converged": fit.get("converged"), "n_iterations": fit.get("n_iterations")}
+        for name, fit in fits.items()
+    ]
+
+
+def _agreement_rows(results: selectors.StudyResults) -> list[dict]:
+    """One row per agreement measure: screened raters beside every rater."""
+    every = {}
+    if not results.agreement_all_raters.empty:
+        every = dict(zip(results.agreement_all_raters["measure"], results.agreement_all_raters["value"], strict=True))
+    return [
+        {
+            "measure": row["measure"],
+            "label": row["label"],
+            "value": _number(row.get("value")),
+            "sd": _number(row.get("sd")),
+            "value_all_raters": _number(every.get(row["measure"])),
+            "n_units": row.get("n_units"),
+            "n_splits": row.get("n_splits"),
+            "method": row.get("method"),
+        }
+        for row in results.agreement.to_dict("records")
+    ]
 
 
 def _has_metric(results: selectors.StudyResults, metric: str) -> bool:
@@ -86,6 +141,8 @@ def study_results(request: HttpRequest, slug: str) -> HttpResponse:
     study = get_object_or_404(Study, slug=slug)
     results = selectors.study_results(study=study)
     run = results.run
+    estimators = run.estimators.get("tables", {}) if run else {}
+    rows = _leaderboard_rows(results)
     context = {
         **admin.site.each_context(request),
         "title": f"Results: {study.title}",
@@ -93,8 +150,13 @@ def study_results(request: HttpRequest, slug: str) -> HttpResponse:
         "results": results,
         "run": run,
         "latest": results.latest,
-        "rows": _leaderboard_rows(results),
+        "rows": rows,
+        "tied_with_winner": [r["method"] for r in rows if r["tied_with_winner"] and not r["is_control"]],
+        "estimand": _estimand_labels(results),
+        "n_raters_used": _raters_used(results),
+        "p910_fits": _p910_fits(estimators),
         "correlations": results.correlations.to_dict("records"),
+        "agreement": _agreement_rows(results),
         "coverage": selectors.study_coverage(study=study),
         "excluded_by_rule": results.excluded_by_rule,
         "excluded_raters": (
@@ -111,7 +173,7 @@ def study_results(request: HttpRequest, slug: str) -> HttpResponse:
         "downloads": list(exports.EXPORT_FILES.values()),
         "manifest": exports.MANIFEST,
         "confidence_pct": f"{(run.params.get('confidence', 0.95) if run else 0.95):.0%}",
-        "estimators": (run.estimators.get("tables", {}) if run else {}),
+        "estimators": estimators,
         "libraries": (run.estimators.get("libraries", {}) if run else {}),
         "pipeline": (run.estimators.get("pipeline", {}) if run else {}),
         "warnings": (run.results.get("warnings", []) if run else []),

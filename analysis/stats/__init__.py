@@ -10,9 +10,10 @@ estimator's parameters in ``df.attrs["estimator"]``.
 from __future__ import annotations
 
 from ._common import COUNTED_KINDS, Estimator, prepare_votes
+from .agreement import rater_agreement
 from .correlation import fit_logistic_4, logistic_4, metric_correlations
 from .mos import bootstrap_ci, image_mos, method_mos
-from .pirm import total_score
+from .pirm import pirm2018_scores, total_score
 from .ranking import mixed_model_ranking, rank_methods
 from .report import full_report
 from .screening import (
@@ -41,7 +42,9 @@ __all__ = [
     "metric_correlations",
     "mixed_model_ranking",
     "p910_model",
+    "pirm2018_scores",
     "prepare_votes",
+    "rater_agreement",
     "rank_methods",
     "screen_raters",
     "total_score",

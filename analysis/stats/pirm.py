@@ -98,3 +98,88 @@ def total_score(
     data["total_rank"] = data["total_score"].rank(ascending=False, method="min").astype(int)
     data = data.sort_values(["total_rank", method_col], kind="stable").reset_index(drop=True)
     return TOTAL_SCORE.stamp(data, weights=w, units=u, baselines=base)
+
+
+PIRM2018_SCORE = Estimator("pirm2018-score", "1.0")
+
+#: (alpha, beta, gamma) of the three PIRM 2018 Track B scores (data/README of the study
+#: tables): A favours fidelity (PSNR), B structure (MS-SSIM), C speed.
+PIRM2018_COEFFICIENTS: dict[str, tuple[float, float, float]] = {
+    "A": (4.0, 100.0, 2.0),
+    "B": (1.0, 400.0, 2.0),
+    "C": (2.0, 200.0, 2.9),
+}
+#: Track B baselines of the PIRM 2018 report: PSNR 21.0 dB, MS-SSIM 0.90.
+PIRM2018_BASELINE = {"psnr": 21.0, "ssim": 0.90}
+#: a solution faster than the baseline earns at most this speed-up in the score
+RUNTIME_CAP = 4.0
+
+
+def pirm2018_scores(
+    table: pd.DataFrame,
+    *,
+    runtime_baseline: float,
+    coefficients: Mapping[str, tuple[float, float, float]] | None = None,
+    psnr_baseline: float = PIRM2018_BASELINE["psnr"],
+    ssim_baseline: float = PIRM2018_BASELINE["ssim"],
+    runtime_cap: float = RUNTIME_CAP,
+    method_col: str = "method",
+    psnr_col: str = "psnr",
+    ssim_col: str = "ssim",
+    runtime_col: str = "runtime",
+) -> pd.DataFrame:
+    """The PIRM 2018 challenge score of each method, for each set of coefficients.
+
+    ``score = alpha * (PSNR - PSNR_b) + beta * (SSIM - SSIM_b) + gamma * min(cap, T_b / T)``
+
+    (Ignatov, Timofte et al., "PIRM Challenge on Perceptual Image Enhancement on
+    Smartphones: Report", ECCV Workshops 2018), where SSIM is MS-SSIM in Track B, ``T``
+    the method's runtime and ``T_b`` the baseline's, and the speed-up is capped (4) so that
+    a fast but poor solution cannot win on speed alone.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per method with PSNR, SSIM (or MS-SSIM) and runtime columns.
+    runtime_baseline : float
+        ``T_b``, in the unit of ``runtime_col``.
+    coefficients : mapping of str to (alpha, beta, gamma), optional
+        One score column ``score_<name>`` per entry; default the Track B A, B and C.
+    psnr_baseline, ssim_baseline : float
+        ``PSNR_b`` and ``SSIM_b`` (default Track B: 21.0 dB, 0.90).
+    runtime_cap : float
+        Largest speed-up that counts.
+    method_col, psnr_col, ssim_col, runtime_col : str
+        Column names.
+
+    Returns
+    -------
+    DataFrame
+        The input columns plus ``speedup_term`` (``min(cap, T_b / T)``) and, per set of
+        coefficients, ``score_<name>`` and ``rank_<name>`` (1 = best), in input order.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"method": ["X"], "psnr": [22.0], "ssim": [0.91], "runtime": [50.0]})
+    >>> float(pirm2018_scores(t, runtime_baseline=100.0)["score_A"].iloc[0])  # 4 + 1 + 2 * 2
+    9.0
+    """
+    coefficients = dict(coefficients or PIRM2018_COEFFICIENTS)
+    data = table.copy()
+    runtime = data[runtime_col].astype(float).to_numpy()
+    if not (np.isfinite(runtime).all() and (runtime > 0).all()):
+        raise ValueError(f"column {runtime_col!r} needs a positive runtime for every method")
+    data["speedup_term"] = np.minimum(runtime_cap, runtime_baseline / runtime)
+    fidelity = data[psnr_col].astype(float) - psnr_baseline
+    structure = data[ssim_col].astype(float) - ssim_baseline
+    for name, (alpha, beta, gamma) in coefficients.items():
+        data[f"score_{name}"] = alpha * fidelity + beta * structure + gamma * data["speedup_term"]
+        data[f"rank_{name}"] = data[f"score_{name}"].rank(ascending=False, method="min").astype(int)
+    return PIRM2018_SCORE.stamp(
+        data,
+        coefficients={k: list(v) for k, v in coefficients.items()},
+        psnr_baseline=psnr_baseline,
+        ssim_baseline=ssim_baseline,
+        runtime_baseline=runtime_baseline,
+        runtime_cap=runtime_cap,
+    )

@@ -8,6 +8,7 @@ import numpy as np  # noqa: F401 - used by the docstring example
 import pandas as pd
 
 from ._common import Votes, prepare_votes
+from .agreement import _agreement
 from .correlation import metric_correlations
 from .inference import NEW_SCENES, NEW_SCENES_CI, TEST_SET, TEST_SET_CI, covariances, intervals
 from .mos import BOOTSTRAP, IMAGE_MOS, METHOD_MOS, _bootstrap_arrays, _image_table, _method_table
@@ -63,6 +64,7 @@ def full_report(
     correlation_threshold: float | None = None,
     ranking_procedure: str = "stepdown-maxt",
     screen: bool = True,
+    agreement_splits: int = 20,
     rater: str = "rater",
     scene: str = "scene",
     method: str = "method",
@@ -102,6 +104,8 @@ def full_report(
     screen : bool
         Run the screening rules (``False``: ``screening`` is an empty table and
         ``exclude`` has no effect; for a caller that screened already).
+    agreement_splits : int
+        Random rater splits of the split-half reliability (see :mod:`.agreement`).
     rater, scene, method, score, kind : str
         Column names.
 
@@ -114,7 +118,8 @@ def full_report(
         each with its ``estimand_*`` column), ``ranking`` and ``pairwise`` ("test set"),
         ``ranking_new_scenes`` and ``pairwise_new_scenes``, ``p910`` (per output),
         ``p910_method``, ``p910_raters``, ``correlations_method`` and
-        ``correlations_image`` (empty when no metrics are given), and
+        ``correlations_image`` (empty when no metrics are given), ``agreement``
+        (split-half reliability of the ranking and Krippendorff's alpha), and
         ``method_mos_unscreened`` when ``exclude``. ``screening`` always judges every
         rater.
 
@@ -170,6 +175,7 @@ def full_report(
         result["ranking_new_scenes"], result["pairwise_new_scenes"] = _rank(votes, alpha, "t", "method")
     result["p910"], result["p910_raters"] = p910.outputs, p910.raters
     result["p910_method"] = p910_method_table(p910, confidence)
+    result["agreement"] = _agreement(votes, n_splits=agreement_splits, seed=seed)
 
     empty = pd.DataFrame()
     result["correlations_method"] = empty

@@ -173,7 +173,7 @@ def run_report(votes: pd.DataFrame, levels: tuple[int, int], n_boot: int, holm: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # levels None: continuous scores, which may leave the scale (no clipping of intervals)
-        lo, hi = levels if levels is not None else (None, None)
+        lo, hi = levels if levels is not None else (-np.inf, np.inf)
         report = full_report(votes, n_boot=n_boot, seed=1, scale_min=lo, scale_max=hi)
         if holm and "pairwise_new_scenes" in report:
             # the conservative option, for comparison with the default procedure

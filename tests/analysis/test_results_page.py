@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.urls import reverse
+from django.utils.html import escape
 
 from analysis.models import AnalysisRun
 from analysis.services import analysis_run_now
@@ -133,3 +134,60 @@ def test_downloads_serve_the_stored_run(staff_client, client, study) -> None:
     staff_client.logout()
     anonymous = client.get(reverse("analysis:run-file", args=[study.slug, run.pk, "leaderboard.csv"]))
     assert anonymous.status_code == 302
+
+
+def test_results_page_names_both_questions_ranks_ties_raters_used_and_the_p910_fit(staff_client, close_study) -> None:
+    run = analysis_run_now(study=close_study, params={"n_boot": 100})
+    board = {r["method"]: r for r in run.results["tables"]["leaderboard"]["records"]}
+    html = staff_client.get(url(close_study)).content.decode()
+    # both questions with the estimand stored in the run
+    assert 'id="question-test"' in html and "estimand: test set" in html
+    assert 'id="question-new"' in html and "estimand: new scenes" in html
+    # each team's rank range for each question, as stored; the close pair shares a range
+    assert board["Alpha"]["rank_display"] == "1-2" and board["Beta"]["rank_display"].startswith("1-")
+    for team in ("Alpha", "Beta", "Gamma"):
+        row = html[html.index(f"<td>{team}") :]
+        row = row[: row.index("</tr>")]
+        assert f'<td class="num rank">{board[team]["rank_display"]}</td>' in row
+        assert f'<td class="num rank-new">{board[team]["rank_display_new_scenes"]}</td>' in row
+    # the set tied with the winner, as stored
+    tied = [m for m in ("Alpha", "Beta", "Gamma") if board[m]["tied_with_winner"]]
+    assert tied == ["Alpha", "Beta"]
+    assert "Not separable from the winner on this test set: <strong>Alpha, Beta</strong>" in html
+    # the control failures and the inconsistency rule leave 4 of 13 raters: said so, and
+    # the fewer-than-half warning is on the page
+    assert board["Alpha"]["n_raters_used"] == 4
+    assert "rests on <strong>4 of 13 raters</strong> (9 excluded by screening)" in html
+    assert "rest on 4 of 13 raters, fewer than half" in html
+    # P.910 convergence of both fits with their iteration counts
+    fits = run.estimators["tables"]["p910_fit"]["params"]
+    for label, name in (("screened raters", "p910"), ("every rater", "p910_all_raters")):
+        assert f"{label}: converged in {fits[name]['n_iterations']} iterations" in html
+
+
+def test_results_page_reports_a_p910_fit_that_did_not_converge(staff_client, study) -> None:
+    run = analysis_run_now(study=study, params={"n_boot": 100})
+    run.estimators["tables"]["p910_fit"]["params"]["p910"] = {"converged": False, "n_iterations": 1000}
+    run.save(update_fields=["estimators"])
+    html = staff_client.get(url(study)).content.decode()
+    assert '<span class="warning">did not converge</span> in 1000 iterations' in html
+
+
+def test_rater_agreement_is_on_the_page_and_in_run_json(staff_client, close_study) -> None:
+    run = analysis_run_now(study=close_study, params={"n_boot": 100})
+    stored = {r["measure"]: r for r in run.results["tables"]["agreement"]["records"]}
+    every = {r["measure"]: r for r in run.results["tables"]["agreement_all_raters"]["records"]}
+    # the three teams are far apart for the raters kept: the ranking replicates
+    assert stored["split_half_ranking"]["value"] > 0.5
+    assert -1 < every["krippendorff_alpha"]["value"] < 1
+    html = staff_client.get(url(close_study)).content.decode()
+    table = html[html.index('id="agreement"') :]
+    table = table[: table.index("</table>")]
+    for measure in ("split_half_ranking", "krippendorff_alpha"):
+        assert escape(stored[measure]["label"]) in table
+        assert f"{stored[measure]['value']:.3f}" in table
+        assert f"{every[measure]['value']:.3f}" in table
+    manifest = staff_client.get(reverse("analysis:run-file", args=[close_study.slug, run.pk, "run.json"])).json()
+    assert manifest["agreement"]["agreement"] == run.results["tables"]["agreement"]["records"]
+    assert manifest["estimators"]["tables"]["agreement"]["name"] == "rater-agreement"
+    assert manifest["estimators"]["tables"]["agreement_all_raters"]["params"]["krippendorff"]

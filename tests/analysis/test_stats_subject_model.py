@@ -137,3 +137,44 @@ def test_a_rater_who_agrees_with_the_fit_does_not_collapse_the_intervals():
     width = fit.outputs["ci_high"] - fit.outputs["ci_low"]
     assert np.isfinite(width).all() and (width > 0).all()
     assert (fit.raters["inconsistency"] > 0).all()
+
+
+def crowd_study(n_raters: int = 600, n_methods: int = 6, n_scenes: int = 40, per_output: int = 8) -> pd.DataFrame:
+    """A sparse crowd study: each output gets a few votes from raters drawn at random."""
+    rng = np.random.default_rng(21)
+    quality = rng.uniform(1.5, 4.5, (n_methods, n_scenes))
+    bias = rng.normal(0, 0.4, n_raters)
+    spread = rng.gamma(4, 0.2, n_raters)
+    output = np.repeat(np.arange(n_methods * n_scenes), per_output)
+    rater = rng.integers(0, n_raters, len(output))
+    score = np.clip(np.rint(quality.ravel()[output] + bias[rater] + spread[rater] * rng.normal(size=len(output))), 1, 5)
+    return pd.DataFrame({"rater": rater, "method": output // n_scenes, "scene": output % n_scenes, "score": score})
+
+
+@pytest.mark.parametrize("prior", [0.0, 2.0])
+def test_sparse_and_dense_solvers_give_the_same_fit(monkeypatch, prior) -> None:
+    from analysis.stats import subject_model
+
+    votes = crowd_study()
+    # the same votes once more on one output: repeats are averaged on both paths
+    votes = pd.concat([votes, votes.iloc[:3].assign(score=[1, 5, 3])], ignore_index=True)
+    monkeypatch.setattr(subject_model, "SPARSE_DENSITY", 0.0)  # dense
+    dense = p910_model(votes, inconsistency_prior=prior)
+    monkeypatch.setattr(subject_model, "SPARSE_DENSITY", 1.1)  # sparse
+    sparse = p910_model(votes, inconsistency_prior=prior)
+    assert dense.n_iterations == sparse.n_iterations and dense.converged == sparse.converged
+    # without the prior the maximum-likelihood fit of so sparse a study degenerates (some
+    # raters' inconsistency goes to 0) and does not converge: agreement to 1e-6 only
+    tol = 1e-9 if prior else 1e-6
+    for column in ("quality", "std", "ci_low", "ci_high", "mos", "fisher_std"):
+        np.testing.assert_allclose(sparse.outputs[column], dense.outputs[column], rtol=tol, atol=tol)
+    for column in ("bias", "inconsistency", "residual_sd") + (("inconsistency_std",) if prior else ()):
+        np.testing.assert_allclose(sparse.raters[column], dense.raters[column], rtol=tol, atol=tol)
+
+
+def test_large_sparse_crowd_study_converges() -> None:
+    # 3000 raters, 44,000 votes, about 15 votes each: the regularised model converges
+    fit = p910_model(crowd_study(n_raters=3000, n_methods=11, n_scenes=400, per_output=10))
+    assert fit.converged
+    assert fit.n_iterations < 200
+    assert len(fit.outputs) == 4400 and np.isfinite(fit.outputs["std"]).all() and (fit.outputs["std"] > 0).all()
