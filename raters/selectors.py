@@ -3,6 +3,7 @@ here, from the asset's random token only (never a method, scene or file name).""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from django.db.models import Count, Q
 from django.urls import reverse
 
-from raters.models import Session, Trial
+from raters.models import Rating, Session, Trial
 from studies.models import ImageAsset, Method, Output, Study
 from studies.protocols import RESULT_LABEL, wording
 
@@ -40,6 +41,31 @@ def session_of_rater(*, study: Study, platform: str, external_id: str) -> Sessio
         .filter(study=study, rater__platform=platform, rater__external_id=external_id)
         .first()
     )
+
+
+# Seconds a pair takes when the study has too few votes to tell: looking, at fit and at
+# 100%, and waiting for the next pair.
+SECONDS_PER_PAIR = 15
+PRACTICE_PAIRS = 3
+
+
+def session_plan(*, study: Study) -> dict[str, int]:
+    """What a new session holds, for the entry page: its rated pairs, its practice pairs
+    and about how many minutes both take, from the study's recent response times (their
+    median) once it has a hundred votes, else ``SECONDS_PER_PAIR``."""
+    recent = list(
+        Rating.objects.filter(trial__session__study=study, response_ms__isnull=False)
+        .order_by("-pk")
+        .values_list("response_ms", flat=True)[:500]
+    )
+    seconds = SECONDS_PER_PAIR
+    if len(recent) >= 100:
+        seconds = sorted(recent)[len(recent) // 2] / 1000 + 2  # and the switch to the next pair
+    practice = PRACTICE_PAIRS
+    pairs = study.trials_per_session
+    # One minute for reading the instructions, the rest rounded up.
+    minutes = 1 + math.ceil((pairs + practice) * seconds / 60)
+    return {"pairs": pairs, "practice": practice, "minutes": minutes}
 
 
 # What the rater flow reads of each trial: where it stands, and its vote if any.

@@ -108,6 +108,7 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "study": study,
             "levels": study.scale_levels,
+            "plan": selectors.session_plan(study=study),
             "identity_params": identity_params(identity),
             "preview": identity.preview,
             "consent_missing": request.method == "POST",
@@ -138,9 +139,15 @@ def rate(request: HttpRequest, token: str) -> HttpResponse:
         },
         "storageKey": f"mosaic-pending-{session.pk}",
     }
-    response = render(
-        request, "raters/rate.html", {"study": study, "config": config, "wording": wording(study.protocol)}
-    )
+    context = {
+        "study": study,
+        "config": config,
+        "wording": wording(study.protocol),
+        # For the instructions the rater can reopen while rating.
+        "levels": study.scale_levels,
+        "protocol": study.protocol,
+    }
+    response = render(request, "raters/rate.html", context)
     remember_session(request, response, session)
     return response
 
