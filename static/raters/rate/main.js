@@ -47,7 +47,13 @@ function setStatus(text) {
 
 function showProgress(trial) {
   progressEl.textContent = `${trial.number} / ${trial.total}`;
-  phaseEl.textContent = trial.phase === "training" ? "Practice — not counted" : "";
+  phaseEl.replaceChildren();
+  if (trial.phase === "training") {
+    const note = document.createElement("span");
+    note.className = "phase-note";
+    note.textContent = " — not counted";
+    phaseEl.append("Practice", note);
+  }
   document.body.classList.toggle("training", trial.phase === "training");
 }
 
