@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from raters import assignment, selectors
+from raters import assignment, capacity, selectors
 from raters.models import OutputLoad, Rater, Rating, Session, Trial
 from raters.platforms import RaterIdentity
 from studies.models import Method, Output, Study
@@ -40,6 +40,13 @@ class RaterFlowError(Exception):
 
 class StudyNotOpen(RaterFlowError):
     pass
+
+
+class StudyFull(StudyNotOpen):
+    """Every output has its target number of votes (raters.capacity): no new session."""
+
+    def __init__(self) -> None:
+        super().__init__("This study has all the answers it needs: it is not taking new raters. Thank you!")
 
 
 class SessionNotFound(RaterFlowError):
@@ -404,6 +411,11 @@ def session_start(
     study = _lock_study(study)
     if study.status != Study.Status.OPEN:  # closed while this start was on its way
         raise StudyNotOpen("This study is not taking new raters.")
+    if capacity.study_is_full(study=study) and (
+        # Under the lock, where loads change. Abandoned sessions' trials may make room.
+        _release_abandoned(study=study, now=now) == 0 or capacity.study_is_full(study=study)
+    ):
+        raise StudyFull()
     # Under the lock: a concurrent start of the same rater has committed its session by now.
     session, created = Session.objects.get_or_create(
         rater=rater,

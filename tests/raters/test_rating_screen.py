@@ -48,7 +48,7 @@ def study():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_entry_page_says_how_many_pairs_and_how_long(live_server, browser_page, study) -> None:
+def test_entry_page_says_how_many_pairs_and_how_long(live_server, browser_page, study) -> None:  # noqa: F811 - the fixture
     page = browser_page
     page.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID=plan&STUDY_ID=s&SESSION_ID=x")
     plan = page.locator("#session-plan")
@@ -58,7 +58,7 @@ def test_entry_page_says_how_many_pairs_and_how_long(live_server, browser_page, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_instructions_reopen_and_toolbar_names_zoom_and_mode(live_server, browser_page, study) -> None:
+def test_instructions_reopen_and_toolbar_names_zoom_and_mode(live_server, browser_page, study) -> None:  # noqa: F811 - the fixture
     page = browser_page
     _start(page, live_server, study, "aids")
     view_state = page.locator("#view-state")
@@ -97,7 +97,7 @@ def test_instructions_reopen_and_toolbar_names_zoom_and_mode(live_server, browse
 
 
 @pytest.mark.django_db(transaction=True)
-def test_zoom_is_kept_across_pairs_when_asked(live_server, browser_page, study) -> None:
+def test_zoom_is_kept_across_pairs_when_asked(live_server, browser_page, study) -> None:  # noqa: F811 - the fixture
     page = browser_page
     _start(page, live_server, study, "keep")
     page.keyboard.press("h")
@@ -119,7 +119,7 @@ def test_zoom_is_kept_across_pairs_when_asked(live_server, browser_page, study) 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_small_window_keeps_answers_on_one_row_and_warning_dismissable(live_server, browser_page, study) -> None:
+def test_small_window_keeps_answers_on_one_row_and_warning_dismissable(live_server, browser_page, study) -> None:  # noqa: F811 - the fixture
     page = browser_page
     page.set_viewport_size({"width": 1024, "height": 700})
     _start(page, live_server, study, "small")
@@ -130,7 +130,7 @@ def test_small_window_keeps_answers_on_one_row_and_warning_dismissable(live_serv
     assert len(set(tops)) == 1, tops
     assert max(rights) <= 1024
     # Nothing overflows the toolbar or the window.
-    assert page.evaluate("() => document.querySelector('.bar').scrollWidth <= document.querySelector('.bar').clientWidth")
+    assert page.eval_on_selector(".bar", "(bar) => bar.scrollWidth <= bar.clientWidth")
     assert page.evaluate("() => document.documentElement.scrollWidth <= 1024")
     boxes = page.eval_on_selector_all(
         ".bar .phase, .bar .progress, .bar .tools", "(els) => els.map((e) => e.getBoundingClientRect().toJSON())"
