@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from raters import assignment, capacity, selectors
+from raters import assignment, capacity, practice, selectors
 from raters.models import OutputLoad, Rater, Rating, Session, Trial
 from raters.platforms import RaterIdentity
 from studies.models import Method, Output, Study
@@ -140,7 +140,10 @@ def _training_rows(rows: list[assignment.Candidate], rng: random.Random) -> list
     """A hidden reference, a low anchor and a middling output, on different scenes.
 
     Among equals, the most loaded: the session will not rate what it practised on, and
-    the outputs it needs for even coverage are the least loaded ones."""
+    the outputs it needs for even coverage are the least loaded ones. Without controls,
+    see raters.practice."""
+    if not any(row.control for row in rows):
+        return practice.practice_without_controls(rows, rng)
     picks: list[assignment.Candidate] = []
 
     def pick(pool: list[assignment.Candidate]) -> None:

@@ -31,6 +31,7 @@ def test_organizer_creates_a_study_with_preset_and_protocol(staff):
             "seed": 0,
             "instructions": "",
             "completion_redirect_url": "",
+            "mturk_submit_to": "https://www.mturk.com",  # preselected on the form
             "methods-TOTAL_FORMS": 0,
             "methods-INITIAL_FORMS": 0,
             "scenes-TOTAL_FORMS": 0,
