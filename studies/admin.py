@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import NoReverseMatch, path, reverse, reverse_lazy
 from django.utils.html import format_html, format_html_join
 
 from studies import selectors, services
@@ -41,6 +41,11 @@ def thumbnail(asset: ImageAsset | None, size: int = 96) -> str:
         size,
         size,
     )
+
+
+# "View site" on every admin page: there is no public home page, so the organizer's
+# starting point, the list of studies (each links to its results and rater links).
+admin.site.site_url = reverse_lazy("admin:studies_study_changelist")
 
 
 class SceneInline(admin.TabularInline):
