@@ -83,6 +83,7 @@ class Study(models.Model):
     completion_redirect_url = models.URLField(blank=True, help_text="Prolific/MTurk return URL; {code} is replaced.")
     # Crowd platforms (raters.completion): what each platform checks when a rater finishes.
     prolific_completion_code = models.CharField(
+        "Prolific completion code",
         max_length=32,
         blank=True,
         validators=[RegexValidator(r"^[A-Za-z0-9]+$", "Letters and digits only, as Prolific shows it.")],
@@ -90,12 +91,14 @@ class Study(models.Model):
         "Prolific's completion page with it; each session keeps its own code for the audit.",
     )
     mturk_submit_to = models.CharField(
+        "MTurk site",
         max_length=40,
         choices=MTurkSite.choices,
         default=MTurkSite.PRODUCTION,
         help_text="Where an MTurk rater's finished assignment is posted (the HIT's turkSubmitTo).",
     )
     full_return_url = models.URLField(
+        "return link when full",
         blank=True,
         help_text="Where a rater who arrives once the study is full goes back to, e.g. Prolific's "
         "'return the study' link.",

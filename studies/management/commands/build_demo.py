@@ -53,7 +53,9 @@ class Command(BaseCommand):
                         title="Demo: learned smartphone ISP, perceptual track",
                         slug=DEMO_SLUG,
                         trials_per_session=20,
-                        ratings_per_output=5,
+                        # Room for real raters beside the simulated ones' votes: a study whose
+                        # outputs have their votes is full and turns new raters away.
+                        ratings_per_output=5 + simulate_raters,
                         instructions=(
                             "The Results come from image-processing methods working on a phone's raw sensor data. "
                             "Look at the whole picture first, then at 100%: colours, fine texture, noise, "
