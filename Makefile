@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: install install-prod demo test lint bench-analysis bench-validity bench-viewer clean
 
@@ -34,10 +36,13 @@ browser:
 		fi; \
 	fi
 
-demo: install
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py build_demo --simulate-raters 12
-	$(BIN)/python manage.py runserver 127.0.0.1:8000 --noreload
+# The port is checked before anything is installed or built; the links and the admin
+# login are printed last, once the server listens.
+demo:
+	@$(PYTHON) tools/port_free.py $(HOST) $(PORT)
+	@$(MAKE) --no-print-directory install
+	@$(BIN)/python manage.py migrate --noinput -v 0
+	@$(BIN)/python manage.py serve_demo --host $(HOST) --port $(PORT) --simulate-raters 12
 
 test: install
 	$(BIN)/python -m pytest

@@ -84,3 +84,27 @@ def identity_params(identity: RaterIdentity) -> dict[str, str]:
             "assignmentId": identity.platform_session_id,
         }
     return {}
+
+
+# What Prolific fills in for each participant when it opens the study URL.
+PROLIFIC_QUERY = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+
+
+def platform_links(entry_url: str) -> list[dict[str, str]]:
+    """The study link as each platform wants it pasted, for the organizer: Prolific's with
+    its placeholders; MTurk's external question URL, to which MTurk appends workerId,
+    assignmentId, hitId and turkSubmitTo itself; the direct link."""
+    separator = "&" if "?" in entry_url else "?"
+    return [
+        {
+            "platform": "Prolific",
+            "url": f"{entry_url}{separator}{PROLIFIC_QUERY}",
+            "note": "Study URL in Prolific, with 'I'll use URL parameters'.",
+        },
+        {
+            "platform": "MTurk",
+            "url": entry_url,
+            "note": "ExternalURL of the HIT's ExternalQuestion; MTurk adds the worker's parameters.",
+        },
+        {"platform": "Direct", "url": entry_url, "note": "For volunteers: each browser gets its own session."},
+    ]

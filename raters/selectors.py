@@ -3,6 +3,7 @@ here, from the asset's random token only (never a method, scene or file name).""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from django.db.models import Count, Q
 from django.urls import reverse
 
-from raters.models import Session, Trial
+from raters.models import Rating, Session, Trial
 from studies.models import ImageAsset, Method, Output, Study
 from studies.protocols import RESULT_LABEL, wording
 
@@ -40,6 +41,31 @@ def session_of_rater(*, study: Study, platform: str, external_id: str) -> Sessio
         .filter(study=study, rater__platform=platform, rater__external_id=external_id)
         .first()
     )
+
+
+# Seconds a pair takes when the study has too few votes to tell: looking, at fit and at
+# 100%, and waiting for the next pair.
+SECONDS_PER_PAIR = 15
+PRACTICE_PAIRS = 3
+
+
+def session_plan(*, study: Study) -> dict[str, int]:
+    """What a new session holds, for the entry page: its rated pairs, its practice pairs
+    and about how many minutes both take, from the study's recent response times (their
+    median) once it has a hundred votes, else ``SECONDS_PER_PAIR``."""
+    recent = list(
+        Rating.objects.filter(trial__session__study=study, response_ms__isnull=False)
+        .order_by("-pk")
+        .values_list("response_ms", flat=True)[:500]
+    )
+    seconds = SECONDS_PER_PAIR
+    if len(recent) >= 100:
+        seconds = sorted(recent)[len(recent) // 2] / 1000 + 2  # and the switch to the next pair
+    practice = PRACTICE_PAIRS
+    pairs = study.trials_per_session
+    # One minute for reading the instructions, the rest rounded up.
+    minutes = 1 + math.ceil((pairs + practice) * seconds / 60)
+    return {"pairs": pairs, "practice": practice, "minutes": minutes}
 
 
 # What the rater flow reads of each trial: where it stands, and its vote if any.
@@ -168,27 +194,42 @@ def next_trials(*, session: Session) -> tuple[dict[str, int], list[dict[str, Any
     return progress, summaries
 
 
-def training_expected(*, method_kind: str, scores: Sequence[int]) -> tuple[int, int]:
+def training_expected(*, method_kind: str, scores: Sequence[int], role: str | None = None) -> tuple[int, int]:
     """The answers a careful rater gives a training pair: the hidden reference near the
-    top of the scale, the low anchor near the bottom, a typical output in between."""
+    top of the scale, the low anchor near the bottom, a typical output in between. In a
+    study without controls (``role``, see raters.practice), the best output by PSNR in the
+    upper half and the worst in the lower half."""
     low, high = scores[0], scores[-1]
     if method_kind == Method.Kind.HIDDEN_REFERENCE:
         return (scores[-2] if len(scores) > 1 else high, high)
     if method_kind == Method.Kind.LOW_ANCHOR:
         return (low, scores[1] if len(scores) > 1 else low)
+    if role == "best":
+        return (scores[len(scores) // 2], high)
+    if role == "worst":
+        return (low, scores[(len(scores) - 1) // 2])
     if len(scores) > 2:
         return (scores[1], scores[-2])
     return (low, high)
 
 
-def training_feedback(*, study: Study, method_kind: str, score: int) -> dict[str, Any]:
-    low, high = training_expected(method_kind=method_kind, scores=study.scores)
+_PRACTICE_HINTS = {
+    "best": "This was one of the most faithful results in the study (by an objective measure): "
+    "differences, if there are any, are small and show at 100%.",
+    "worst": "This was one of the weakest results in the study (by an objective measure): "
+    "its flaws are visible even when the whole image fits the screen.",
+    "middle": "This was a typical result: look at 100% for noise, colour shifts and lost detail.",
+}
+
+
+def training_feedback(*, study: Study, method_kind: str, score: int, role: str | None = None) -> dict[str, Any]:
+    low, high = training_expected(method_kind=method_kind, scores=study.scores, role=role)
     if method_kind == Method.Kind.HIDDEN_REFERENCE:
         hint = "This result was identical to the reference: it deserves the top of the scale."
     elif method_kind == Method.Kind.LOW_ANCHOR:
         hint = "This result was strongly degraded: it belongs at the bottom of the scale."
     else:
-        hint = "This was a typical result: look at 100% for noise, colour shifts and lost detail."
+        hint = _PRACTICE_HINTS.get(role or "middle", _PRACTICE_HINTS["middle"])
     expected = [{"score": s, "label": study.label_for(s)} for s in study.scores if low <= s <= high]
     return {"ok": low <= score <= high, "expected": expected, "hint": hint}
 

@@ -23,11 +23,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max, QuerySet
 from django.utils import timezone
 
-from raters import assignment, selectors
+from raters import assignment, capacity, practice, selectors
 from raters.models import OutputLoad, Rater, Rating, Session, Trial
 from raters.platforms import RaterIdentity
-from studies.models import Method, Output, Study
-from studies.protocols import wording
+from studies.models import Method, Study
 
 # Unambiguous characters only: raters copy the code by hand into Prolific or MTurk.
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -40,6 +39,13 @@ class RaterFlowError(Exception):
 
 class StudyNotOpen(RaterFlowError):
     pass
+
+
+class StudyFull(StudyNotOpen):
+    """Every output has its target number of votes (raters.capacity): no new session."""
+
+    def __init__(self) -> None:
+        super().__init__("This study has all the answers it needs: it is not taking new raters. Thank you!")
 
 
 class SessionNotFound(RaterFlowError):
@@ -118,10 +124,7 @@ def _study_rows(study: Study) -> list[assignment.Candidate]:
     """The study's outputs raters can be shown (their image imported, and the scene's
     image the protocol shows beside them), with their load, in id order: assignment
     draws from them with a seeded generator."""
-    outputs = Output.objects.filter(method__study=study, image__isnull=False)
-    beside = wording(study.protocol).beside_field
-    if beside:
-        outputs = outputs.filter(**{f"scene__{beside}__isnull": False})
+    outputs = capacity.shown_outputs(study=study)
     rows = list(
         outputs.order_by("pk").values_list("pk", "method_id", "scene_id", "load__trials", "method__kind", "psnr")
     )
@@ -139,7 +142,10 @@ def _training_rows(rows: list[assignment.Candidate], rng: random.Random) -> list
     """A hidden reference, a low anchor and a middling output, on different scenes.
 
     Among equals, the most loaded: the session will not rate what it practised on, and
-    the outputs it needs for even coverage are the least loaded ones."""
+    the outputs it needs for even coverage are the least loaded ones. Without controls,
+    see raters.practice."""
+    if not any(row.control for row in rows):
+        return practice.practice_without_controls(rows, rng)
     picks: list[assignment.Candidate] = []
 
     def pick(pool: list[assignment.Candidate]) -> None:
@@ -433,8 +439,11 @@ def session_start(
     study = _lock_study(study)
     if study.status != Study.Status.OPEN:  # closed while this start was on its way
         raise StudyNotOpen("This study is not taking new raters.")
-    if stale:
+    if stale:  # released first: abandoned sessions' trials may make room
         _release_abandoned(study=study, now=now)
+    # Under the lock, where loads change; the session made above is rolled back.
+    if capacity.study_is_full(study=study):
+        raise StudyFull()
     _assign(session=session, study=study)
     return session, True
 

@@ -18,8 +18,9 @@ from django.views.decorators.http import require_http_methods, require_safe
 from rest_framework.exceptions import ValidationError
 from rest_framework.throttling import ScopedRateThrottle
 
-from raters import selectors, services
+from raters import capacity, selectors, services
 from raters.api.serializers import DeviceSerializer
+from raters.completion import session_completion
 from raters.cookies import remember_session, resume_token
 from raters.models import Rater, Session
 from raters.platforms import InvalidIdentity, identity_from_params, identity_params
@@ -29,6 +30,11 @@ from studies.protocols import wording
 
 def _unavailable(request: HttpRequest, message: str, status: int) -> HttpResponse:
     return render(request, "raters/unavailable.html", {"message": message}, status=status)
+
+
+def _full(request: HttpRequest, study: Study) -> HttpResponse:
+    """The page of a rater who arrives once the study is full, with the way back."""
+    return render(request, "raters/full.html", {"study": study, "return_url": study.full_return_url}, status=409)
 
 
 def _start_refused_for(request: HttpRequest) -> float | None:
@@ -77,6 +83,8 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
         return _unavailable(request, str(error), 409)
     if existing is not None and request.method != "POST":
         return redirect("raters:rate", token=existing.token)
+    if existing is None and study.status == Study.Status.OPEN and capacity.study_is_full(study=study):
+        return _full(request, study)
     if request.method == "POST" and params.get("consent") == "yes":
         wait = _start_refused_for(request)
         if wait is not None:
@@ -95,6 +103,8 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
                 resume_token=resume_token(request, study),
                 device=_device_from_form(request),
             )
+        except services.StudyFull:
+            return _full(request, study)
         except (services.StudyNotOpen, services.SessionElsewhere) as error:
             return _unavailable(request, str(error), 409)
         response = redirect("raters:rate", token=session.token)
@@ -108,6 +118,7 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "study": study,
             "levels": study.scale_levels,
+            "plan": selectors.session_plan(study=study),
             "identity_params": identity_params(identity),
             "preview": identity.preview,
             "consent_missing": request.method == "POST",
@@ -138,9 +149,15 @@ def rate(request: HttpRequest, token: str) -> HttpResponse:
         },
         "storageKey": f"mosaic-pending-{session.pk}",
     }
-    response = render(
-        request, "raters/rate.html", {"study": study, "config": config, "wording": wording(study.protocol)}
-    )
+    context = {
+        "study": study,
+        "config": config,
+        "wording": wording(study.protocol),
+        # For the instructions the rater can reopen while rating.
+        "levels": study.scale_levels,
+        "protocol": study.protocol,
+    }
+    response = render(request, "raters/rate.html", context)
     remember_session(request, response, session)
     return response
 
@@ -155,9 +172,5 @@ def done(request: HttpRequest, token: str) -> HttpResponse:
     return render(
         request,
         "raters/done.html",
-        {
-            "study": session.study,
-            "code": session.completion_code,
-            "redirect_url": selectors.completion_redirect(session=session),
-        },
+        {"study": session.study, "completion": session_completion(session=session)},
     )

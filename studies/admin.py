@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import NoReverseMatch, path, reverse, reverse_lazy
 from django.utils.html import format_html, format_html_join
 
 from studies import selectors, services
@@ -41,6 +41,11 @@ def thumbnail(asset: ImageAsset | None, size: int = 96) -> str:
         size,
         size,
     )
+
+
+# "View site" on every admin page: there is no public home page, so the organizer's
+# starting point, the list of studies (each links to its results and rater links).
+admin.site.site_url = reverse_lazy("admin:studies_study_changelist")
 
 
 class SceneInline(admin.TabularInline):
@@ -113,7 +118,7 @@ class StudyAdmin(admin.ModelAdmin):
         return {"slug": ("title",)} if obj is None else {}
 
     def get_readonly_fields(self, request, obj=None):
-        fields = ["status", "scale_table", "rater_link", "metric_summary", "opened_at", "closed_at"]
+        fields = ["status", "coverage", "scale_table", "rater_link", "metric_summary", "opened_at", "closed_at"]
         if obj is not None:
             # The scale was copied on creation; changing the preset of an existing study
             # would not change what it asks, so it is shown, not edited.
@@ -125,12 +130,24 @@ class StudyAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         main = ["title", "slug", "status", "protocol", "scale_preset"]
         if obj is not None:
-            main += ["scale_table", "rater_link", "metric_summary", "opened_at", "closed_at"]
+            main += ["coverage", "scale_table", "rater_link", "metric_summary", "opened_at", "closed_at"]
         return [
             (None, {"fields": main}),
             ("Sessions", {"fields": ["ratings_per_output", "trials_per_session", "control_rate", "seed"]}),
             ("Raters see", {"fields": ["instructions", "completion_redirect_url"]}),
+            ("Crowd platforms", {"fields": ["prolific_completion_code", "mturk_submit_to", "full_return_url"]}),
         ]
+
+    @admin.display(description="coverage")
+    def coverage(self, study: Study) -> str:
+        from raters.capacity import study_capacity
+
+        fill = study_capacity(study=study)
+        counted = f"{fill.covered} of {fill.outputs} outputs have their {fill.target} votes"
+        counted += " (outstanding trials counted)"
+        if fill.full:
+            return format_html("<strong id='study-full'>Full</strong>: {}. No new sessions start.", counted)
+        return counted
 
     @admin.display(description="scale")
     def scale_table(self, study: Study) -> str:
@@ -161,6 +178,11 @@ class StudyAdmin(admin.ModelAdmin):
             path("<int:pk>/import/", self.admin_site.admin_view(self.import_view), name="studies_study_import"),
             path("<int:pk>/open/", self.admin_site.admin_view(self.open_view), name="studies_study_open"),
             path("<int:pk>/close/", self.admin_site.admin_view(self.close_view), name="studies_study_close"),
+            path(
+                "<int:pk>/sessions.csv",
+                self.admin_site.admin_view(self.sessions_csv_view),
+                name="studies_study_sessions_csv",
+            ),
         ]
         return own + super().get_urls()
 
@@ -223,7 +245,23 @@ class StudyAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(self._change_url(study))
 
     def open_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        return self._transition(request, pk, services.study_open)
+        response = self._transition(request, pk, services.study_open)
+        study = Study.objects.filter(pk=pk, status=Study.Status.OPEN).first()
+        if study is not None and request.method == "POST":
+            for warning in selectors.study_open_warnings(study=study):
+                messages.warning(request, warning)
+        return response
+
+    def sessions_csv_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Every session with its votes, failed controls and a suggested approve/reject."""
+        from raters.payments import study_payment_csv  # brings the analysis's pandas: not at import
+
+        study = get_object_or_404(Study, pk=pk)
+        if not self.has_view_permission(request, study):
+            return HttpResponse(status=403)
+        response = HttpResponse(study_payment_csv(study=study), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{study.slug}-sessions.csv"'
+        return response
 
     def close_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         return self._transition(request, pk, services.study_close)
@@ -236,6 +274,14 @@ class StudyAdmin(admin.ModelAdmin):
             except NoReverseMatch:
                 results_url = None
         context["results_url"] = results_url
+        if obj is not None:
+            from raters.platforms import platform_links
+
+            try:
+                entry = request.build_absolute_uri(reverse("raters:study", kwargs={"slug": obj.slug}))
+            except NoReverseMatch:
+                entry = None
+            context["platform_links"] = platform_links(entry) if entry else []
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 

@@ -2,13 +2,17 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.utils.html import escape
 
 
 class ImportZipForm(forms.Form):
     archive = forms.FileField(
         label="Zip of the study folder",
-        help_text="references/<scene>.png, optional inputs/<scene>.png, methods/<method>/<scene>.png, "
-        "optional methods.csv (method,kind,runtime_s,framework).",
+        # Escaped: Django renders help text as HTML, where "<scene>" would be an unknown tag.
+        help_text=escape(
+            "references/<scene>.png, optional inputs/<scene>.png, methods/<method>/<scene>.png, "
+            "optional methods.csv (method,kind,runtime_s,framework)."
+        ),
     )
 
     def clean_archive(self):

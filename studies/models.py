@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.functional import cached_property
 
@@ -46,7 +47,14 @@ class ImageAsset(models.Model):
         return self.token
 
 
+class MTurkSite(models.TextChoices):
+    PRODUCTION = "https://www.mturk.com", "MTurk (paid HITs)"
+    SANDBOX = "https://workersandbox.mturk.com", "MTurk sandbox (tests)"
+
+
 class Study(models.Model):
+    MTurkSite = MTurkSite
+
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
         OPEN = "open", "Open"
@@ -73,6 +81,28 @@ class Study(models.Model):
     seed = models.BigIntegerField(default=0, help_text="Seed for assignment shuffles and bootstrap.")
     instructions = models.TextField(blank=True)
     completion_redirect_url = models.URLField(blank=True, help_text="Prolific/MTurk return URL; {code} is replaced.")
+    # Crowd platforms (raters.completion): what each platform checks when a rater finishes.
+    prolific_completion_code = models.CharField(
+        "Prolific completion code",
+        max_length=32,
+        blank=True,
+        validators=[RegexValidator(r"^[A-Za-z0-9]+$", "Letters and digits only, as Prolific shows it.")],
+        help_text="Prolific's study-wide completion code. Prolific raters are shown it and sent to "
+        "Prolific's completion page with it; each session keeps its own code for the audit.",
+    )
+    mturk_submit_to = models.CharField(
+        "MTurk site",
+        max_length=40,
+        choices=MTurkSite.choices,
+        default=MTurkSite.PRODUCTION,
+        help_text="Where an MTurk rater's finished assignment is posted (the HIT's turkSubmitTo).",
+    )
+    full_return_url = models.URLField(
+        "return link when full",
+        blank=True,
+        help_text="Where a rater who arrives once the study is full goes back to, e.g. Prolific's "
+        "'return the study' link.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)

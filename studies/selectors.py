@@ -28,3 +28,22 @@ def study_metric_summary(*, study: Study) -> dict[str, int]:
         failed=Count("id", filter=Q(metric_status=Output.MetricStatus.FAILED)),
         pending=Count("id", filter=Q(metric_status=Output.MetricStatus.PENDING)),
     )
+
+
+def study_open_warnings(*, study: Study) -> list[str]:
+    """What is likely wrong with a study that can open: it opens anyway, the organizer is told."""
+    warnings = []
+    kinds = set(Method.objects.filter(study=study).values_list("kind", flat=True))
+    if study.control_rate > 0 and not kinds & set(Method.CONTROL_KINDS):
+        warnings.append(
+            f"The control rate is {study.control_rate:g} but the study has no hidden-reference or low-anchor "
+            "method: sessions get no controls, and the control screening flags nobody."
+        )
+    rated = Output.objects.filter(method__study=study, image__isnull=False)
+    ratable = rated.exclude(method__kind__in=Method.CONTROL_KINDS).count()
+    if study.trials_per_session > ratable:
+        warnings.append(
+            f"A session has {study.trials_per_session} trials but the study has only {ratable} outputs to rate: "
+            "raters will see some outputs twice."
+        )
+    return warnings

@@ -60,6 +60,9 @@ def main() -> None:
             protocol=Study.Protocol.REFERENCE,
             trials_per_session=args.trials_per_session,
             control_rate=0.1,
+            # The benchmark measures starts and votes under load: a study that fills up
+            # (raters.capacity) would refuse the raters it sends.
+            ratings_per_output=1_000_000,
         )
         summary = study_import(study=study, source=folder)
     if not args.no_open:

@@ -23,6 +23,7 @@ from raters.api import serializers as s
 from raters.cookies import remember_session, resume_token
 from raters.models import Session, Trial
 from raters.platforms import InvalidIdentity, identity_from_params
+from raters.practice import practice_role
 
 
 class _CsrfCheck(CsrfViewMiddleware):
@@ -109,7 +110,10 @@ def _rating_payload(vote: services.Vote) -> dict:
     feedback = None
     if trial["kind"] == Trial.Kind.TRAINING:
         feedback = selectors.training_feedback(
-            study=session.study, method_kind=trial["output__method__kind"], score=rating.score
+            study=session.study,
+            method_kind=trial["output__method__kind"],
+            score=rating.score,
+            role=practice_role(session=session, trial_pk=trial["pk"]),
         )
     return {
         "trial": trial["token"],

@@ -33,6 +33,9 @@ def build_study(
     study_fields.setdefault("status", Study.Status.OPEN)
     study_fields.setdefault("trials_per_session", 10)
     study_fields.setdefault("control_rate", 0.2)
+    # Balance tests start more sessions than a real target allows; a full study
+    # (raters.capacity) would refuse them. Tests of a full study set their own target.
+    study_fields.setdefault("ratings_per_output", 1000)
     study = StudyFactory(**study_fields)
     width, height = size
     scene_rows = [

@@ -31,6 +31,7 @@ def test_organizer_creates_a_study_with_preset_and_protocol(staff):
             "seed": 0,
             "instructions": "",
             "completion_redirect_url": "",
+            "mturk_submit_to": "https://www.mturk.com",  # preselected on the form
             "methods-TOTAL_FORMS": 0,
             "methods-INITIAL_FORMS": 0,
             "scenes-TOTAL_FORMS": 0,
@@ -121,3 +122,18 @@ def test_non_staff_cannot_reach_the_import_page(client, django_user_model):
     client.force_login(user)
     response = client.get(f"/admin/studies/study/{study.pk}/import/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_import_help_shows_its_placeholders_escaped(staff):
+    study = StudyFactory()
+    page = staff.get(f"/admin/studies/study/{study.pk}/import/").content.decode()
+    help_text = page[page.index('class="helptext"') :][:400]
+    assert "references/&lt;scene&gt;.png" in help_text
+    assert "methods/&lt;method&gt;/&lt;scene&gt;.png" in help_text
+    assert "<scene>" not in page
+
+
+def test_view_site_leads_to_the_study_list(staff):
+    page = staff.get("/admin/").content.decode()
+    assert '<a href="/admin/studies/study/">View site</a>' in page
+    assert staff.get("/admin/studies/study/").status_code == 200

@@ -43,6 +43,9 @@ def test_build_demo_builds_once_and_runs_twice(capsys):
     assert Rating.objects.filter(trial__session__study=study).count() == 3 * 2 * len(demo.DEGRADATIONS)
     run = AnalysisRun.objects.get(study=study)
     assert run.status == AnalysisRun.Status.DONE and run.n_votes == 48
+    from raters.capacity import study_capacity
+
+    assert not study_capacity(study=study).full  # the simulated votes leave room for real raters
 
     call_command("build_demo", "--scenes", "2")
     assert "already exists" in capsys.readouterr().out

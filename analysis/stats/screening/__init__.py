@@ -32,7 +32,7 @@ from .consistency import (
     inconsistency_screening,
     straight_lining_screening,
 )
-from .controls import CONTROLS, HIDDEN_REFERENCE, LOW_ANCHOR, _control_thresholds, _controls, control_screening
+from .controls import CONTROLS, HIDDEN_REFERENCE, LOW_ANCHOR, _controls, control_screening, control_thresholds
 from .correlation import CORRELATION, _rater_correlation, correlation_screening
 
 SCREENING = Estimator("rater-screening", "2.0")
@@ -84,7 +84,7 @@ def _screen(
         p910_raters = _p910_from_votes(votes, 0.95).raters
     bt = _bt500(votes, bt500_ddof)
     corr = _rater_correlation(votes, correlation_threshold, correlation_method, min_outputs)
-    ref_max, anchor_min = _control_thresholds(scale_min, scale_max, hidden_ref_max, low_anchor_min)
+    ref_max, anchor_min = control_thresholds(scale_min, scale_max, hidden_ref_max, low_anchor_min)
     ctrl = _controls(votes, methods_info, method_key, ref_max, anchor_min, max_failures_fraction)
     inc = _inconsistency(
         np.asarray(votes.raters),

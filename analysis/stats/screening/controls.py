@@ -13,7 +13,7 @@ HIDDEN_REFERENCE = "hidden_reference"
 LOW_ANCHOR = "low_anchor"
 
 
-def _control_thresholds(
+def control_thresholds(
     scale_min: float,
     scale_max: float,
     hidden_ref_max: float | None,
@@ -121,7 +121,7 @@ def control_screening(
     [False, True]
     """
     votes = prepare_votes(df, rater=rater, scene=scene, method=method, score=score, kind=kind)
-    ref_max, anchor_min = _control_thresholds(scale_min, scale_max, hidden_ref_max, low_anchor_min)
+    ref_max, anchor_min = control_thresholds(scale_min, scale_max, hidden_ref_max, low_anchor_min)
     table = _controls(votes, methods_info, method, ref_max, anchor_min, max_failures_fraction)
     table = table.rename(columns={"rater": rater})
     return CONTROLS.stamp(

@@ -33,7 +33,9 @@ class Command(BaseCommand):
             "so that the results page has something to show",
         )
 
-    def handle(self, *args, scenes: int, host: str, simulate_raters: int, **options) -> None:
+        parser.add_argument("--no-links", dest="links", action="store_false", help="do not print the links")
+
+    def handle(self, *args, scenes: int, host: str, simulate_raters: int, links: bool = True, **options) -> None:
         if settings.DJANGO_ENV == "production":
             # It sets the admin account's password to one printed in the README.
             raise CommandError(
@@ -51,7 +53,9 @@ class Command(BaseCommand):
                         title="Demo: learned smartphone ISP, perceptual track",
                         slug=DEMO_SLUG,
                         trials_per_session=20,
-                        ratings_per_output=5,
+                        # Room for real raters beside the simulated ones' votes: a study whose
+                        # outputs have their votes is full and turns new raters away.
+                        ratings_per_output=5 + simulate_raters,
                         instructions=(
                             "The Results come from image-processing methods working on a phone's raw sensor data. "
                             "Look at the whole picture first, then at 100%: colours, fine texture, noise, "
@@ -73,11 +77,9 @@ class Command(BaseCommand):
         admin.set_password(ADMIN_PASSWORD)
         admin.save()
 
-        self.stdout.write(self.style.SUCCESS("\nMosaic demo is ready."))
-        self.stdout.write(f"  Rater link:  {host}{_url('raters:study', DEMO_SLUG)}")
-        self.stdout.write(f"  Admin:       {host}/admin/   user: {ADMIN_USER}   password: {ADMIN_PASSWORD}")
-        self.stdout.write(f"  Results:     {host}{_url('analysis:study-results', DEMO_SLUG)}")
-        self.stdout.write(f"  API docs:    {host}/api/docs/\n")
+        if links:
+            self.stdout.write(self.style.SUCCESS("\nMosaic demo is ready."))
+            self.stdout.write(demo_links(host))
 
     def _simulate(self, study: Study, n_raters: int) -> None:
         from analysis.services import analysis_run_now, ratings_import
@@ -89,6 +91,16 @@ class Command(BaseCommand):
             f"Imported {summary.votes} votes of {n_raters} simulated raters and ran the analysis "
             "(the results page shows it; real votes from the rater link add to them)."
         )
+
+
+def demo_links(host: str) -> str:
+    """The demo's links and admin login, as printed."""
+    return (
+        f"  Rater link:  {host}{_url('raters:study', DEMO_SLUG)}\n"
+        f"  Admin:       {host}/admin/   user: {ADMIN_USER}   password: {ADMIN_PASSWORD}\n"
+        f"  Results:     {host}{_url('analysis:study-results', DEMO_SLUG)}\n"
+        f"  API docs:    {host}/api/docs/\n"
+    )
 
 
 def _url(name: str, slug: str) -> str:
