@@ -27,6 +27,11 @@ class Capacity:
     def full(self) -> bool:
         return self.outputs > 0 and self.covered >= self.outputs
 
+    @classmethod
+    def of_loads(cls, loads: list[int], target: int) -> Capacity:
+        """From the stored loads of the outputs rated on (as a session start reads them)."""
+        return cls(outputs=len(loads), covered=sum(load >= target for load in loads), target=target)
+
 
 def shown_outputs(*, study: Study) -> QuerySet[Output]:
     """The study's outputs raters can be shown: their image imported, and the scene's

@@ -232,9 +232,9 @@ def _store_trials(trials: list[Trial]) -> None:
     _loads_change(Counter(trial.output_id for trial in trials if trial.kind in Trial.COUNTED_KINDS), 1)
 
 
-def _assign(*, session: Session, study: Study) -> None:
-    """Training and rated trials of a new session; the caller holds the study lock."""
-    rows = _study_rows(study)
+def _assign(*, session: Session, study: Study, rows: list[assignment.Candidate]) -> None:
+    """Training and rated trials of a new session from the study's ``rows`` (see
+    _study_rows); the caller holds the study lock."""
     rng = random.Random(f"{study.seed}:{session.pk}:training")
     training = [
         Trial(session=session, output_id=row.output_id, position=index, kind=Trial.Kind.TRAINING, token=_new_token(18))
@@ -441,10 +441,11 @@ def session_start(
         raise StudyNotOpen("This study is not taking new raters.")
     if stale:  # released first: abandoned sessions' trials may make room
         _release_abandoned(study=study, now=now)
+    rows = _study_rows(study)
     # Under the lock, where loads change; the session made above is rolled back.
-    if capacity.study_is_full(study=study):
+    if capacity.Capacity.of_loads([row.load for row in rows if not row.control], study.ratings_per_output).full:
         raise StudyFull()
-    _assign(session=session, study=study)
+    _assign(session=session, study=study, rows=rows)
     return session, True
 
 
