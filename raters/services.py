@@ -367,6 +367,19 @@ def _record_device(rater: Rater, device: dict[str, Any] | None) -> None:
         rater.save(update_fields=list(changed))
 
 
+def _rater_for(identity: RaterIdentity, device: dict[str, Any]) -> tuple[Rater, bool]:
+    """The rater starting, with the device fields if new, and whether it is new. A new
+    platform id is the common case: it is inserted first, and the unique key finds the
+    rater an earlier (or concurrent) start of the same id stored."""
+    if not identity.external_id:
+        return Rater.objects.create(platform=Rater.Platform.DIRECT, **device), True
+    try:
+        with transaction.atomic():
+            return Rater.objects.create(platform=identity.platform, external_id=identity.external_id, **device), True
+    except IntegrityError:
+        return Rater.objects.get(platform=identity.platform, external_id=identity.external_id), False
+
+
 @transaction.atomic
 def rater_device_record(*, rater: Rater, device: dict[str, Any]) -> Rater:
     _record_device(rater, device)
@@ -414,25 +427,21 @@ def session_start(
         return session_touch(session=session, now=now), False
     if study.status != Study.Status.OPEN or identity.preview:
         raise StudyNotOpen("This study is not taking new raters.")
-    if identity.external_id:
-        # The unique platform id makes a concurrent start with the same id find this rater.
-        rater, _ = Rater.objects.get_or_create(platform=identity.platform, external_id=identity.external_id)
-    else:
-        rater = Rater.objects.create(platform=Rater.Platform.DIRECT)
-    _record_device(rater, device)
+    rater, new_rater = _rater_for(identity, {field: value for field, value in (device or {}).items() if value})
     # Everything before the study's lock that can be: every other start of the study waits
     # for it until this transaction commits. The unique rater-study key makes a concurrent
     # start of the same rater wait here, then find this session.
-    session, created = Session.objects.get_or_create(
-        rater=rater,
-        study=study,
-        defaults={
-            "token": _new_token(32),
-            "platform_study_id": identity.platform_study_id,
-            "platform_session_id": identity.platform_session_id,
-            "last_seen_at": now,
-        },
-    )
+    fields = {
+        "token": _new_token(32),
+        "platform_study_id": identity.platform_study_id,
+        "platform_session_id": identity.platform_session_id,
+        "last_seen_at": now,
+    }
+    if new_rater:  # a rater stored by this transaction has no session anywhere yet
+        session, created = Session.objects.create(rater=rater, study=study, **fields), True
+    else:
+        _record_device(rater, device)
+        session, created = Session.objects.get_or_create(rater=rater, study=study, defaults=fields)
     if not created:  # a start of the same rater committed it while this one waited
         return session_touch(session=_resumable(session, identity, resume_token), now=now), False
     stale = _stale_sessions(study, now).exists()
