@@ -129,6 +129,10 @@ class StudyAdmin(admin.ModelAdmin):
         return [
             (None, {"fields": main}),
             ("Sessions", {"fields": ["ratings_per_output", "trials_per_session", "control_rate", "seed"]}),
+            (
+                "Allocation and stopping",
+                {"fields": ["allocation", "warmup_votes", "smallest_difference", "vote_budget", "stop_when_decided"]},
+            ),
             ("Raters see", {"fields": ["instructions", "completion_redirect_url"]}),
         ]
 
