@@ -22,16 +22,20 @@ from .screening import (
     exclude_raters,
     screen_raters,
 )
+from .sequential import Decision, allocation_weights, decide_pairs
 from .subject_model import SubjectModelResult, p910_model
 
 __all__ = [
     "COUNTED_KINDS",
+    "Decision",
     "Estimator",
     "SubjectModelResult",
+    "allocation_weights",
     "bootstrap_ci",
     "bt500_screening",
     "control_screening",
     "correlation_screening",
+    "decide_pairs",
     "exclude_raters",
     "fit_logistic_4",
     "full_report",
