@@ -20,10 +20,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Sum
 from django.utils import timezone
 
-from raters import assignment, selectors
+from raters import allocation, assignment, selectors
 from raters.models import OutputLoad, Rater, Rating, Session, Trial
 from raters.platforms import RaterIdentity
 from studies.models import Method, Output, Study
@@ -178,6 +178,8 @@ def _plan_trials(
     if not control_rows:
         controls = 0
     by_id = {row.output_id: row for row in rows}
+    # Adaptive studies weigh the rated pool by the cached live decision (None: uniform).
+    weights = allocation.output_weights(study=study, outputs=[(row.output_id, row.method_id) for row in main])
     scene_counts: Counter[int] = Counter()
     method_counts: Counter[int] = Counter()
     # Practised outputs count too: a pair seen with feedback must not come back rated.
@@ -189,9 +191,9 @@ def _plan_trials(
     # Ratings first, then controls: each choice sees the counts the previous ones left.
     chosen = [
         (row, kind)
-        for pool, count, kind in (
-            (main, missing - controls, Trial.Kind.RATING),
-            (control_rows, controls, Trial.Kind.CONTROL),
+        for pool, count, kind, pool_weights in (
+            (main, missing - controls, Trial.Kind.RATING, weights),
+            (control_rows, controls, Trial.Kind.CONTROL, None),
         )
         for row in assignment.choose(
             pool,
@@ -201,6 +203,7 @@ def _plan_trials(
             method_counts=method_counts,
             output_counts=output_counts,
             scene_cap=assignment.scene_cap(missing),
+            weights=pool_weights,
         )
     ]
     last = max(existing, key=lambda trial: trial.position, default=None)
@@ -404,6 +407,12 @@ def session_start(
     study = _lock_study(study)
     if study.status != Study.Status.OPEN:  # closed while this start was on its way
         raise StudyNotOpen("This study is not taking new raters.")
+    if study.vote_budget is not None:
+        # Abandoned trials go back first: they no longer count against the budget.
+        _release_abandoned(study=study, now=now)
+        handed_out = OutputLoad.objects.filter(output__method__study=study).aggregate(n=Sum("trials"))["n"] or 0
+        if not allocation.budget_left(study=study, handed_out=handed_out):
+            raise StudyNotOpen("This study has all the votes it needs.")
     # Under the lock: a concurrent start of the same rater has committed its session by now.
     session, created = Session.objects.get_or_create(
         rater=rater,
@@ -461,9 +470,13 @@ def rating_submit(
     """
     vote = dict(session_token=session_token, trial_token=trial_token, score=score, response_ms=response_ms, now=now)
     try:
-        return _rating_store(**vote)
+        stored = _rating_store(**vote)
     except IntegrityError:
-        return _rating_store(**vote)
+        stored = _rating_store(**vote)
+    if stored.created:
+        # After the vote's commit; reads the cached decision, so most votes cost nothing.
+        allocation.study_stop_if_decided(study=stored.session.study)
+    return stored
 
 
 @transaction.atomic
