@@ -132,3 +132,55 @@ def study_stop_if_decided(*, study: Study) -> bool:
     except study_services.StudyStateError:  # closed meanwhile, by hand or by another vote
         return False
     return True
+
+
+def decision_summary(*, study: Study) -> dict:
+    """The cached live decision as the organizer API and the admin page show it: methods
+    best first with their intervals, adjacent pairs with their states (JSON-ready)."""
+    import math
+
+    state = study_state(study=study)
+
+    def number(value: object) -> float | None:
+        value = float(value)  # type: ignore[arg-type]
+        return value if math.isfinite(value) else None
+
+    methods = [
+        {
+            "method": state.names[row["method"]],
+            "rank": int(row["rank"]),
+            "mos": number(row["mos"]),
+            "se": number(row["se"]),
+            "cs_low": number(row["cs_low"]),
+            "cs_high": number(row["cs_high"]),
+            "n_votes": int(row["n_votes"]),
+        }
+        for row in state.decision.methods.to_dict("records")
+    ]
+    pairs = [
+        {
+            "method_a": state.names[row["method_a"]],
+            "method_b": state.names[row["method_b"]],
+            "diff": number(row["diff"]),
+            "cs_low": number(row["cs_low"]),
+            "cs_high": number(row["cs_high"]),
+            "state": row["state"],
+            "votes_to_decide": None if number(row["votes_to_decide"]) is None else int(row["votes_to_decide"]),
+        }
+        for row in state.decision.pairs.to_dict("records")
+    ]
+    return {
+        "study": study.slug,
+        "status": study.status,
+        "allocation": study.allocation,
+        "smallest_difference": study.smallest_difference,
+        "alpha": DECISION_ALPHA,
+        "method": "normal-mixture confidence sequences (Howard et al. 2021), Bonferroni over adjacent pairs",
+        "decided": state.decision.decided,
+        "n_votes": state.n_counted,
+        "vote_budget": study.vote_budget,
+        "stop_when_decided": study.stop_when_decided,
+        "computed_at": state.computed_at,
+        "methods": methods,
+        "pairs": pairs,
+    }

@@ -13,7 +13,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from studies import selectors, services
-from studies.forms import ImportZipForm
+from studies.forms import ImportZipForm, PlanForm
 from studies.importer import ImportProblems
 from studies.models import ImageAsset, Method, Output, Scene, Study
 from studies.scales import levels_for
@@ -113,7 +113,7 @@ class StudyAdmin(admin.ModelAdmin):
         return {"slug": ("title",)} if obj is None else {}
 
     def get_readonly_fields(self, request, obj=None):
-        fields = ["status", "scale_table", "rater_link", "metric_summary", "opened_at", "closed_at"]
+        fields = ["status", "scale_table", "rater_link", "metric_summary", "opened_at", "closed_at", "live_decision"]
         if obj is not None:
             # The scale was copied on creation; changing the preset of an existing study
             # would not change what it asks, so it is shown, not edited.
@@ -131,7 +131,10 @@ class StudyAdmin(admin.ModelAdmin):
             ("Sessions", {"fields": ["ratings_per_output", "trials_per_session", "control_rate", "seed"]}),
             (
                 "Allocation and stopping",
-                {"fields": ["allocation", "warmup_votes", "smallest_difference", "vote_budget", "stop_when_decided"]},
+                {
+                    "fields": ["allocation", "warmup_votes", "smallest_difference", "vote_budget", "stop_when_decided"]
+                    + (["live_decision"] if obj is not None else [])
+                },
             ),
             ("Raters see", {"fields": ["instructions", "completion_redirect_url"]}),
         ]
@@ -155,6 +158,19 @@ class StudyAdmin(admin.ModelAdmin):
         counts = selectors.study_metric_summary(study=study)
         return "{done} done, {pending} pending, {failed} failed of {total} outputs".format(**counts)
 
+    @admin.display(description="live decision")
+    def live_decision(self, study: Study) -> str:
+        # The image reloads itself (static/studies/decision.js: the CSP allows no inline
+        # script); the figure is drawn from the decision cached for a few seconds.
+        return format_html(
+            '<img id="live-decision" src="{}" data-refresh-seconds="10" alt="Methods with their intervals and '
+            'the state of each adjacent pair" style="max-width:100%"><div><a href="{}">as JSON</a> · '
+            '<a href="{}">plan the number of raters</a></div>',
+            reverse("admin:studies_study_decision", args=[study.pk]),
+            reverse("analysis:api-decision", kwargs={"slug": study.slug}),
+            reverse("admin:studies_study_plan", args=[study.pk]),
+        )
+
     def save_model(self, request, obj: Study, form, change: bool) -> None:
         if not change:
             obj.scale_levels = levels_for(obj.scale_preset)
@@ -165,6 +181,10 @@ class StudyAdmin(admin.ModelAdmin):
             path("<int:pk>/import/", self.admin_site.admin_view(self.import_view), name="studies_study_import"),
             path("<int:pk>/open/", self.admin_site.admin_view(self.open_view), name="studies_study_open"),
             path("<int:pk>/close/", self.admin_site.admin_view(self.close_view), name="studies_study_close"),
+            path(
+                "<int:pk>/decision.png", self.admin_site.admin_view(self.decision_view), name="studies_study_decision"
+            ),
+            path("<int:pk>/plan/", self.admin_site.admin_view(self.plan_view), name="studies_study_plan"),
         ]
         return own + super().get_urls()
 
@@ -225,6 +245,82 @@ class StudyAdmin(admin.ModelAdmin):
         else:
             messages.success(request, f"'{study.title}' is now {study.get_status_display().lower()}.")
         return HttpResponseRedirect(self._change_url(study))
+
+    def decision_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        from analysis.decision_plot import decision_figure
+        from analysis.plots import render as render_figure
+        from raters.allocation import decision_summary
+
+        study = get_object_or_404(Study, pk=pk)
+        if not self.has_view_permission(request, study):
+            return HttpResponse(status=403)
+        summary = decision_summary(study=study)
+        figure = decision_figure(summary, scale=(study.scale_min, study.scale_max))
+        # The admin already marks every page it serves uncacheable (no-store).
+        return HttpResponse(render_figure(figure, "png"), content_type="image/png")
+
+    def plan_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        study = get_object_or_404(Study, pk=pk)
+        if not self.has_view_permission(request, study):
+            return HttpResponse(status=403)
+        form = PlanForm(request.GET or None)
+        plan, problem = None, ""
+        if form.is_valid():
+            try:
+                plan = self._plan(study, form.cleaned_data)
+            except ValueError as exc:
+                problem = str(exc)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": study,
+            "title": f"Plan the raters of {study}",
+            "form": form,
+            "plan": plan,
+            "problem": problem,
+        }
+        return render(request, "admin/studies/study/plan.html", context)
+
+    def _plan(self, study: Study, data: dict) -> list[dict]:
+        from analysis.frames import ratings_frame
+        from analysis.stats.planner import plan_study
+
+        methods = study.methods.exclude(kind__in=Method.CONTROL_KINDS).count()
+        scenes = study.scenes.count()
+        if methods < 2 or scenes < 1:
+            raise ValueError("Import at least two methods and one scene first.")
+        pilot = None
+        if data["use_votes"]:
+            frame = ratings_frame(study)
+            pilot = frame[(frame["kind"] == "rating") & ~frame["method_kind"].isin(Method.CONTROL_KINDS)]
+            if pilot["rater"].nunique() < 2:
+                raise ValueError("The study has fewer than two raters' votes: plan from assumptions instead.")
+        controls = min(round(study.trials_per_session * study.control_rate), study.trials_per_session - 1)
+        table = plan_study(
+            pilot=pilot,
+            n_methods=methods,
+            difference=data["difference"],
+            scenes=scenes,
+            trials_per_session=max(study.trials_per_session - controls, 1),
+            smallest_difference=study.smallest_difference,
+            warmup_votes=study.warmup_votes,
+            rater_bias_sd=data["rater_bias_sd"],
+            inconsistency=(data["inconsistency_low"], data["inconsistency_high"]),
+            scene_sd=data["scene_sd"],
+            reps=data["reps"],
+            max_raters=400,
+            check_every=5,
+            seed=study.seed,
+        )
+        return [
+            {
+                "allocation": row["allocation"],
+                "raters": None if math.isnan(row["raters"]) else int(row["raters"]),
+                "votes": None if math.isnan(row["raters"]) else int(row["raters"] * study.trials_per_session),
+                "p": row["p_separated_at_max"],
+            }
+            for row in table.to_dict("records")
+        ]
 
     def open_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         return self._transition(request, pk, services.study_open)

@@ -13,6 +13,7 @@ from ._common import COUNTED_KINDS, Estimator, prepare_votes
 from .correlation import fit_logistic_4, logistic_4, metric_correlations
 from .mos import bootstrap_ci, image_mos, method_mos
 from .pirm import total_score
+from .planner import plan_study, simulate_study
 from .ranking import mixed_model_ranking, rank_methods
 from .report import full_report
 from .screening import (
@@ -22,7 +23,7 @@ from .screening import (
     exclude_raters,
     screen_raters,
 )
-from .sequential import Decision, allocation_weights, decide_pairs
+from .sequential import Decision, allocation_weights, decide_from_sums, decide_pairs
 from .subject_model import SubjectModelResult, p910_model
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "bt500_screening",
     "control_screening",
     "correlation_screening",
+    "decide_from_sums",
     "decide_pairs",
     "exclude_raters",
     "fit_logistic_4",
@@ -45,8 +47,10 @@ __all__ = [
     "metric_correlations",
     "mixed_model_ranking",
     "p910_model",
+    "plan_study",
     "prepare_votes",
     "rank_methods",
     "screen_raters",
+    "simulate_study",
     "total_score",
 ]

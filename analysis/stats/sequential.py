@@ -66,7 +66,8 @@ class Decision:
     confidence sequence at ``alpha / n_methods``).
     ``pairs``: one row per adjacent pair: ``method_a`` (ranked above), ``method_b``,
     ``diff`` (a - b, >= 0), ``se``, ``cs_low``, ``cs_high``, ``state``,
-    ``votes_to_decide`` (NaN once decided).
+    ``votes_to_decide`` (NaN once decided), ``p_resolvable`` (probability, from the
+    estimate now, that they differ by at least twice the smallest difference).
     """
 
     methods: pd.DataFrame
@@ -137,10 +138,10 @@ def _check(*, smallest_difference: float, alpha: float) -> None:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
 
 
-def _method_table(
+def _cell_sums(
     df: pd.DataFrame, *, methods: list, scenes: list, method: str, scene: str, score: str
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per-method MOS over scenes and its variance; also the methods x scenes vote counts."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vote count, sum and sum of squares per (method, scene), as methods x scenes arrays."""
     m_index, s_index = pd.Index(methods), pd.Index(scenes)
     mi = m_index.get_indexer(df[method])
     si = s_index.get_indexer(df[scene])
@@ -154,6 +155,12 @@ def _method_table(
     n = np.bincount(cell, minlength=n_m * n_s).astype(float).reshape(n_m, n_s)
     total = np.bincount(cell, weights=y, minlength=n_m * n_s).reshape(n_m, n_s)
     squares = np.bincount(cell, weights=y * y, minlength=n_m * n_s).reshape(n_m, n_s)
+    return n, total, squares
+
+
+def _method_table(names: list, n: np.ndarray, total: np.ndarray, squares: np.ndarray) -> pd.DataFrame:
+    """Per-method MOS over scenes and its variance, from :func:`_cell_sums`."""
+    n_m, n_s = n.shape
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / n
         ss = np.where(n > 0, squares - total * mean, 0.0).clip(min=0.0)
@@ -165,9 +172,9 @@ def _method_table(
         mos = np.where(voted > 0, np.where(n > 0, mean, 0.0).sum(axis=1) / voted, np.nan)
         full = (n > 0).all(axis=1) if n_s else np.zeros(n_m, bool)
         var_mos = np.where(full, var_vote / n_s**2 * (1.0 / np.where(n > 0, n, 1.0)).sum(axis=1), np.nan)
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "method": m_index.to_numpy(dtype=object),
+            "method": pd.Index(names).to_numpy(dtype=object),
             "mos": mos,
             "se": np.sqrt(var_mos),
             "n_votes": n.sum(axis=1).astype(np.int64),
@@ -175,7 +182,6 @@ def _method_table(
             "var_vote": var_vote,
         }
     )
-    return table, n
 
 
 def _votes_needed(var_a: float, n_a: float, var_b: float, n_b: float, target_var: float) -> float:
@@ -267,10 +273,28 @@ def decide_pairs(
     data = counted(df, kind=kind)
     method_list = list(dict.fromkeys(methods)) if methods is not None else sorted(data[method].unique(), key=str)
     scene_list = list(dict.fromkeys(scenes)) if scenes is not None else sorted(data[scene].unique(), key=str)
-    table, _ = _method_table(data, methods=method_list, scenes=scene_list, method=method, scene=scene, score=score)
+    sums = _cell_sums(data, methods=method_list, scenes=scene_list, method=method, scene=scene, score=score)
+    return decide_from_sums(method_list, *sums, smallest_difference=smallest_difference, alpha=alpha, method=method)
+
+
+def decide_from_sums(
+    methods: list,
+    n: np.ndarray,
+    total: np.ndarray,
+    squares: np.ndarray,
+    *,
+    smallest_difference: float,
+    alpha: float = 0.05,
+    method: str = "method",
+) -> Decision:
+    """:func:`decide_pairs` from per-output sufficient statistics: ``n``, ``total`` and
+    ``squares`` are methods x scenes arrays of vote counts, sums and sums of squares (what
+    a simulation keeps instead of a vote frame)."""
+    _check(smallest_difference=smallest_difference, alpha=alpha)
+    table = _method_table(list(methods), np.asarray(n, float), np.asarray(total, float), np.asarray(squares, float))
     # Best first; methods without votes last, names break ties so the order is stable.
-    table = table.assign(_key=table["mos"].fillna(-np.inf))
-    table = table.sort_values(["_key", "method"], ascending=[False, True], kind="stable").drop(columns="_key")
+    table = table.assign(_key=table["mos"].fillna(-np.inf), _name=table["method"].astype(str))
+    table = table.sort_values(["_key", "_name"], ascending=[False, True], kind="stable").drop(columns=["_key", "_name"])
     table = table.reset_index(drop=True)
     n_methods = len(table)
     table.insert(1, "rank", np.arange(1, n_methods + 1))
@@ -302,6 +326,11 @@ def decide_pairs(
             target = max(abs(diff), smallest_difference - abs(diff))
             info = _information_needed(target, alpha=alpha_p, rho=rho)
             needed = _votes_needed(a["se"] ** 2, max(a["n_votes"], 1), b["se"] ** 2, max(b["n_votes"], 1), 1 / info)
+        # How likely the pair is one a study is built to separate (|difference| at least
+        # twice the smallest one), from the estimate and its standard error now.
+        se = math.sqrt(variance) if np.isfinite(variance) and variance > 0 else np.inf
+        wide = 2 * smallest_difference
+        resolvable = float(stats.norm.sf((wide - diff) / se) + stats.norm.cdf((-wide - diff) / se))
         rows.append(
             {
                 "method_a": a["method"],
@@ -312,9 +341,20 @@ def decide_pairs(
                 "cs_high": high if np.isfinite(h) else np.nan,
                 "state": state,
                 "votes_to_decide": needed,
+                "p_resolvable": resolvable if np.isfinite(se) else 0.5,
             }
         )
-    columns = ["method_a", "method_b", "diff", "se", "cs_low", "cs_high", "state", "votes_to_decide"]
+    columns = [
+        "method_a",
+        "method_b",
+        "diff",
+        "se",
+        "cs_low",
+        "cs_high",
+        "state",
+        "votes_to_decide",
+        "p_resolvable",
+    ]
     pairs = pd.DataFrame(rows, columns=columns)
     params = {"smallest_difference": smallest_difference, "alpha": alpha, "correction": "bonferroni-adjacent"}
     table = table.rename(columns={"method": method})
@@ -331,13 +371,15 @@ def allocation_weights(
 ) -> dict | None:
     """Relative share of the next votes each method should get; None while warming up.
 
-    Each undecided adjacent pair gets a weight ``(k_min / k)**2`` from its estimated
-    further votes ``k`` (``k_min`` the smallest over the undecided pairs): the pairs
-    nearest a decision first, the pairs that look hopeless (truly equal methods, whose
-    equivalence needs many votes) last, until the others are decided. A pair's weight is
-    shared between its two methods in proportion to how much one vote to each reduces the
-    variance of their difference (``var / n_votes``). Every method keeps ``floor`` times
-    the largest weight, and decided pairs get nothing more.
+    Each undecided adjacent pair weighs its ``p_resolvable``: the probability, from its
+    estimate and standard error now, that the two methods differ by at least twice the
+    smallest difference, the differences a study is built to separate. Early on every
+    undecided pair weighs about the same; as votes come in, the pairs that look truly
+    equal (whose equivalence needs many votes) fall behind the ones about to be separated,
+    and get their turn once those are decided. A pair's weight is shared between its two
+    methods in proportion to how much one vote to each reduces the variance of their
+    difference (``se**2 / n_votes``). Decided pairs get nothing more; every method keeps
+    ``floor`` times the largest weight.
 
     Parameters
     ----------
@@ -367,12 +409,9 @@ def allocation_weights(
     names = methods[method].tolist()
     weights = dict.fromkeys(names, 0.0)
     undecided = decision.pairs[decision.pairs["state"] == UNDECIDED]
-    needed = undecided["votes_to_decide"].to_numpy(float)
-    if len(undecided) and np.isfinite(needed).any():
-        smallest = max(np.nanmin(needed), 1.0)
+    if len(undecided):
         by_name = methods.set_index(method)
-        for a, b, k in undecided[["method_a", "method_b", "votes_to_decide"]].itertuples(index=False):
-            pair_weight = (smallest / max(k, 1.0)) ** 2 if np.isfinite(k) else 0.0
+        for a, b, pair_weight in undecided[["method_a", "method_b", "p_resolvable"]].itertuples(index=False):
             gain = {m: by_name.at[m, "se"] ** 2 / max(by_name.at[m, "n_votes"], 1) for m in (a, b)}
             total = gain[a] + gain[b]
             for m in (a, b):
