@@ -119,7 +119,9 @@ class StudyAdmin(admin.ModelAdmin):
             # would not change what it asks, so it is shown, not edited.
             fields += ["scale_preset", "slug"]
             if obj.status != Study.Status.DRAFT:
-                fields += ["protocol"]
+                # The decision's boundary and equivalence margin are fixed before the first
+                # vote: choosing them after seeing votes would void its error guarantee.
+                fields += ["protocol", "smallest_difference"]
         return fields
 
     def get_fieldsets(self, request, obj=None):

@@ -104,15 +104,28 @@ def test_planner_form_refuses_bad_input(staff, voted):
     assert "errorlist" in html
 
 
-def test_negative_smallest_difference_is_refused_in_the_admin(staff, voted):
-    url = reverse("admin:studies_study_change", args=[voted.pk])
-    page = staff.get(url)
-    form = page.context["adminform"].form
-    data = {name: value for name, value in form.initial.items() if value is not None}
-    data |= {"smallest_difference": -0.1, "title": voted.title}
+def _change_form_data(staff, study: Study) -> tuple[str, dict]:
+    url = reverse("admin:studies_study_change", args=[study.pk])
+    form = staff.get(url).context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None and name in form.fields}
     data |= {f"{prefix}-{key}": 0 for prefix in ("methods", "scenes") for key in ("TOTAL_FORMS", "INITIAL_FORMS")}
-    response = staff.post(url, data)
+    return url, data
+
+
+def test_negative_smallest_difference_is_refused_in_the_admin(staff):
+    study = build_study(method_names=["A", "B"], scenes=1, status=Study.Status.DRAFT).study
+    url, data = _change_form_data(staff, study)
+    response = staff.post(url, data | {"smallest_difference": -0.1})
     assert response.status_code == 200
     assert "Must be a positive MOS difference" in response.content.decode()
+    study.refresh_from_db()
+    assert study.smallest_difference == pytest.approx(0.1)
+
+
+def test_smallest_difference_is_fixed_once_the_study_is_open(staff, voted):
+    url, data = _change_form_data(staff, voted)
+    assert "smallest_difference" not in data
+    response = staff.post(url, data | {"smallest_difference": 0.5})
+    assert response.status_code == 302
     voted.refresh_from_db()
     assert voted.smallest_difference == pytest.approx(0.1)
