@@ -32,7 +32,7 @@ class PlanForm(forms.Form):
     inconsistency_high = forms.FloatField(min_value=0.01, max_value=3, initial=1.0, label="to")
     scene_sd = forms.FloatField(min_value=0, max_value=2, initial=0.3, label="Scene effect (SD)")
     use_votes = forms.BooleanField(required=False, label="Use the votes stored so far as a pilot")
-    reps = forms.IntegerField(min_value=2, max_value=40, initial=6, label="Simulated studies per policy")
+    reps = forms.IntegerField(min_value=2, max_value=40, initial=4, label="Simulated studies per policy")
 
     def clean(self):
         data = super().clean()

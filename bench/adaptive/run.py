@@ -19,10 +19,12 @@ Run from the repository root::
 
     python bench/adaptive/run.py --seeds 3 --scenes 42
 
-``--full`` keeps the study running until it stops itself (every adjacent pair decided, or
-the vote budget spent) instead of ending once the measurement is made. ``--null-reps``
-also checks, by a fast simulation without the database, that equal methods are falsely
-separated in at most 5% of studies with monitoring after every rater and stopping.
+``--simulated-seeds N`` adds the same comparison on N seeds with the planner's simulator
+(no database, much faster: the figure with less noise). ``--full`` keeps the study
+running until it stops itself (every adjacent pair decided, or the vote budget spent)
+instead of ending once the measurement is made. ``--null-reps N`` also checks, by a
+simulation without the database, that four equal methods are falsely separated in at
+most 5% of N studies, adaptive allocation, looking after every rater, with stopping.
 """
 
 from __future__ import annotations
@@ -240,34 +242,62 @@ def run_one(*, policy: str, seed: int, scenes: int, workers: int, budget: int, f
     )
 
 
-def null_check(reps: int, seed: int) -> float:
-    """Share of simulated studies of equal methods in which any pair is ever declared
-    separated, looking after every rater of 30 trials and stopping once decided."""
+def null_check(reps: int, seed: int, policy: str = "adaptive") -> float:
+    """Share of simulated studies of four equal methods in which any adjacent pair is ever
+    declared separated, looking after every rater of 30 trials (allocated by ``policy``)
+    and stopping once every pair is decided or 60 raters have voted."""
     import numpy as np
-    import pandas as pd
 
-    from analysis.stats.sequential import SEPARATED, decide_pairs
+    from analysis.stats.planner import _session_methods
+    from analysis.stats.sequential import SEPARATED, allocation_weights, decide_from_sums
 
     rng = np.random.default_rng(seed)
-    methods, scenes, raters_max, errors = 4, 10, 80, 0
+    methods, scenes, errors = 4, 10, 0
     for _ in range(reps):
-        frames = []
-        for r in range(raters_max):
-            m = rng.integers(0, methods, 30)
-            s = rng.integers(0, scenes, 30)
-            score = np.clip(np.round(3.5 + rng.normal(0, 0.3) + rng.normal(0, rng.uniform(0.4, 1.0), 30)), 1, 5)
-            frames.append(pd.DataFrame({"method": m, "scene": s, "score": score}))
-            if r < 2:
-                continue
-            decision = decide_pairs(
-                pd.concat(frames), smallest_difference=0.2, methods=range(methods), scenes=range(scenes)
-            )
+        n, total, squares = (np.zeros((methods, scenes)) for _ in range(3))
+        weights = None
+        for _rater in range(60):
+            counts = np.minimum(_session_methods(weights, methods, 30, rng), scenes)  # no output twice
+            mi = np.repeat(np.arange(methods), counts)
+            si = np.concatenate([np.lexsort((rng.random(scenes), n[m]))[:k] for m, k in enumerate(counts)])
+            noise = rng.uniform(0.4, 1.0)
+            y = np.clip(np.round(3.5 + rng.normal(0, 0.3) + rng.normal(0, noise, len(mi))), 1, 5)
+            np.add.at(n, (mi, si), 1)
+            np.add.at(total, (mi, si), y)
+            np.add.at(squares, (mi, si), y * y)
+            decision = decide_from_sums(list(range(methods)), n, total, squares, smallest_difference=0.2)
             if (decision.pairs["state"] == SEPARATED).any():
                 errors += 1
                 break
             if decision.decided:
                 break
+            if policy == "adaptive":
+                w = allocation_weights(decision, warmup_votes=2)
+                weights = None if w is None else np.array([w[m] for m in range(methods)])
     return errors / reps
+
+
+def simulated(seeds: int, scenes: int) -> None:
+    """The same comparison on many more seeds without the database (the planner's
+    simulator: same decision and weights, the session rules simplified), in raters."""
+    import numpy as np
+
+    from analysis.stats.planner import simulate_study
+
+    quality = np.array(list(truth().values()))
+    needed = {
+        policy: [
+            simulate_study(quality, policy=policy, scenes=scenes, trials_per_session=27, max_raters=1000, seed=s)
+            for s in range(seeds)
+        ]
+        for policy in ("uniform", "adaptive")
+    }
+    for policy, raters in needed.items():
+        done = [r for r in raters if r is not None]
+        print(f"simulated {policy:<9} raters of 27 rated trials: mean {np.mean(done):.0f}, median "
+              f"{np.median(done):.0f} (decided in {len(done)}/{seeds})")  # fmt: skip
+    ratio = np.mean([r for r in needed["adaptive"] if r]) / np.mean([r for r in needed["uniform"] if r])
+    print(f"simulated: adaptive uses {100 * (1 - ratio):.0f}% fewer votes over {seeds} seeds")
 
 
 def main() -> None:
@@ -279,6 +309,7 @@ def main() -> None:
     parser.add_argument("--refresh", type=float, default=0.25, help="seconds between decision refreshes")
     parser.add_argument("--full", action="store_true", help="run until the study stops itself")
     parser.add_argument("--null-reps", type=int, default=0, help="also run the database-free null check")
+    parser.add_argument("--simulated-seeds", type=int, default=0, help="also compare on N seeds without the database")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="mosaic-bench-adaptive-"))
@@ -320,6 +351,8 @@ def main() -> None:
         )
     saving = 1 - summary["adaptive"] / summary["uniform"]
     print(f"adaptive uses {100 * saving:.0f}% fewer votes (target: at least 40%)")
+    if args.simulated_seeds:
+        simulated(args.simulated_seeds, args.scenes)
     if args.null_reps:
         rate = null_check(args.null_reps, seed=12345)
         print(
