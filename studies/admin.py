@@ -4,6 +4,7 @@ import math
 import tempfile
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, Q
@@ -165,10 +166,11 @@ class StudyAdmin(admin.ModelAdmin):
         # The image reloads itself (static/studies/decision.js: the CSP allows no inline
         # script); the figure is drawn from the decision cached for a few seconds.
         return format_html(
-            '<img id="live-decision" src="{}" data-refresh-seconds="10" alt="Methods with their intervals and '
+            '<img id="live-decision" src="{}" data-refresh-seconds="{}" alt="Methods with their intervals and '
             'the state of each adjacent pair" style="max-width:100%"><div><a href="{}">as JSON</a> · '
             '<a href="{}">plan the number of raters</a></div>',
             reverse("admin:studies_study_decision", args=[study.pk]),
+            getattr(settings, "MOSAIC_DECISION_REFRESH_SECONDS", 10),
             reverse("analysis:api-decision", kwargs={"slug": study.slug}),
             reverse("admin:studies_study_plan", args=[study.pk]),
         )
