@@ -44,7 +44,7 @@ class StudyState:
 
 
 def refresh_seconds() -> float:
-    return float(getattr(settings, "MOSAIC_ALLOCATION_REFRESH_SECONDS", 5.0))
+    return float(settings.MOSAIC_ALLOCATION_REFRESH_SECONDS)
 
 
 def _cache_key(study: Study, bucket: int) -> str:

@@ -170,7 +170,7 @@ class StudyAdmin(admin.ModelAdmin):
             'the state of each adjacent pair" style="max-width:100%"><div><a href="{}">as JSON</a> · '
             '<a href="{}">plan the number of raters</a></div>',
             reverse("admin:studies_study_decision", args=[study.pk]),
-            getattr(settings, "MOSAIC_DECISION_REFRESH_SECONDS", 10),
+            settings.MOSAIC_DECISION_REFRESH_SECONDS,
             reverse("analysis:api-decision", kwargs={"slug": study.slug}),
             reverse("admin:studies_study_plan", args=[study.pk]),
         )
