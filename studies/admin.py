@@ -110,6 +110,16 @@ class StudyAdmin(admin.ModelAdmin):
     def n_methods(self, study: Study) -> int:
         return study.method_count
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # Left out of a post (a form or script written before they existed), the
+        # allocation settings keep their defaults: Django keeps a model default for a
+        # field the data omits.
+        for name in ("allocation", "warmup_votes", "smallest_difference"):
+            if name in form.base_fields:
+                form.base_fields[name].required = False
+        return form
+
     def get_prepopulated_fields(self, request, obj=None):
         return {"slug": ("title",)} if obj is None else {}
 

@@ -114,7 +114,9 @@ class Study(models.Model):
     def clean(self) -> None:
         super().clean()
         errors: dict[str, str] = {}
-        if self.smallest_difference is not None and not self.smallest_difference > 0:
+        if self.smallest_difference is None:
+            pass  # the field's own "required" error says it
+        elif not self.smallest_difference > 0:
             errors["smallest_difference"] = "Must be a positive MOS difference, e.g. 0.1."
         elif self.scale_levels and self.smallest_difference >= self.scale_max - self.scale_min:
             errors["smallest_difference"] = "Must be smaller than the range of the scale."
