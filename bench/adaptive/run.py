@@ -337,20 +337,21 @@ def main() -> None:
                 f"{o.srcc:>6.3f} {o.total_votes:>7} {o.seconds:>6.1f}",
                 flush=True,
             )
-    print()
-    summary = {}
-    for policy in ("uniform", "adaptive"):
-        rows = [o for o in outcomes if o.policy == policy]
-        reached = [o.votes for o in rows if o.votes is not None]
-        mean_votes = sum(reached) / len(reached) if reached else float("nan")
-        summary[policy] = mean_votes
-        print(
-            f"{policy:<9} mean votes {mean_votes:8.0f} (decided in {len(reached)}/{len(rows)}), "
-            f"equal pairs wrongly separated {sum(o.equal_separated for o in rows)}/{len(rows)}, "
-            f"misordered {sum(o.misordered for o in rows)}, mean srcc {sum(o.srcc for o in rows) / len(rows):.3f}"
-        )
-    saving = 1 - summary["adaptive"] / summary["uniform"]
-    print(f"adaptive uses {100 * saving:.0f}% fewer votes (target: at least 40%)")
+    if outcomes:
+        print()
+        summary = {}
+        for policy in ("uniform", "adaptive"):
+            rows = [o for o in outcomes if o.policy == policy]
+            reached = [o.votes for o in rows if o.votes is not None]
+            mean_votes = sum(reached) / len(reached) if reached else float("nan")
+            summary[policy] = mean_votes
+            print(
+                f"{policy:<9} mean votes {mean_votes:8.0f} (decided in {len(reached)}/{len(rows)}), "
+                f"equal pairs wrongly separated {sum(o.equal_separated for o in rows)}/{len(rows)}, "
+                f"misordered {sum(o.misordered for o in rows)}, mean srcc {sum(o.srcc for o in rows) / len(rows):.3f}"
+            )
+        saving = 1 - summary["adaptive"] / summary["uniform"]
+        print(f"adaptive uses {100 * saving:.0f}% fewer votes (target: at least 40%)")
     if args.simulated_seeds:
         simulated(args.simulated_seeds, args.scenes)
     if args.null_reps:
