@@ -90,9 +90,12 @@ def choose(
         if weights is None:
             method = min(by_method, key=lambda m: (method_counts[m], method_load[m], method_tie[m]))
         else:
+            # Weights may ask more of a method than it has outputs the session has not
+            # seen: such a method waits while another still has a fresh one.
             method = min(
                 by_method,
                 key=lambda m: (
+                    all(output_counts[c.output_id] for c in by_method[m]),
                     (method_counts[m] + 1) / method_weight[m],
                     method_load[m] / method_weight[m],
                     method_tie[m],

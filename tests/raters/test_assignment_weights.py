@@ -51,3 +51,11 @@ def test_a_non_positive_weight_is_refused():
     pool = candidates(methods=2, scenes=2)
     with pytest.raises(ValueError, match="must be positive"):
         assignment.choose(pool, count=2, rng=random.Random(0), weights={pool[0].output_id: 0.0})
+
+
+def test_a_heavy_method_out_of_fresh_outputs_gives_way():
+    pool = candidates(methods=3, scenes=3)
+    weights = {c.output_id: (1.0 if c.method_id == 0 else 0.1) for c in pool}
+    chosen = assignment.choose(pool, count=6, rng=random.Random(3), weights=weights)
+    assert len({c.output_id for c in chosen}) == 6  # no output twice
+    assert Counter(c.method_id for c in chosen)[0] == 3  # all it has
