@@ -97,6 +97,8 @@ def make_study(*, policy: str, seed: int, scenes: int, quality: dict[str, float]
         status=Study.Status.OPEN,
         scale_preset=ScalePreset.AIM5,
         scale_levels=levels_for(ScalePreset.AIM5),
+        # The target per output is not what stops this study: its budget and decision do.
+        ratings_per_output=max(budget // (len(quality) * scenes), 1),
         trials_per_session=30,
         control_rate=0.1,
         seed=seed,
