@@ -17,6 +17,7 @@ urlpatterns = [
     ),
     path("analysis/<slug:slug>/runs/<int:run_id>/results.zip", views.run_zip, name="run-zip"),
     path("api/studies/<slug:slug>/results/", api.StudyResultsView.as_view(), name="api-results"),
+    path("api/studies/<slug:slug>/decision/", api.StudyDecisionView.as_view(), name="api-decision"),
     path(
         "api/studies/<slug:slug>/analysis-runs/",
         api.AnalysisRunListCreateView.as_view(),

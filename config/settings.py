@@ -276,3 +276,9 @@ if PRODUCTION:
 
 # A session with no vote for this long is abandoned: its unanswered trials go to others.
 MOSAIC_SESSION_TIMEOUT_MINUTES = envint("MOSAIC_SESSION_TIMEOUT_MINUTES", 60)
+
+# Adaptive allocation and self-stopping read the live decision from the cache; it is
+# recomputed from the stored votes at most this often per study (raters.allocation).
+MOSAIC_ALLOCATION_REFRESH_SECONDS = envint("MOSAIC_ALLOCATION_REFRESH_SECONDS", 5)
+# How often the study page reloads its live decision figure.
+MOSAIC_DECISION_REFRESH_SECONDS = envint("MOSAIC_DECISION_REFRESH_SECONDS", 10)

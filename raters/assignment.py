@@ -12,13 +12,18 @@ The rules, in order of priority:
    counts of a study's outputs differ by at most one (greedy "+1 to a minimum" keeps the
    spread of each method's and each output's load within one), and scenes spread out so
    that no two consecutive trials need to share a scene.
+
+Adaptive allocation (raters.allocation) passes per-output ``weights``: a method's share
+of the session then follows its weight instead of being equal (rule 1 becomes "in
+proportion to the weights", highest-averages style), and an output's load counts as
+``load / weight``. Rules 2 and 3 stay as they are; without weights nothing changes.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import NamedTuple, TypeVar
 
 T = TypeVar("T")
@@ -45,6 +50,7 @@ def choose(
     method_counts: Counter[int] | None = None,
     output_counts: Counter[int] | None = None,
     scene_cap: int | None = None,
+    weights: Mapping[int, float] | None = None,
 ) -> list[Candidate]:
     """Pick ``count`` outputs, one at a time, each time the least loaded choice.
 
@@ -52,6 +58,9 @@ def choose(
     already holds (they are updated in place, so rating trials and controls can be chosen
     in turn against the same session). ``scene_cap`` is the most trials one scene may
     have in the session before ordering without consecutive repeats becomes impossible.
+    ``weights`` (output id -> positive weight, 1 where missing) skew the choice: each
+    next trial goes to the method with the least ``(trials in session + 1) / weight``
+    (its mean output weight), and within it to the output of least ``load / weight``.
     """
     if count <= 0 or not candidates:
         return []
@@ -63,6 +72,14 @@ def choose(
     for c in candidates:
         by_method.setdefault(c.method_id, []).append(c)
     method_load = {m: sum(load[c.output_id] for c in cs) for m, cs in by_method.items()}
+    weight = {c.output_id: 1.0 for c in candidates}
+    if weights is not None:
+        for c in candidates:
+            value = float(weights.get(c.output_id, 1.0))
+            if not value > 0:
+                raise ValueError(f"weight of output {c.output_id} must be positive, got {value}")
+            weight[c.output_id] = value
+    method_weight = {m: sum(weight[c.output_id] for c in cs) / len(cs) for m, cs in by_method.items()}
     # Random tie-breaks drawn once, so equal loads are resolved differently per session
     # but deterministically for a given seed.
     method_tie = {m: rng.random() for m in by_method}
@@ -70,7 +87,20 @@ def choose(
 
     chosen: list[Candidate] = []
     for _ in range(count):
-        method = min(by_method, key=lambda m: (method_counts[m], method_load[m], method_tie[m]))
+        if weights is None:
+            method = min(by_method, key=lambda m: (method_counts[m], method_load[m], method_tie[m]))
+        else:
+            # Weights may ask more of a method than it has outputs the session has not
+            # seen: such a method waits while another still has a fresh one.
+            method = min(
+                by_method,
+                key=lambda m: (
+                    all(output_counts[c.output_id] for c in by_method[m]),
+                    (method_counts[m] + 1) / method_weight[m],
+                    method_load[m] / method_weight[m],
+                    method_tie[m],
+                ),
+            )
 
         def output_key(c: Candidate) -> tuple[object, ...]:
             over_cap = scene_cap is not None and scene_counts[c.scene_id] >= scene_cap
@@ -78,7 +108,7 @@ def choose(
             return (
                 over_cap,
                 output_counts[c.output_id],
-                load[c.output_id],
+                load[c.output_id] / weight[c.output_id],
                 scene_counts[c.scene_id],
                 output_tie[c.output_id],
             )

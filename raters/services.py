@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max, QuerySet
 from django.utils import timezone
 
-from raters import assignment, capacity, practice, selectors
+from raters import allocation, assignment, capacity, practice, selectors
 from raters.models import OutputLoad, Rater, Rating, Session, Trial
 from raters.platforms import RaterIdentity
 from studies.models import Method, Study
@@ -190,6 +190,8 @@ def _plan_trials(
     if not control_rows:
         controls = 0
     by_id = {row.output_id: row for row in rows}
+    # Adaptive studies weigh the rated pool by the cached live decision (None: uniform).
+    weights = allocation.output_weights(study=study, outputs=[(row.output_id, row.method_id) for row in main])
     scene_counts: Counter[int] = Counter()
     method_counts: Counter[int] = Counter()
     # Practised outputs count too: a pair seen with feedback must not come back rated.
@@ -201,9 +203,9 @@ def _plan_trials(
     # Ratings first, then controls: each choice sees the counts the previous ones left.
     chosen = [
         (row, kind)
-        for pool, count, kind in (
-            (main, missing - controls, Trial.Kind.RATING),
-            (control_rows, controls, Trial.Kind.CONTROL),
+        for pool, count, kind, pool_weights in (
+            (main, missing - controls, Trial.Kind.RATING, weights),
+            (control_rows, controls, Trial.Kind.CONTROL, None),
         )
         for row in assignment.choose(
             pool,
@@ -213,6 +215,7 @@ def _plan_trials(
             method_counts=method_counts,
             output_counts=output_counts,
             scene_cap=assignment.scene_cap(missing),
+            weights=pool_weights,
         )
     ]
     last = max(existing, key=lambda trial: trial.position, default=None)
@@ -454,6 +457,8 @@ def session_start(
     # Under the lock, where loads change; the session made above is rolled back.
     if capacity.Capacity.of_loads([row.load for row in rows if not row.control], study.ratings_per_output).full:
         raise StudyFull()
+    if not allocation.budget_left(study=study, handed_out=sum(row.load for row in rows)):
+        raise StudyNotOpen("This study has all the votes it needs.")
     _assign(session=session, study=study, rows=rows)
     return session, True
 
@@ -497,9 +502,13 @@ def rating_submit(
     """
     vote = dict(session_token=session_token, trial_token=trial_token, score=score, response_ms=response_ms, now=now)
     try:
-        return _rating_store(**vote)
+        stored = _rating_store(**vote)
     except IntegrityError:
-        return _rating_store(**vote)
+        stored = _rating_store(**vote)
+    if stored.created:
+        # After the vote's commit; reads the cached decision, so most votes cost nothing.
+        allocation.study_stop_if_decided(study=stored.session.study)
+    return stored
 
 
 @transaction.atomic

@@ -4,6 +4,7 @@ import math
 import tempfile
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, Q
@@ -13,7 +14,7 @@ from django.urls import NoReverseMatch, path, reverse, reverse_lazy
 from django.utils.html import format_html, format_html_join
 
 from studies import selectors, services
-from studies.forms import ImportZipForm
+from studies.forms import ImportZipForm, PlanForm
 from studies.importer import ImportProblems
 from studies.models import ImageAsset, Method, Output, Scene, Study
 from studies.scales import levels_for
@@ -114,17 +115,32 @@ class StudyAdmin(admin.ModelAdmin):
     def n_methods(self, study: Study) -> int:
         return study.method_count
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # Left out of a post (a form or script written before they existed), the
+        # allocation settings keep their defaults: Django keeps a model default for a
+        # field the data omits.
+        for name in ("allocation", "warmup_votes", "smallest_difference"):
+            if name in form.base_fields:
+                form.base_fields[name].required = False
+        return form
+
     def get_prepopulated_fields(self, request, obj=None):
         return {"slug": ("title",)} if obj is None else {}
 
     def get_readonly_fields(self, request, obj=None):
-        fields = ["status", "coverage", "scale_table", "rater_link", "metric_summary", "opened_at", "closed_at"]
+        fields = [
+            *("status", "coverage", "scale_table", "rater_link", "metric_summary"),
+            *("opened_at", "closed_at", "live_decision"),
+        ]
         if obj is not None:
             # The scale was copied on creation; changing the preset of an existing study
             # would not change what it asks, so it is shown, not edited.
             fields += ["scale_preset", "slug"]
             if obj.status != Study.Status.DRAFT:
-                fields += ["protocol"]
+                # The decision's boundary and equivalence margin are fixed before the first
+                # vote: choosing them after seeing votes would void its error guarantee.
+                fields += ["protocol", "smallest_difference"]
         return fields
 
     def get_fieldsets(self, request, obj=None):
@@ -134,6 +150,13 @@ class StudyAdmin(admin.ModelAdmin):
         return [
             (None, {"fields": main}),
             ("Sessions", {"fields": ["ratings_per_output", "trials_per_session", "control_rate", "seed"]}),
+            (
+                "Allocation and stopping",
+                {
+                    "fields": ["allocation", "warmup_votes", "smallest_difference", "vote_budget", "stop_when_decided"]
+                    + (["live_decision"] if obj is not None else [])
+                },
+            ),
             ("Raters see", {"fields": ["instructions", "completion_redirect_url"]}),
             ("Crowd platforms", {"fields": ["prolific_completion_code", "mturk_submit_to", "full_return_url"]}),
         ]
@@ -168,6 +191,20 @@ class StudyAdmin(admin.ModelAdmin):
         counts = selectors.study_metric_summary(study=study)
         return "{done} done, {pending} pending, {failed} failed of {total} outputs".format(**counts)
 
+    @admin.display(description="live decision")
+    def live_decision(self, study: Study) -> str:
+        # The image reloads itself (static/studies/decision.js: the CSP allows no inline
+        # script); the figure is drawn from the decision cached for a few seconds.
+        return format_html(
+            '<img id="live-decision" src="{}" data-refresh-seconds="{}" alt="Methods with their intervals and '
+            'the state of each adjacent pair" style="max-width:100%"><div><a href="{}">as JSON</a> · '
+            '<a href="{}">plan the number of raters</a></div>',
+            reverse("admin:studies_study_decision", args=[study.pk]),
+            settings.MOSAIC_DECISION_REFRESH_SECONDS,
+            reverse("analysis:api-decision", kwargs={"slug": study.slug}),
+            reverse("admin:studies_study_plan", args=[study.pk]),
+        )
+
     def save_model(self, request, obj: Study, form, change: bool) -> None:
         if not change:
             obj.scale_levels = levels_for(obj.scale_preset)
@@ -183,6 +220,10 @@ class StudyAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.sessions_csv_view),
                 name="studies_study_sessions_csv",
             ),
+            path(
+                "<int:pk>/decision.png", self.admin_site.admin_view(self.decision_view), name="studies_study_decision"
+            ),
+            path("<int:pk>/plan/", self.admin_site.admin_view(self.plan_view), name="studies_study_plan"),
         ]
         return own + super().get_urls()
 
@@ -243,6 +284,82 @@ class StudyAdmin(admin.ModelAdmin):
         else:
             messages.success(request, f"'{study.title}' is now {study.get_status_display().lower()}.")
         return HttpResponseRedirect(self._change_url(study))
+
+    def decision_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        from analysis.decision_plot import decision_figure
+        from analysis.plots import render as render_figure
+        from raters.allocation import decision_summary
+
+        study = get_object_or_404(Study, pk=pk)
+        if not self.has_view_permission(request, study):
+            return HttpResponse(status=403)
+        summary = decision_summary(study=study)
+        figure = decision_figure(summary, scale=(study.scale_min, study.scale_max))
+        # The admin already marks every page it serves uncacheable (no-store).
+        return HttpResponse(render_figure(figure, "png"), content_type="image/png")
+
+    def plan_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        study = get_object_or_404(Study, pk=pk)
+        if not self.has_view_permission(request, study):
+            return HttpResponse(status=403)
+        form = PlanForm(request.GET or None)
+        plan, problem = None, ""
+        if form.is_valid():
+            try:
+                plan = self._plan(study, form.cleaned_data)
+            except ValueError as exc:
+                problem = str(exc)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": study,
+            "title": f"Plan the raters of {study}",
+            "form": form,
+            "plan": plan,
+            "problem": problem,
+        }
+        return render(request, "admin/studies/study/plan.html", context)
+
+    def _plan(self, study: Study, data: dict) -> list[dict]:
+        from analysis.frames import ratings_frame
+        from analysis.stats.planner import plan_study
+
+        methods = study.methods.exclude(kind__in=Method.CONTROL_KINDS).count()
+        scenes = study.scenes.count()
+        if methods < 2 or scenes < 1:
+            raise ValueError("Import at least two methods and one scene first.")
+        pilot = None
+        if data["use_votes"]:
+            frame = ratings_frame(study)
+            pilot = frame[(frame["kind"] == "rating") & ~frame["method_kind"].isin(Method.CONTROL_KINDS)]
+            if pilot["rater"].nunique() < 2:
+                raise ValueError("The study has fewer than two raters' votes: plan from assumptions instead.")
+        controls = min(round(study.trials_per_session * study.control_rate), study.trials_per_session - 1)
+        table = plan_study(
+            pilot=pilot,
+            n_methods=methods,
+            difference=data["difference"],
+            scenes=scenes,
+            trials_per_session=max(study.trials_per_session - controls, 1),
+            smallest_difference=study.smallest_difference,
+            warmup_votes=study.warmup_votes,
+            rater_bias_sd=data["rater_bias_sd"],
+            inconsistency=(data["inconsistency_low"], data["inconsistency_high"]),
+            scene_sd=data["scene_sd"],
+            reps=data["reps"],
+            max_raters=400,
+            check_every=5,
+            seed=study.seed,
+        )
+        return [
+            {
+                "allocation": row["allocation"],
+                "raters": None if math.isnan(row["raters"]) else int(row["raters"]),
+                "votes": None if math.isnan(row["raters"]) else int(row["raters"] * study.trials_per_session),
+                "p": row["p_separated_at_max"],
+            }
+            for row in table.to_dict("records")
+        ]
 
     def open_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         response = self._transition(request, pk, services.study_open)

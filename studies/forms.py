@@ -25,3 +25,22 @@ class ImportZipForm(forms.Form):
         if not archive.name.lower().endswith(".zip"):
             raise forms.ValidationError("Upload a .zip file of the study folder.")
         return archive
+
+
+class PlanForm(forms.Form):
+    """Assumptions of the planner (analysis.stats.planner.plan_study) on a study page."""
+
+    difference = forms.FloatField(min_value=0.01, max_value=4, initial=0.2, help_text="MOS difference to separate.")
+    rater_bias_sd = forms.FloatField(min_value=0, max_value=2, initial=0.3, label="Rater bias (SD)")
+    inconsistency_low = forms.FloatField(min_value=0.01, max_value=3, initial=0.4, label="Rater noise SD from")
+    inconsistency_high = forms.FloatField(min_value=0.01, max_value=3, initial=1.0, label="to")
+    scene_sd = forms.FloatField(min_value=0, max_value=2, initial=0.3, label="Scene effect (SD)")
+    use_votes = forms.BooleanField(required=False, label="Use the votes stored so far as a pilot")
+    reps = forms.IntegerField(min_value=2, max_value=40, initial=4, label="Simulated studies per policy")
+
+    def clean(self):
+        data = super().clean()
+        low, high = data.get("inconsistency_low"), data.get("inconsistency_high")
+        if low is not None and high is not None and low > high:
+            self.add_error("inconsistency_high", "Must be at least the lower bound.")
+        return data

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils.functional import cached_property
 
@@ -60,6 +60,10 @@ class Study(models.Model):
         OPEN = "open", "Open"
         CLOSED = "closed", "Closed"
 
+    class Allocation(models.TextChoices):
+        UNIFORM = "uniform", "Uniform: every output topped up equally"
+        ADAPTIVE = "adaptive", "Adaptive: votes go where the ranking is undecided"
+
     class Protocol(models.TextChoices):
         REFERENCE = "reference", "Output beside the reference (AIM)"
         INPUT = "input", "Output beside the input photo (PIRM)"
@@ -79,6 +83,22 @@ class Study(models.Model):
         default=0.1, help_text="Fraction of a session's trials that are controls (hidden reference, low anchor)."
     )
     seed = models.BigIntegerField(default=0, help_text="Seed for assignment shuffles and bootstrap.")
+    allocation = models.CharField(max_length=10, choices=Allocation.choices, default=Allocation.UNIFORM)
+    warmup_votes = models.PositiveIntegerField(
+        default=2,
+        validators=[MinValueValidator(2)],
+        help_text="Votes every output gets before adaptive allocation weighs outputs (at least 2).",
+    )
+    smallest_difference = models.FloatField(
+        default=0.1,
+        help_text="Smallest MOS difference of interest: closer methods count as equivalent.",
+    )
+    vote_budget = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most counted votes to collect; the study closes when they are handed out."
+    )
+    stop_when_decided = models.BooleanField(
+        default=False, help_text="Close the study by itself once every adjacent pair of the ranking is decided."
+    )
     instructions = models.TextField(blank=True)
     completion_redirect_url = models.URLField(blank=True, help_text="Prolific/MTurk return URL; {code} is replaced.")
     # Crowd platforms (raters.completion): what each platform checks when a rater finishes.
@@ -110,9 +130,29 @@ class Study(models.Model):
     class Meta:
         verbose_name_plural = "studies"
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(smallest_difference__gt=0), name="study_smallest_difference_positive"
+            ),
+            models.CheckConstraint(condition=models.Q(warmup_votes__gte=2), name="study_warmup_votes_at_least_2"),
+        ]
 
     def __str__(self) -> str:
         return self.title
+
+    def clean(self) -> None:
+        super().clean()
+        errors: dict[str, str] = {}
+        if self.smallest_difference is None:
+            pass  # the field's own "required" error says it
+        elif not self.smallest_difference > 0:
+            errors["smallest_difference"] = "Must be a positive MOS difference, e.g. 0.1."
+        elif self.scale_levels and self.smallest_difference >= self.scale_max - self.scale_min:
+            errors["smallest_difference"] = "Must be smaller than the range of the scale."
+        if self.vote_budget is not None and self.vote_budget < 1:
+            errors["vote_budget"] = "Must be at least 1 vote, or empty for no budget."
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def scores(self) -> list[int]:

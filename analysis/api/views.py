@@ -171,3 +171,54 @@ class AnalysisRunDetailView(OrganizerAPIView):
     def get(self, request: Request, slug: str, run_id: int) -> Response:
         run = get_object_or_404(AnalysisRun, study__slug=slug, pk=run_id)
         return Response(self.OutputSerializer(run).data)
+
+
+class StudyDecisionView(OrganizerAPIView):
+    @extend_schema_serializer(component_name="StudyDecision")
+    class OutputSerializer(serializers.Serializer):
+        class MethodSerializer(serializers.Serializer):
+            method = serializers.CharField()
+            rank = serializers.IntegerField()
+            mos = serializers.FloatField(allow_null=True)
+            se = serializers.FloatField(allow_null=True)
+            cs_low = serializers.FloatField(allow_null=True)
+            cs_high = serializers.FloatField(allow_null=True)
+            n_votes = serializers.IntegerField()
+
+        class PairSerializer(serializers.Serializer):
+            method_a = serializers.CharField(help_text="Ranked above method_b now.")
+            method_b = serializers.CharField()
+            diff = serializers.FloatField(allow_null=True)
+            cs_low = serializers.FloatField(allow_null=True)
+            cs_high = serializers.FloatField(allow_null=True)
+            state = serializers.ChoiceField(choices=["separated", "equivalent", "undecided"])
+            votes_to_decide = serializers.IntegerField(allow_null=True)
+
+        study = serializers.SlugField()
+        status = serializers.CharField()
+        allocation = serializers.CharField()
+        smallest_difference = serializers.FloatField()
+        alpha = serializers.FloatField()
+        method = serializers.CharField()
+        decided = serializers.BooleanField()
+        n_votes = serializers.IntegerField(help_text="Counted votes (rated and control trials).")
+        vote_budget = serializers.IntegerField(allow_null=True)
+        stop_when_decided = serializers.BooleanField()
+        computed_at = serializers.FloatField(help_text="Unix time of the cached decision.")
+        methods = MethodSerializer(many=True)
+        pairs = PairSerializer(many=True)
+
+    @extend_schema(
+        operation_id="study_decision",
+        summary="Live decision on the adjacent pairs of the ranking",
+        description=(
+            "Each pair of methods adjacent in the current ranking is separated, equivalent "
+            "(within the study's smallest difference) or undecided, with the further votes "
+            "estimated to decide it. Computed from the stored votes at most every few seconds."
+        ),
+        responses={200: OutputSerializer, 403: OpenApiResponse(description="Not staff.")},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        from raters.allocation import decision_summary
+
+        return Response(self.OutputSerializer(decision_summary(study=self.study_or_404(slug))).data)

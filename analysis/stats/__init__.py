@@ -14,6 +14,7 @@ from .agreement import rater_agreement
 from .correlation import fit_logistic_4, logistic_4, metric_correlations
 from .mos import bootstrap_ci, image_mos, method_mos
 from .pirm import pirm2018_scores, total_score
+from .planner import plan_study, simulate_study
 from .ranking import mixed_model_ranking, rank_methods
 from .report import full_report
 from .screening import (
@@ -23,16 +24,21 @@ from .screening import (
     exclude_raters,
     screen_raters,
 )
+from .sequential import Decision, allocation_weights, decide_from_sums, decide_pairs
 from .subject_model import SubjectModelResult, p910_model
 
 __all__ = [
     "COUNTED_KINDS",
+    "Decision",
     "Estimator",
     "SubjectModelResult",
+    "allocation_weights",
     "bootstrap_ci",
     "bt500_screening",
     "control_screening",
     "correlation_screening",
+    "decide_from_sums",
+    "decide_pairs",
     "exclude_raters",
     "fit_logistic_4",
     "full_report",
@@ -43,9 +49,11 @@ __all__ = [
     "mixed_model_ranking",
     "p910_model",
     "pirm2018_scores",
+    "plan_study",
     "prepare_votes",
     "rater_agreement",
     "rank_methods",
     "screen_raters",
+    "simulate_study",
     "total_score",
 ]
