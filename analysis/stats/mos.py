@@ -21,7 +21,7 @@ IMAGE_MOS = Estimator("image-mos", "2.0")
 #: spread (version 2.0): an output whose few votes all agree is not known exactly.
 OUTPUT_PRIOR = 1.0
 METHOD_MOS = Estimator("method-mos", "2.0")
-BOOTSTRAP = Estimator("bootstrap-raters-scenes", "1.0")
+BOOTSTRAP = Estimator("bootstrap-raters-scenes", "2.0")
 
 
 def _t_interval(mean: np.ndarray, std: np.ndarray, n: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -191,19 +191,36 @@ def method_mos(
 def _bootstrap_arrays(
     votes: Votes, n_resamples: int, seed: int, confidence: float, chunk: int = 250
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Percentile interval and standard error of the method MOS, raters x scenes bootstrap.
+    """Two-way interval and standard error of the method MOS from one-way bootstraps.
 
-    The votes are folded once into dense (output x rater) sum and count matrices. A
-    resample is a pair of multiplicity vectors (how often each rater and each scene was
-    drawn); the resampled per-image sums are then one matrix product, and the method MOS
-    is a multiplicity-weighted mean over scenes of the resampled per-image MOS.
+    Scenes and raters are crossed, and no single resampling scheme reproduces the
+    variance of such a design (McCullagh, "Resampling and exchangeable arrays",
+    Bernoulli 6, 2000): drawing raters and scenes together counts each vote's own noise
+    once through the scenes and again through the raters (97-99% coverage in
+    bench/validity for version 1.0). Version 2.0 follows the two-way cluster bootstrap
+    of Cameron, Gelbach & Miller (J. Bus. Econ. Stat. 29, 2011, section 2.4)::
+
+        Var = Var*_scenes + Var*_raters - Var_rater x scene
+
+    with ``Var*_scenes`` the variance over resamples of the scenes alone (the per-image
+    MOS kept), ``Var*_raters`` over resamples of the raters alone (a rater drawn k times
+    counts k times in every output they rated), and the intersection term, whose
+    clusters are the (rater, scene) cells, from its closed form (the one-way bootstrap
+    of many small clusters converges on it). Each bootstrap variance is rescaled by
+    ``G / (G - 1)`` for its G clusters; the sum is floored at the larger one-way
+    variance, and the interval is ``mos -/+ t(min(scenes, raters) - 1) * se``.
     """
     n_out, n_r, n_s, n_m = votes.n_outputs, votes.n_raters, votes.n_scenes, votes.n_methods
     cell = votes.output * n_r + votes.rater
     sums = np.bincount(cell, weights=votes.score, minlength=n_out * n_r).reshape(n_out, n_r)
     counts = np.bincount(cell, minlength=n_out * n_r).astype(float).reshape(n_out, n_r)
+    n_img = counts.sum(axis=1)
+    has = (n_img > 0).reshape(n_m, n_s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        img = np.where(has, (sums.sum(axis=1) / np.where(n_img > 0, n_img, 1)).reshape(n_m, n_s), 0.0)
     rng = np.random.default_rng(seed)
-    boot = np.empty((n_m, n_resamples))
+    by_raters = np.empty((n_m, n_resamples))
+    by_scenes = np.empty((n_m, n_resamples))
     done = 0
     while done < n_resamples:
         b = min(chunk, n_resamples - done)
@@ -216,16 +233,41 @@ def _bootstrap_arrays(
         c_b = (counts @ w_r.T).reshape(n_m, n_s, b)
         valid = c_b > 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            img = np.where(valid, s_b / np.where(valid, c_b, 1.0), 0.0)
-            weights = valid * w_s.T[None, :, :]
-            boot[:, done : done + b] = (img * weights).sum(axis=1) / weights.sum(axis=1)
+            img_b = np.where(valid, s_b / np.where(valid, c_b, 1.0), 0.0)
+            by_raters[:, done : done + b] = (img_b * valid).sum(axis=1) / valid.sum(axis=1)
+            scene_w = has[:, :, None] * w_s.T[None, :, :]
+            by_scenes[:, done : done + b] = (img[:, :, None] * scene_w).sum(axis=1) / scene_w.sum(axis=1)
         done += b
-    alpha = 1 - confidence
     with np.errstate(invalid="ignore"):
-        low = np.nanpercentile(boot, 100 * alpha / 2, axis=1)
-        high = np.nanpercentile(boot, 100 * (1 - alpha / 2), axis=1)
-        se = np.nanstd(boot, axis=1, ddof=1)
-    return low, high, se
+        # a bootstrap variance is the plug-in one, (G - 1) / G of the unbiased: rescaled
+        # as the cluster covariances of .inference are
+        var_raters = np.nanvar(by_raters, axis=1, ddof=1) * n_r / max(n_r - 1, 1)
+        var_scenes = np.nanvar(by_scenes, axis=1, ddof=1) * n_s / max(n_s - 1, 1)
+    var = np.maximum(var_scenes + var_raters - _cell_variance(votes), np.maximum(var_scenes, var_raters))
+    se = np.sqrt(var)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mos = (img * has).sum(axis=1) / has.sum(axis=1)
+    half = stats.t.ppf(1 - (1 - confidence) / 2, max(min(n_s, n_r) - 1, 1)) * se
+    return mos - half, mos + half, se
+
+
+def _cell_variance(votes: Votes) -> np.ndarray:
+    """Cluster variance of each method MOS with the (rater, scene) cells as clusters.
+
+    The method MOS moves with a vote's weight by ``c_v (y_v - MOS[m, i])``,
+    ``c_v = 1 / (n_scenes[m] * n_votes[m, i])``; the variance is the sum over cells of the
+    squared sum of those terms.
+    """
+    n_out = np.bincount(votes.output, minlength=votes.n_outputs).astype(float)
+    s_out = np.bincount(votes.output, weights=votes.score, minlength=votes.n_outputs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mos_out = s_out / n_out
+    out_method = np.arange(votes.n_outputs) // votes.n_scenes
+    n_scenes = np.bincount(out_method[n_out > 0], minlength=votes.n_methods).astype(float)
+    u = (votes.score - mos_out[votes.output]) / (n_scenes[votes.method] * n_out[votes.output])
+    _, cell = np.unique(votes.rater * votes.n_scenes + votes.scene, return_inverse=True)
+    z = np.bincount(cell * votes.n_methods + votes.method, weights=u, minlength=(cell.max() + 1) * votes.n_methods)
+    return (z * z).reshape(-1, votes.n_methods).sum(axis=0)
 
 
 def bootstrap_ci(
@@ -242,10 +284,11 @@ def bootstrap_ci(
 ) -> pd.DataFrame:
     """Two-way bootstrap interval of the method MOS, resampling raters and scenes.
 
-    Each resample draws raters with replacement and, independently, scenes with
-    replacement; a rater drawn k times counts k times in every output they rated, a
-    scene drawn k times weighs k times in the mean over scenes. The interval is the
-    percentile interval of the resampled method MOS.
+    Estimand: "on new scenes too" (scenes and raters sampled). Version 2.0 resamples
+    raters alone and scenes alone and combines their variances with the (rater, scene)
+    cell term as in two-way clustering (see ``_bootstrap_arrays``); the interval is
+    ``mos -/+ t(min(scenes, raters) - 1) * boot_se``. Version 1.0's percentile interval
+    of raters and scenes drawn together counted the vote noise twice.
 
     Parameters
     ----------

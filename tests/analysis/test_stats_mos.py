@@ -86,37 +86,42 @@ def test_bad_scores_are_refused():
         image_mos(bad)
 
 
-def naive_bootstrap(df: pd.DataFrame, n: int, seed: int) -> np.ndarray:
-    """Resample by building every bootstrap frame explicitly (same random draws)."""
+def naive_one_way(df: pd.DataFrame, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raters alone and scenes alone resampled by building every frame (same draws)."""
     raters = np.sort(df["rater"].unique())
     scenes = np.sort(df["scene"].unique())
     rng = np.random.default_rng(seed)
     rater_draws = rng.integers(0, len(raters), size=(n, len(raters)))
     scene_draws = rng.integers(0, len(scenes), size=(n, len(scenes)))
-    out = []
+    image = df.groupby(["method", "scene"])["score"].mean().reset_index()
+    by_raters, by_scenes = [], []
     for b in range(n):
-        picked_r = pd.DataFrame({"rater": raters[rater_draws[b]]})
-        sample = picked_r.merge(df, on="rater")  # a rater drawn twice counts twice
+        sample = pd.DataFrame({"rater": raters[rater_draws[b]]}).merge(df, on="rater")  # twice drawn counts twice
         per_image = sample.groupby(["method", "scene"])["score"].mean().reset_index()
-        picked_s = pd.DataFrame({"scene": scenes[scene_draws[b]]})
-        per_image = picked_s.merge(per_image, on="scene")  # a scene drawn twice weighs twice
-        out.append(per_image.groupby("method")["score"].mean().sort_index().to_numpy())
-    return np.array(out)
+        by_raters.append(per_image.groupby("method")["score"].mean().sort_index().to_numpy())
+        picked = pd.DataFrame({"scene": scenes[scene_draws[b]]}).merge(image, on="scene")
+        by_scenes.append(picked.groupby("method")["score"].mean().sort_index().to_numpy())
+    return np.array(by_raters), np.array(by_scenes)
 
 
-def test_bootstrap_matches_naive_resampling_with_same_draws():
+def test_bootstrap_combines_one_way_resamples_as_two_way_clustering():
     rng = np.random.default_rng(5)
-    rows = [
-        (r, s, m, int(rng.integers(1, 6))) for r in range(6) for s in range(4) for m in ("A", "B") if rng.random() < 0.8
-    ]
+    rows = [(r, s, m, int(rng.integers(1, 6))) for r in range(6) for s in range(4) for m in ("A", "B")]
     df = pd.DataFrame(rows, columns=["rater", "scene", "method", "score"])
     n = 200  # one chunk of draws, so the draw order matches the naive version
-    boot = naive_bootstrap(df, n, seed=11)
+    by_raters, by_scenes = naive_one_way(df, n, seed=11)
+    # the (rater, scene) cell term by hand: each vote moves MOS[m] by (y - MOS[m, i]) / (4 * 6)
+    dev = df["score"] - df.groupby(["method", "scene"])["score"].transform("mean")
+    cell = (dev / 24).groupby([df["method"], df["rater"], df["scene"]]).sum()
+    cell_var = (cell**2).groupby(level="method").sum().sort_index().to_numpy()
+    var = by_raters.var(axis=0, ddof=1) * 6 / 5 + by_scenes.var(axis=0, ddof=1) * 4 / 3 - cell_var
+    var = np.maximum(var, np.maximum(by_raters.var(axis=0, ddof=1) * 6 / 5, by_scenes.var(axis=0, ddof=1) * 4 / 3))
     ci = bootstrap_ci(df, n_resamples=n, seed=11).set_index("method")
-    expected_low = np.nanpercentile(boot, 2.5, axis=0)
-    expected_high = np.nanpercentile(boot, 97.5, axis=0)
-    assert ci["ci_low"].to_numpy() == pytest.approx(expected_low)
-    assert ci["ci_high"].to_numpy() == pytest.approx(expected_high)
+    assert ci["boot_se"].to_numpy() == pytest.approx(np.sqrt(var))
+    half = stats.t.ppf(0.975, 3) * np.sqrt(var)
+    mos = df.groupby("method")["score"].mean().sort_index().to_numpy()
+    assert ci["ci_low"].to_numpy() == pytest.approx(mos - half)
+    assert ci["ci_high"].to_numpy() == pytest.approx(mos + half)
     assert set(ci["ci_method"]) == {"bootstrap-raters-scenes"}
 
 
