@@ -42,8 +42,18 @@ DEFAULT_SPLITS = 20
 
 
 def spearman_brown(r: float | np.ndarray, factor: float = 2.0) -> float | np.ndarray:
-    """Reliability of a test ``factor`` times as long: ``k r / (1 + (k - 1) r)``."""
-    return factor * r / (1.0 + (factor - 1.0) * r)
+    """Reliability of a test ``factor`` times as long: ``k r / (1 + (k - 1) r)``.
+
+    The formula has a pole at ``r = -1 / (k - 1)`` (two halves ranking the methods in
+    reversed order, for a split in two) and falls below -1 beyond it; such a value is
+    reported as -1, the lowest a correlation can be.
+    """
+    r = np.asarray(r, dtype=float)
+    denominator = 1.0 + (factor - 1.0) * r
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = np.where(denominator > 0, factor * r / np.where(denominator > 0, denominator, 1.0), -1.0)
+    value = np.maximum(value, -1.0)
+    return float(value) if value.ndim == 0 else value
 
 
 def _split_half(votes: Votes, n_splits: int, seed: int) -> tuple[float, float, int]:

@@ -267,7 +267,8 @@ def _p910_from_votes(
     x, w, keep = _dense(votes)
     sol = _solve(x, w, inconsistency_prior)
     z = stats.norm.ppf(1 - (1 - confidence) / 2)
-    std, q, own_var, shift_var, raw_sd = _output_intervals(x, w, sol, output_prior, confidence, inconsistency_prior)
+    intervals = _output_intervals(x, w, sol, output_prior, confidence, inconsistency_prior)
+    std, q, own_var, shift_var, raw_sd = intervals
     methods, scenes = votes.output_labels()
     with np.errstate(invalid="ignore", divide="ignore"):
         mos = _rowsum(x) / sol.n_output

@@ -137,3 +137,11 @@ def test_continuous_scores_take_the_closed_form_with_the_same_value() -> None:
     continuous = pd.DataFrame(rows)
     alpha = rater_agreement(continuous).set_index("measure").loc["krippendorff_alpha", "value"]
     assert alpha == pytest.approx(interval_alpha_by_pairs(continuous), abs=1e-12)
+
+
+def test_spearman_brown_of_reversed_halves_is_minus_one_not_a_division_by_zero() -> None:
+    from analysis.stats.agreement import spearman_brown
+
+    assert spearman_brown(0.6) == pytest.approx(2 * 0.6 / 1.6)  # hand calculation
+    assert spearman_brown(-1.0) == -1.0
+    assert spearman_brown(-0.9) == -1.0  # 2 * -0.9 / 0.1 = -18 is no correlation
