@@ -108,7 +108,8 @@ def _import(*, study: Study, source: Path, source_name: str | None, scenes_allow
         )
         written: list[str] = []
         try:
-            summary = _write_plan(study=study, plan=plan, written=written)
+            statuses = (Study.Status.DRAFT,) if scenes_allowed else (Study.Status.DRAFT, Study.Status.OPEN)
+            summary = _write_plan(study=study, plan=plan, written=written, statuses=statuses)
         except BaseException:
             for name in written:
                 default_storage.delete(name)
@@ -117,12 +118,12 @@ def _import(*, study: Study, source: Path, source_name: str | None, scenes_allow
 
 
 @transaction.atomic
-def _write_plan(*, study: Study, plan: ImportPlan, written: list[str]) -> ImportSummary:
+def _write_plan(*, study: Study, plan: ImportPlan, written: list[str], statuses: tuple[str, ...]) -> ImportSummary:
     # Under the study's lock, which session starts take too: a start sees all of a new
     # method's outputs or none, and two imports of one name cannot both pass.
     locked = Study.objects.select_for_update().get(pk=study.pk)
-    if locked.status != study.status:
-        raise StudyStateError(f"'{study.title}' became {locked.status} during the import: nothing was imported.")
+    if locked.status not in statuses:
+        raise StudyStateError(f"'{study.title}' is {locked.status} now: nothing was imported.")
     taken = set(Method.objects.filter(study=study, name__in=list(plan.methods)).values_list("name", flat=True))
     clashes = sorted(taken - {m.name for m in plan.methods.values() if m.existing})
     if clashes:
