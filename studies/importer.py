@@ -397,6 +397,7 @@ def _extract(source: Path, target: Path, label: str) -> list[str]:
 def _content_root(root: Path) -> Path:
     """Accept a zip of the folder itself (one top-level folder) as well as of its contents."""
     entries = [p for p in root.iterdir() if _visible(p) and p.name != "__MACOSX"]
-    if len(entries) == 1 and entries[0].is_dir() and not (root / "references").exists():
+    # A zip of methods/ alone (a late team) is the content itself.
+    if len(entries) == 1 and entries[0].is_dir() and entries[0].name not in {"references", "inputs", "methods"}:
         return entries[0]
     return root
