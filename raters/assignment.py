@@ -12,6 +12,11 @@ The rules, in order of priority:
    counts of a study's outputs differ by at most one (greedy "+1 to a minimum" keeps the
    spread of each method's and each output's load within one), and scenes spread out so
    that no two consecutive trials need to share a scene.
+4. With a ``target`` (the study's votes per output), a method whose outputs all have
+   their target load waits while another method has an output below it that the session
+   has not seen: a team added to an open study (its outputs at zero) gets the trials of
+   the next sessions instead of an equal share beside methods already covered. While no
+   method is covered, rule 1 holds as before.
 
 Adaptive allocation (raters.allocation) passes per-output ``weights``: a method's share
 of the session then follows its weight instead of being equal (rule 1 becomes "in
@@ -51,6 +56,7 @@ def choose(
     output_counts: Counter[int] | None = None,
     scene_cap: int | None = None,
     weights: Mapping[int, float] | None = None,
+    target: int | None = None,
 ) -> list[Candidate]:
     """Pick ``count`` outputs, one at a time, each time the least loaded choice.
 
@@ -61,6 +67,7 @@ def choose(
     ``weights`` (output id -> positive weight, 1 where missing) skew the choice: each
     next trial goes to the method with the least ``(trials in session + 1) / weight``
     (its mean output weight), and within it to the output of least ``load / weight``.
+    ``target`` (unweighted only) lets covered methods wait for uncovered ones (rule 4).
     """
     if count <= 0 or not candidates:
         return []
@@ -86,9 +93,21 @@ def choose(
     output_tie = {c.output_id: rng.random() for c in candidates}
 
     chosen: list[Candidate] = []
+
+    def needs_more(m: int) -> bool:
+        """An output of ``m`` is below the target and new to the session."""
+        return any(load[c.output_id] < target and not output_counts[c.output_id] for c in by_method[m])
+
+    def covered(m: int) -> bool:
+        return all(load[c.output_id] >= target for c in by_method[m])
+
     for _ in range(count):
         if weights is None:
-            method = min(by_method, key=lambda m: (method_counts[m], method_load[m], method_tie[m]))
+            catching_up = target is not None and any(needs_more(m) for m in by_method)
+            method = min(
+                by_method,
+                key=lambda m: (catching_up and covered(m), method_counts[m], method_load[m], method_tie[m]),
+            )
         else:
             # Weights may ask more of a method than it has outputs the session has not
             # seen: such a method waits while another still has a fresh one.

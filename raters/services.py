@@ -201,11 +201,12 @@ def _plan_trials(
             scene_counts[by_id[trial.output_id].scene_id] += 1
             method_counts[by_id[trial.output_id].method_id] += 1
     # Ratings first, then controls: each choice sees the counts the previous ones left.
+    # Rated outputs below the study's target come first (a team added late catches up).
     chosen = [
         (row, kind)
-        for pool, count, kind, pool_weights in (
-            (main, missing - controls, Trial.Kind.RATING, weights),
-            (control_rows, controls, Trial.Kind.CONTROL, None),
+        for pool, count, kind, pool_weights, target in (
+            (main, missing - controls, Trial.Kind.RATING, weights, study.ratings_per_output),
+            (control_rows, controls, Trial.Kind.CONTROL, None, None),
         )
         for row in assignment.choose(
             pool,
@@ -216,6 +217,7 @@ def _plan_trials(
             output_counts=output_counts,
             scene_cap=assignment.scene_cap(missing),
             weights=pool_weights,
+            target=target,
         )
     ]
     last = max(existing, key=lambda trial: trial.position, default=None)

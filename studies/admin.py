@@ -14,7 +14,7 @@ from django.urls import NoReverseMatch, path, reverse, reverse_lazy
 from django.utils.html import format_html, format_html_join
 
 from studies import selectors, services
-from studies.forms import ImportZipForm, PlanForm
+from studies.forms import ImportZipForm, MethodsZipForm, OutputReplaceForm, PlanForm, StudyAdminForm
 from studies.importer import ImportProblems
 from studies.models import ImageAsset, Method, Output, Scene, Study
 from studies.scales import levels_for
@@ -91,12 +91,27 @@ class MethodInline(admin.TabularInline):
         return False
 
 
+LOCKED_WHEN_OPENED = ("slug", "protocol", "scale_preset")
+LOCKED_NOTE = (
+    "Slug, protocol and scale are fixed since the study opened: the rater links shared on the crowd "
+    "platforms name the slug, and every vote was given under this protocol and scale. They can be changed "
+    "while a study is a draft."
+)
+LATE_METHOD_WARNING = (
+    "This study is open: a method added now starts with no votes on its outputs (coverage at zero). New "
+    "sessions favour it: its outputs get the next trials while the other methods, once they have their "
+    "{target} votes per output, wait, until it has {target} votes per output too. Until then its MOS rests "
+    "on fewer votes and its interval is wider."
+)
+
+
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
     list_display = ("title", "slug", "status", "protocol", "scale_preset", "n_scenes", "n_methods", "created_at")
     list_filter = ("status", "protocol")
     search_fields = ("title", "slug")
     inlines = [MethodInline, SceneInline]
+    form = StudyAdminForm
     change_form_template = "admin/studies/study/change_form.html"
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
@@ -133,22 +148,20 @@ class StudyAdmin(admin.ModelAdmin):
             *("status", "coverage", "scale_table", "rater_link", "metric_summary"),
             *("opened_at", "closed_at", "live_decision"),
         ]
-        if obj is not None:
-            # The scale was copied on creation; changing the preset of an existing study
-            # would not change what it asks, so it is shown, not edited.
-            fields += ["scale_preset", "slug"]
-            if obj.status != Study.Status.DRAFT:
-                # The decision's boundary and equivalence margin are fixed before the first
-                # vote: choosing them after seeing votes would void its error guarantee.
-                fields += ["protocol", "smallest_difference"]
+        if obj is not None and obj.status != Study.Status.DRAFT:
+            # Fixed once raters could arrive (LOCKED_NOTE). The decision's boundary and
+            # equivalence margin too: choosing them after seeing votes would void its
+            # error guarantee.
+            fields += [*LOCKED_WHEN_OPENED, "smallest_difference"]
         return fields
 
     def get_fieldsets(self, request, obj=None):
         main = ["title", "slug", "status", "protocol", "scale_preset"]
         if obj is not None:
             main += ["coverage", "scale_table", "rater_link", "metric_summary", "opened_at", "closed_at"]
+        locked = obj is not None and obj.status != Study.Status.DRAFT
         return [
-            (None, {"fields": main}),
+            (None, {"fields": main, "description": LOCKED_NOTE if locked else ""}),
             ("Sessions", {"fields": ["ratings_per_output", "trials_per_session", "control_rate", "seed"]}),
             (
                 "Allocation and stopping",
@@ -213,6 +226,11 @@ class StudyAdmin(admin.ModelAdmin):
     def get_urls(self):
         own = [
             path("<int:pk>/import/", self.admin_site.admin_view(self.import_view), name="studies_study_import"),
+            path(
+                "<int:pk>/methods/add/",
+                self.admin_site.admin_view(self.methods_add_view),
+                name="studies_study_methods_add",
+            ),
             path("<int:pk>/open/", self.admin_site.admin_view(self.open_view), name="studies_study_open"),
             path("<int:pk>/close/", self.admin_site.admin_view(self.close_view), name="studies_study_close"),
             path(
@@ -231,35 +249,61 @@ class StudyAdmin(admin.ModelAdmin):
         return reverse("admin:studies_study_change", args=[study.pk])
 
     def import_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._zip_page(
+            request,
+            pk,
+            form_class=ImportZipForm,
+            service=services.study_import,
+            template="import.html",
+            title="Import images into {}",
+        )
+
+    def methods_add_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """A late team: its outputs, one per scene, into a draft or open study."""
+        return self._zip_page(
+            request,
+            pk,
+            form_class=MethodsZipForm,
+            service=services.study_methods_add,
+            template="methods_add.html",
+            title="Add a method to {}",
+        )
+
+    def _zip_page(self, request: HttpRequest, pk: int, *, form_class, service, template: str, title: str):
         study = get_object_or_404(Study, pk=pk)
         if not self.has_change_permission(request, study):
             return HttpResponse(status=403)
         problems: list[str] = []
         if request.method == "POST":
-            form = ImportZipForm(request.POST, request.FILES)
+            form = form_class(request.POST, request.FILES)
             if form.is_valid():
-                problems = self._import_upload(request, study, form.cleaned_data["archive"])
+                problems = self._import_upload(request, study, form.cleaned_data["archive"], service)
                 if not problems:
                     return HttpResponseRedirect(self._change_url(study))
         else:
-            form = ImportZipForm()
+            form = form_class()
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "original": study,
-            "title": f"Import images into {study}",
+            "title": title.format(study),
             "form": form,
             "problems": problems,
+            "late_warning": LATE_METHOD_WARNING.format(target=study.ratings_per_output)
+            if study.status == Study.Status.OPEN
+            else "",
+            "scene_names": list(study.scenes.values_list("name", flat=True)),
+            "method_names": list(study.methods.values_list("name", flat=True)),
         }
-        return render(request, "admin/studies/study/import.html", context)
+        return render(request, f"admin/studies/study/{template}", context)
 
-    def _import_upload(self, request: HttpRequest, study: Study, upload) -> list[str]:
+    def _import_upload(self, request: HttpRequest, study: Study, upload, service) -> list[str]:
         with tempfile.NamedTemporaryFile(suffix=".zip") as handle:
             for chunk in upload.chunks():
                 handle.write(chunk)
             handle.flush()
             try:
-                summary = services.study_import(study=study, source=Path(handle.name), source_name=upload.name)
+                summary = service(study=study, source=Path(handle.name), source_name=upload.name)
             except ImportProblems as exc:
                 messages.error(request, f"Nothing was imported: {len(exc.problems)} problem(s) to fix.")
                 return exc.problems
@@ -271,6 +315,8 @@ class StudyAdmin(admin.ModelAdmin):
             f"Imported {summary.scenes} scene(s), {summary.methods} method(s) and {summary.outputs} output(s). "
             "PSNR/SSIM and tile pyramids are being computed.",
         )
+        if summary.methods and study.status == Study.Status.OPEN:
+            messages.warning(request, LATE_METHOD_WARNING.format(target=study.ratings_per_output))
         return []
 
     def _transition(self, request: HttpRequest, pk: int, action) -> HttpResponse:
@@ -421,6 +467,51 @@ class OutputAdmin(admin.ModelAdmin):
     )
     fields = readonly_fields
     list_per_page = 50
+    change_form_template = "admin/studies/output/change_form.html"
+
+    def get_urls(self):
+        replace = path(
+            "<int:pk>/replace/", self.admin_site.admin_view(self.replace_view), name="studies_output_replace"
+        )
+        return [replace, *super().get_urls()]
+
+    def replace_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Upload a new image for one output while its study is a draft."""
+        output = get_object_or_404(Output.objects.select_related("method__study", "scene__reference", "image"), pk=pk)
+        if not self.has_change_permission(request, output):
+            return HttpResponse(status=403)
+        change_url = reverse("admin:studies_output_change", args=[output.pk])
+        problems: list[str] = []
+        form = OutputReplaceForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["image"]
+            with tempfile.NamedTemporaryFile(suffix=Path(upload.name).suffix.lower()) as handle:
+                for chunk in upload.chunks():
+                    handle.write(chunk)
+                handle.flush()
+                try:
+                    services.output_replace(output=output, source=Path(handle.name), source_name=upload.name)
+                except ImportProblems as exc:
+                    problems = exc.problems
+                except services.StudyStateError as exc:
+                    problems = [str(exc)]
+            if not problems:
+                messages.success(
+                    request, f"The image of {output} was replaced. PSNR/SSIM and its tiles are being computed again."
+                )
+                return HttpResponseRedirect(change_url)
+            messages.error(request, "Nothing was replaced.")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": output,
+            "title": f"Replace the image of {output}",
+            "form": form,
+            "problems": problems,
+            "change_url": change_url,
+            "draft": output.method.study.status == Study.Status.DRAFT,
+        }
+        return render(request, "admin/studies/output/replace.html", context)
 
     @admin.display(description="image")
     def preview(self, output: Output) -> str:

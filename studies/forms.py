@@ -1,8 +1,22 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from django import forms
 from django.conf import settings
 from django.utils.html import escape
+
+from studies.imaging import EXTENSIONS
+from studies.protocols import wording
+from studies.scales import levels_for
+
+
+def _within_upload_limit(upload):
+    if upload.size > settings.MOSAIC_MAX_UPLOAD_BYTES:
+        raise forms.ValidationError(
+            f"The file is {upload.size / 1e9:.1f} GB; the limit is {settings.MOSAIC_MAX_UPLOAD_BYTES / 1e9:.1f} GB."
+        )
+    return upload
 
 
 class ImportZipForm(forms.Form):
@@ -16,15 +30,70 @@ class ImportZipForm(forms.Form):
     )
 
     def clean_archive(self):
-        archive = self.cleaned_data["archive"]
-        if archive.size > settings.MOSAIC_MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(
-                f"The file is {archive.size / 1e9:.1f} GB; "
-                f"the limit is {settings.MOSAIC_MAX_UPLOAD_BYTES / 1e9:.1f} GB."
-            )
+        archive = _within_upload_limit(self.cleaned_data["archive"])
         if not archive.name.lower().endswith(".zip"):
             raise forms.ValidationError("Upload a .zip file of the study folder.")
         return archive
+
+
+class MethodsZipForm(ImportZipForm):
+    """A late team's outputs: the import layout without references."""
+
+    archive = forms.FileField(
+        label="Zip of the new method(s)",
+        help_text=escape(
+            "methods/<method>/<scene>.png, one per scene of the study, optional methods.csv "
+            "(method,kind,runtime_s,framework)."
+        ),
+    )
+
+
+class OutputReplaceForm(forms.Form):
+    image = forms.FileField(
+        label="New image",
+        help_text="PNG, JPEG, TIFF or WebP, of the reference's size. Stored under a new name that says nothing "
+        "of the method.",
+    )
+
+    def clean_image(self):
+        image = _within_upload_limit(self.cleaned_data["image"])
+        if Path(image.name).suffix.lower() not in EXTENSIONS:
+            raise forms.ValidationError(
+                f"{image.name}: {Path(image.name).suffix or 'no extension'} is not an accepted format "
+                "(PNG, JPEG, TIFF or WebP)."
+            )
+        return image
+
+
+class StudyAdminForm(forms.ModelForm):
+    """The study page's form: a new scale preset is copied onto the study (drafts only:
+    the admin shows it read-only once the study has opened)."""
+
+    # No Meta: the admin builds the form for its fields from this class.
+
+    def clean(self):
+        data = super().clean()
+        preset = data.get("scale_preset")
+        study = self.instance
+        if preset and (study.pk is None or "scale_preset" in self.changed_data):
+            # Before the model's own checks, which compare the smallest difference with the scale.
+            study.scale_levels = levels_for(preset)
+        protocol = data.get("protocol")
+        if study.pk is not None and "protocol" in self.changed_data and protocol:
+            beside = wording(protocol).beside_field
+            missing = (
+                list(study.scenes.filter(**{f"{beside}__isnull": True}).values_list("name", flat=True))
+                if beside
+                else []
+            )
+            if missing:
+                shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                self.add_error(
+                    "protocol",
+                    f"This protocol shows each output beside the scene's {beside} image, and {len(missing)} "
+                    f"scene(s) have none: {shown}.",
+                )
+        return data
 
 
 class PlanForm(forms.Form):

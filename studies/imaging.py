@@ -124,12 +124,13 @@ def _bits_per_sample(image: Image.Image, path: Path) -> int:
     return 8
 
 
-def inspect_image(path: Path, *, max_pixels: int | None = None) -> ImageInfo:
+def inspect_image(path: Path, *, max_pixels: int | None = None, decode: bool = True) -> ImageInfo:
     """Check that ``path`` is a whole, decodable, single still image within the pixel limit,
     in a mode whose metrics and display are right.
 
     The header is read first and the pixel count checked before anything is decoded,
-    so a decompression bomb is refused without allocating its pixels.
+    so a decompression bomb is refused without allocating its pixels. ``decode=False``
+    reads the header only: for a stored file, checked when it was imported.
     """
     limit = max_pixels if max_pixels is not None else settings.MOSAIC_MAX_PIXELS
     if path.suffix.lower() not in EXTENSIONS:
@@ -154,7 +155,8 @@ def inspect_image(path: Path, *, max_pixels: int | None = None) -> ImageInfo:
                 raise ImageProblem(f"{bits} bits per colour channel: it would be read as 8 bits; save it as 8-bit RGB")
             # Decode every pixel: a truncated or corrupt file must fail here, at import,
             # not in a rater's browser.
-            image.load()
+            if decode:
+                image.load()
             return ImageInfo(path=path, format=image.format, width=width, height=height, mode=mode, bits=bits)
     except ImageProblem:
         raise

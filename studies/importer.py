@@ -53,6 +53,8 @@ class MethodPlan:
     runtime_s: float | None = None
     framework: str = ""
     outputs: dict[str, ImageInfo] = field(default_factory=dict)
+    # A method the study has already, given the outputs of the scenes this import adds.
+    existing: bool = False
 
 
 @dataclass
@@ -134,53 +136,77 @@ def plan_import(
     root: Path,
     *,
     protocol: str,
-    existing_scenes: set[str] = frozenset(),
+    known_references: dict[str, ImageInfo | None] | None = None,
     existing_methods: set[str] = frozenset(),
+    scenes_allowed: bool = True,
     max_pixels: int | None = None,
     problems: list[str] | None = None,
 ) -> ImportPlan:
     """Validate the folder ``root`` completely; raise ImportProblems listing every problem,
-    those found before (``problems``, e.g. while unpacking a zip) included."""
+    those found before (``problems``, e.g. while unpacking a zip) included.
+
+    Into a study that has scenes already (``known_references``: scene name -> its stored
+    reference) and methods (``existing_methods``), an import adds scenes, which need an
+    output of every method, old and new, and methods, which need an output of every
+    scene. ``scenes_allowed=False`` takes methods only (a team added to an open study).
+    """
     limit = max_pixels if max_pixels is not None else settings.MOSAIC_MAX_PIXELS
     problems = list(problems or [])
-    known = {"references", "inputs", "methods", "methods.csv"}
+    known = dict(known_references or {})
+    allowed = {"references", "inputs", "methods", "methods.csv"} if scenes_allowed else {"methods", "methods.csv"}
     for path in sorted(p for p in root.iterdir() if _visible(p)):
-        if path.name not in known:
+        if path.name in {"references", "inputs"} and not scenes_allowed:
+            problems.append(
+                f"{path.name}/: scenes cannot be added here: this adds methods only, with one output per scene "
+                "the study has (scenes are added by Import zip while the study is a draft)"
+            )
+        elif path.name not in allowed:
+            expected = "references/, inputs/, methods/, methods.csv" if scenes_allowed else "methods/, methods.csv"
             problems.append(
                 f"{path.name}: unexpected {'folder' if path.is_dir() else 'file'} at the top level "
-                "(expected references/, inputs/, methods/, methods.csv)"
+                f"(expected {expected})"
             )
 
     ref_dir, input_dir, methods_dir = root / "references", root / "inputs", root / "methods"
-    ref_paths = _images_by_stem(ref_dir, "references", problems) if ref_dir.is_dir() else {}
-    if not ref_dir.is_dir():
+    ref_paths: dict[str, Path] = {}
+    if not scenes_allowed:
+        pass
+    elif ref_dir.is_dir():
+        ref_paths = _images_by_stem(ref_dir, "references", problems)
+        if not ref_paths:
+            problems.append("references/: no reference images")
+    elif not known:
         problems.append("references/: missing (one reference image per scene is required)")
-    elif not ref_paths:
-        problems.append("references/: no reference images")
     for stem in sorted(ref_paths):
         problem = name_problem(stem, what="scene", max_length=SCENE_NAME_LENGTH)
         if problem:
             problems.append(f"references/{ref_paths.pop(stem).name}: {problem}")
-    scenes = set(ref_paths)
-    for stem in sorted(scenes & set(existing_scenes)):
+    for stem in sorted(set(ref_paths) & set(known)):
         problems.append(f"references/{ref_paths[stem].name}: scene '{stem}' already exists in this study")
+    new_scenes = set(ref_paths) - set(known)
+    scenes = set(ref_paths) | set(known)
 
     references = _inspect_all(ref_paths, "references", problems, limit)
 
     inputs: dict[str, ImageInfo] = {}
-    if input_dir.is_dir():
+    if input_dir.is_dir() and scenes_allowed:
         input_paths = _images_by_stem(input_dir, "inputs", problems)
-        for stem in sorted(set(input_paths) - scenes):
-            problems.append(f"inputs/{input_paths[stem].name}: no reference for scene '{stem}'")
+        for stem in sorted(set(input_paths) - set(ref_paths)):
+            if stem in known:
+                problems.append(f"inputs/{input_paths[stem].name}: scene '{stem}' already exists in this study")
+            else:
+                problems.append(f"inputs/{input_paths[stem].name}: no reference for scene '{stem}'")
             del input_paths[stem]
         if protocol == "input":
-            for stem in sorted(scenes - set(input_paths)):
+            for stem in sorted(set(ref_paths) - set(input_paths)):
                 problems.append(f"inputs/: missing the input photo for scene '{stem}' (protocol 'input' shows it)")
         inputs = _inspect_all(input_paths, "inputs", problems, limit)
-    elif protocol == "input" and scenes:
+    elif protocol == "input" and ref_paths:
         problems.append("inputs/: missing (protocol 'input' shows each output beside its input photo)")
 
     metadata = _read_methods_csv(root / "methods.csv", problems) if (root / "methods.csv").is_file() else {}
+    for name in sorted(set(metadata) & set(existing_methods)):
+        problems.append(f"methods.csv: method '{name}' already exists in this study (edit it on its admin page)")
     methods: dict[str, MethodPlan] = {}
     if not methods_dir.is_dir():
         problems.append("methods/: missing (one folder per method with one image per scene)")
@@ -194,44 +220,75 @@ def plan_import(
             if problem:
                 problems.append(f"{label}: {problem}")
                 continue
-            if folder.name in existing_methods:
+            existing = folder.name in existing_methods
+            if existing and not new_scenes:
                 problems.append(f"{label}: method '{folder.name}' already exists in this study")
             paths = _images_by_stem(folder, label, problems)
             if not paths and not any(_visible(p) for p in folder.iterdir()):
                 problems.append(f"{label}: empty method folder")
                 continue
             for stem in sorted(set(paths) - scenes):
-                problems.append(f"{label}/{paths[stem].name}: file for unknown scene '{stem}' (no references/{stem}.*)")
+                where = f"no references/{stem}.*" if scenes_allowed else "not a scene of this study"
+                problems.append(f"{label}/{paths[stem].name}: file for unknown scene '{stem}' ({where})")
                 del paths[stem]
-            for stem in sorted(scenes - set(paths)):
+            expected = new_scenes if existing else scenes
+            if existing and new_scenes:
+                for stem in sorted(set(paths) - new_scenes):
+                    problems.append(
+                        f"{label}/{paths.pop(stem).name}: method '{folder.name}' already has its output for scene "
+                        f"'{stem}' (replace an output from its page in the admin)"
+                    )
+            for stem in sorted(expected - set(paths)):
                 problems.append(f"{label}: missing the output for scene '{stem}'")
-            plan = MethodPlan(name=folder.name, **metadata.get(folder.name, {}))
+            plan = MethodPlan(name=folder.name, existing=existing, **metadata.get(folder.name, {}))
             plan.outputs = _inspect_all(paths, label, problems, limit)
             methods[folder.name] = plan
         if not methods and methods_dir.is_dir() and not any(p.startswith("methods/") for p in problems):
             problems.append("methods/: no method folders")
+    if new_scenes:
+        shown = ", ".join(f"'{stem}'" for stem in sorted(new_scenes)[:5]) + (" ..." if len(new_scenes) > 5 else "")
+        for name in sorted(set(existing_methods) - set(methods)):
+            problems.append(f"methods/{name}/: missing (method '{name}' needs an output for each new scene: {shown})")
     for name in sorted(set(metadata) - set(methods)):
         problems.append(f"methods.csv: method '{name}' has no folder in methods/")
 
     for label, infos in [("inputs", inputs)] + [(f"methods/{m.name}", m.outputs) for m in methods.values()]:
         for stem, info in infos.items():
-            ref = references.get(stem)
-            if ref and (info.width, info.height) != (ref.width, ref.height):
-                problems.append(
-                    f"{label}/{info.path.name}: {info.width}x{info.height} differs from "
-                    f"the reference's {ref.width}x{ref.height}"
-                )
-            elif ref and (info.colour, info.bits) != (ref.colour, ref.bits):
-                # PSNR/SSIM would compare different things (or fail); converting would
-                # change what raters judge.
-                problems.append(
-                    f"{label}/{info.path.name}: {info.kind}, but the reference is {ref.kind}: "
-                    "save it like the reference"
-                )
+            problem = _mismatch(info, references.get(stem) or known.get(stem))
+            if problem:
+                problems.append(f"{label}/{info.path.name}: {problem}")
     if problems:
         # Messages name files inside the upload, never the server folder it was unpacked to.
         raise ImportProblems([problem.replace(f"{root}/", "").replace(str(root), ".") for problem in problems])
     return ImportPlan(references=references, inputs=inputs, methods=methods)
+
+
+def _mismatch(info: ImageInfo, reference: ImageInfo | None) -> str | None:
+    """Why an output (or input photo) cannot be compared with its scene's reference."""
+    if reference is None:
+        return None
+    if (info.width, info.height) != (reference.width, reference.height):
+        return f"{info.width}x{info.height} differs from the reference's {reference.width}x{reference.height}"
+    if (info.colour, info.bits) != (reference.colour, reference.bits):
+        # PSNR/SSIM would compare different things (or fail); converting would change
+        # what raters judge.
+        return f"{info.kind}, but the reference is {reference.kind}: save it like the reference"
+    return None
+
+
+def plan_replacement(
+    path: Path, *, label: str, reference: ImageInfo | None, max_pixels: int | None = None
+) -> ImageInfo:
+    """Validate one image file that is to replace an output; raise ImportProblems."""
+    limit = max_pixels if max_pixels is not None else settings.MOSAIC_MAX_PIXELS
+    try:
+        info = inspect_image(path, max_pixels=limit)
+    except ImageProblem as exc:
+        raise ImportProblems([f"{label}: {str(exc).replace(str(path), label)}"]) from None
+    problem = _mismatch(info, reference)
+    if problem:
+        raise ImportProblems([f"{label}: {problem}"])
+    return info
 
 
 @dataclass
@@ -340,6 +397,7 @@ def _extract(source: Path, target: Path, label: str) -> list[str]:
 def _content_root(root: Path) -> Path:
     """Accept a zip of the folder itself (one top-level folder) as well as of its contents."""
     entries = [p for p in root.iterdir() if _visible(p) and p.name != "__MACOSX"]
-    if len(entries) == 1 and entries[0].is_dir() and not (root / "references").exists():
+    # A zip of methods/ alone (a late team) is the content itself.
+    if len(entries) == 1 and entries[0].is_dir() and entries[0].name not in {"references", "inputs", "methods"}:
         return entries[0]
     return root

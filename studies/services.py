@@ -12,12 +12,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from studies import selectors
-from studies.imaging import file_sha256, image_asset_store, with_padding
-from studies.importer import ImportPlan, opened_source, plan_import
+from studies.imaging import ImageInfo, file_sha256, image_asset_store, inspect_image, with_padding
+from studies.importer import ImportPlan, ImportProblems, opened_source, plan_import, plan_replacement
 from studies.models import ImageAsset, Method, Output, Scene, Study
 from studies.scales import ScalePreset, levels_for
 
@@ -55,25 +55,61 @@ class ImportSummary:
 
 
 def study_import(*, study: Study, source: Path, source_name: str | None = None) -> ImportSummary:
-    """Import a folder or zip into ``study``: everything or, on any problem, nothing.
+    """Import a folder or zip into the draft ``study``: everything or, on any problem, nothing.
 
-    Raises ImportProblems listing every problem found. Files are written only after the
-    whole source validated; if writing fails halfway, the rows roll back and the files
-    this import added are deleted.
+    Into a study with scenes and methods already, new scenes need an output of every
+    method and new methods one of every scene (studies.importer.plan_import). Raises
+    ImportProblems listing every problem found. Files are written only after the whole
+    source validated; if writing fails halfway, the rows roll back and the files this
+    import added are deleted.
     """
     if study.status != Study.Status.DRAFT:
         raise StudyStateError(f"'{study.title}' is {study.status}: images can only be imported into a draft study")
+    return _import(study=study, source=source, source_name=source_name, scenes_allowed=True)
+
+
+def study_methods_add(*, study: Study, source: Path, source_name: str | None = None) -> ImportSummary:
+    """Add methods (a late team) to a draft or open study from a folder or zip of
+    ``methods/<method>/<scene>.*`` (and an optional methods.csv): one output per scene
+    the study has, all or nothing, as study_import.
+
+    In an open study the new outputs start with no votes; session starts give them the
+    next trials until they have the study's votes per output (raters.assignment, rule 4).
+    """
+    if study.status not in (Study.Status.DRAFT, Study.Status.OPEN):
+        raise StudyStateError(
+            f"'{study.title}' is {study.status}: methods can be added to a draft or open study (open it again first)"
+        )
+    return _import(study=study, source=source, source_name=source_name, scenes_allowed=False)
+
+
+def _known_references(study: Study) -> dict[str, ImageInfo | None]:
+    """Each scene of ``study`` with its stored reference (header only: checked at import)."""
+    known: dict[str, ImageInfo | None] = {}
+    for scene in study.scenes.select_related("reference"):
+        asset = scene.reference
+        known[scene.name] = (
+            inspect_image(Path(asset.original.path), max_pixels=asset.width * asset.height, decode=False)
+            if asset is not None
+            else None
+        )
+    return known
+
+
+def _import(*, study: Study, source: Path, source_name: str | None, scenes_allowed: bool) -> ImportSummary:
     with opened_source(Path(source), name=source_name) as opened:
         plan = plan_import(
             opened.root,
             protocol=study.protocol,
-            existing_scenes=set(study.scenes.values_list("name", flat=True)),
+            known_references=_known_references(study),
             existing_methods=set(study.methods.values_list("name", flat=True)),
+            scenes_allowed=scenes_allowed,
             problems=opened.problems,
         )
         written: list[str] = []
         try:
-            summary = _write_plan(study=study, plan=plan, written=written)
+            statuses = (Study.Status.DRAFT,) if scenes_allowed else (Study.Status.DRAFT, Study.Status.OPEN)
+            summary = _write_plan(study=study, plan=plan, written=written, statuses=statuses)
         except BaseException:
             for name in written:
                 default_storage.delete(name)
@@ -82,7 +118,16 @@ def study_import(*, study: Study, source: Path, source_name: str | None = None) 
 
 
 @transaction.atomic
-def _write_plan(*, study: Study, plan: ImportPlan, written: list[str]) -> ImportSummary:
+def _write_plan(*, study: Study, plan: ImportPlan, written: list[str], statuses: tuple[str, ...]) -> ImportSummary:
+    # Under the study's lock, which session starts take too: a start sees all of a new
+    # method's outputs or none, and two imports of one name cannot both pass.
+    locked = Study.objects.select_for_update().get(pk=study.pk)
+    if locked.status not in statuses:
+        raise StudyStateError(f"'{study.title}' is {locked.status} now: nothing was imported.")
+    taken = set(Method.objects.filter(study=study, name__in=list(plan.methods)).values_list("name", flat=True))
+    clashes = sorted(taken - {m.name for m in plan.methods.values() if m.existing})
+    if clashes:
+        raise ImportProblems([f"methods/{name}: method '{name}' already exists in this study" for name in clashes])
     assets: list[ImageAsset] = []
 
     def store(info) -> ImageAsset:
@@ -90,7 +135,7 @@ def _write_plan(*, study: Study, plan: ImportPlan, written: list[str]) -> Import
         assets.append(asset)
         return asset
 
-    scenes: dict[str, Scene] = {}
+    scenes: dict[str, Scene] = {scene.name: scene for scene in study.scenes.all()}
     for name, info in plan.references.items():
         scenes[name] = Scene.objects.create(
             study=study,
@@ -102,23 +147,99 @@ def _write_plan(*, study: Study, plan: ImportPlan, written: list[str]) -> Import
         )
     outputs: list[Output] = []
     for method_plan in plan.methods.values():
-        method = Method.objects.create(
-            study=study,
-            name=method_plan.name,
-            kind=method_plan.kind,
-            runtime_s=method_plan.runtime_s,
-            framework=method_plan.framework,
-        )
+        if method_plan.existing:
+            method = Method.objects.get(study=study, name=method_plan.name)
+        else:
+            method = Method.objects.create(
+                study=study,
+                name=method_plan.name,
+                kind=method_plan.kind,
+                runtime_s=method_plan.runtime_s,
+                framework=method_plan.framework,
+            )
         for scene_name, info in method_plan.outputs.items():
             outputs.append(Output.objects.create(method=method, scene=scenes[scene_name], image=store(info)))
+    _queue_images(outputs=outputs, assets=assets)
+    added = sum(not method_plan.existing for method_plan in plan.methods.values())
+    return ImportSummary(scenes=len(plan.references), methods=added, outputs=len(outputs))
 
+
+def _queue_images(*, outputs: list[Output], assets: list[ImageAsset]) -> None:
+    """PSNR/SSIM of ``outputs`` and tile pyramids of ``assets``, once the transaction commits."""
     from studies import tasks  # tasks import services; keep the cycle out of module load
 
     output_ids = [o.pk for o in outputs]
     asset_ids = [a.pk for a in assets]
     transaction.on_commit(lambda: [tasks.output_metrics_compute.delay(pk) for pk in output_ids])
     transaction.on_commit(lambda: [tasks.image_tiles_build.delay(pk) for pk in asset_ids])
-    return ImportSummary(scenes=len(scenes), methods=len(plan.methods), outputs=len(outputs))
+
+
+def output_replace(*, output: Output, source: Path, source_name: str) -> Output:
+    """Replace the image of ``output`` (one method's result on one scene) before the study
+    opens: the new file is checked like an import's, stored under a new token, its PSNR/SSIM
+    and tiles computed again; the old asset and its files (those nothing else uses) go
+    once the change has committed. Refused once the study has opened: votes were given on
+    what raters saw.
+    """
+    study = output.method.study
+    _replaceable(output=output, study=study)
+    reference = output.scene.reference
+    known = (
+        inspect_image(Path(reference.original.path), max_pixels=reference.width * reference.height, decode=False)
+        if reference is not None
+        else None
+    )
+    info = plan_replacement(source, label=source_name, reference=known)
+    written: list[str] = []
+    try:
+        return _output_image_swap(output=output, info=info, written=written)
+    except BaseException:
+        for name in written:
+            default_storage.delete(name)
+        raise
+
+
+def _replaceable(*, output: Output, study: Study) -> None:
+    from raters.models import Trial  # raters depends on studies, not the reverse, at import time
+
+    if study.status != Study.Status.DRAFT:
+        votes = Trial.objects.filter(output=output, rating__isnull=False).count()
+        held = f": {votes} vote(s) were given on this image" if votes else ""
+        raise StudyStateError(
+            f"'{study.title}' is {study.status}: an output can only be replaced before the study opens{held}. "
+            "Add the corrected result as a new method instead."
+        )
+
+
+@transaction.atomic
+def _output_image_swap(*, output: Output, info, written: list[str]) -> Output:
+    study = Study.objects.select_for_update().get(pk=output.method.study_id)
+    output = Output.objects.select_for_update().select_related("image").get(pk=output.pk)
+    _replaceable(output=output, study=study)
+    old = output.image
+    new = image_asset_store(info=info, sha256=file_sha256(info.path), written=written)
+    output.image = new
+    output.psnr = output.ssim = None
+    output.metric_status, output.metric_error, output.metric_settings = Output.MetricStatus.PENDING, "", {}
+    output.save(update_fields=["image", "psnr", "ssim", "metric_status", "metric_error", "metric_settings"])
+    if old is not None:
+        files = [old.original.name, old.file.name]
+        tiles = old.tiles_dir or (f"tiles/{Path(old.file.name).stem}" if old.file else "")
+        old.delete()
+        transaction.on_commit(lambda: _asset_files_remove(names=files, tiles_dir=tiles))
+    _queue_images(outputs=[output], assets=[new])
+    return output
+
+
+def _asset_files_remove(*, names: list[str], tiles_dir: str) -> None:
+    """Delete the files of a removed asset that no other asset refers to (an original is
+    shared by every asset of the same bytes, e.g. the hidden reference's and the reference's)."""
+    for name in names:
+        in_use = ImageAsset.objects.filter(models.Q(original=name) | models.Q(file=name)).exists()
+        if name and not in_use:
+            default_storage.delete(name)
+    if tiles_dir and not ImageAsset.objects.filter(tiles_dir=tiles_dir).exists():
+        shutil.rmtree(Path(settings.MEDIA_ROOT) / tiles_dir, ignore_errors=True)
 
 
 def output_metrics_compute(*, output: Output) -> Output:
