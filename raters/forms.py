@@ -8,6 +8,7 @@ class ExclusionForm(forms.Form):
 
     reason = forms.CharField(
         max_length=500,
+        error_messages={"required": "Give a reason for the exclusion."},
         widget=forms.TextInput(attrs={"size": 60, "autofocus": True}),
         help_text="Shown on the results page and in the exports, e.g. “pilot run” or “organizer's own test”.",
     )
