@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
@@ -86,10 +86,14 @@ class ExcludedFilter(admin.SimpleListFilter):
         return (("yes", "Excluded"), ("no", "Counted"))
 
     def queryset(self, request, queryset):
+        counted = Q(excluded_reason="")
+        if queryset.model is Session:
+            # A session also leaves the analysis with its rater.
+            counted &= Q(rater__excluded_reason="")
         if self.value() == "yes":
-            return queryset.exclude(excluded_reason="")
+            return queryset.exclude(counted)
         if self.value() == "no":
-            return queryset.filter(excluded_reason="")
+            return queryset.filter(counted)
         return queryset
 
 
