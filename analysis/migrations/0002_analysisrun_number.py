@@ -16,21 +16,22 @@ def number_existing_runs(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('analysis', '0001_initial'),
-        ('studies', '0004_study_allocation'),
+        ("analysis", "0001_initial"),
+        ("studies", "0004_study_allocation"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='analysisrun',
-            name='number',
+            model_name="analysisrun",
+            name="number",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.RunPython(number_existing_runs, migrations.RunPython.noop),
         migrations.AddConstraint(
-            model_name='analysisrun',
-            constraint=models.UniqueConstraint(condition=models.Q(('number__gt', 0)), fields=('study', 'number'), name='analysisrun_unique_number'),
+            model_name="analysisrun",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("number__gt", 0)), fields=("study", "number"), name="analysisrun_unique_number"
+            ),
         ),
     ]

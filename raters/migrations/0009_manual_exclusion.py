@@ -4,30 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('raters', '0008_drop_vote_functions'),
+        ("raters", "0008_drop_vote_functions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='rater',
-            name='excluded_at',
+            model_name="rater",
+            name="excluded_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='rater',
-            name='excluded_reason',
+            model_name="rater",
+            name="excluded_reason",
             field=models.TextField(blank=True),
         ),
         migrations.AddField(
-            model_name='session',
-            name='excluded_at',
+            model_name="session",
+            name="excluded_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='session',
-            name='excluded_reason',
+            model_name="session",
+            name="excluded_reason",
             field=models.TextField(blank=True),
         ),
     ]
