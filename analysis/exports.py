@@ -8,6 +8,11 @@ gives the parameters, the library versions and the vote cut-off.
 Screened and unscreened results: ``leaderboard.csv``, ``image_mos.csv``,
 ``correlations.csv`` and ``pairwise.csv`` leave out the raters that a screening rule
 excluded (see ``raters.csv``); the ``*_all_raters.csv`` twins keep every rater.
+Sessions excluded by hand (``exclusions.csv``, with the reason) are in none of them.
+
+The zip and the export folder also hold two files of the study rather than the run:
+``sessions.csv`` (the sessions as the payments export lists them, as they are now) and
+``import_manifest.json`` (every imported file with its SHA-256, and the methods.csv rows).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import plots
-from analysis.frames import ratings_frame
+from analysis.frames import run_ratings_frame
 from analysis.models import AnalysisRun
 from analysis.results import table_from_json, to_records
 
@@ -74,7 +79,7 @@ def _table(name: str) -> Callable[[AnalysisRun], bytes]:
 
 def ratings_table(run: AnalysisRun) -> pd.DataFrame:
     """Every vote the run counted, with its rater's screening flags."""
-    votes = ratings_frame(run.study, upto_rating_id=run.params.get("upto_rating_id"))
+    votes = run_ratings_frame(run)
     raters = table_from_json(run.results, "raters")
     flags = ["rater", *RULE_COLUMNS, "excluded", "excluded_by"]
     votes = votes.merge(raters[[c for c in flags if c in raters]], on="rater", how="left")
@@ -123,8 +128,10 @@ def leaderboard_latex(run: AnalysisRun) -> str:
     board = table_from_json(run.results, "leaderboard")
     confidence = float(run.params.get("confidence", 0.95))
     ci_method = board["ci_method"].iloc[0] if len(board) else "t-scenes"
+    baselines = bool((board.get("method_kind", pd.Series(dtype=object)) == plots.BASELINE).any())
     lines = [
-        "% Mosaic analysis run {} of study '{}': {} votes, estimator {} {}.".format(
+        "% Mosaic analysis run {} (id {}) of study '{}': {} votes, estimator {} {}.".format(
+            run.number,
             run.pk,
             run.study.slug,
             run.n_votes,
@@ -149,17 +156,19 @@ def leaderboard_latex(run: AnalysisRun) -> str:
         rank = row.get("rank_display")
         # An en dash in a range of tied places, as typeset reports write "2--4".
         rank = "--" if is_control or rank is None else str(rank).replace("-", "--")
-        lines.append(
-            f"{latex_escape(row['method'])} & {_num(row.get('psnr'), 2)} & "
-            f"{_num(row.get('ssim'), 4)} & {mos} & {rank} \\\\"
-        )
+        name = latex_escape(row["method"])
+        if row.get("method_kind") == plots.BASELINE:
+            name += r"$^\dagger$"
+        lines.append(f"{name} & {_num(row.get('psnr'), 2)} & {_num(row.get('ssim'), 4)} & {mos} & {rank} \\\\")
     lines += [
         r"\bottomrule",
         r"\end{tabular}",
         r"\caption{Perceptual ranking. MOS: mean over scenes of the per-image mean "
         rf"opinion score; interval: {latex_escape(ci_method)}; ranks give the range of "
         r"places the data cannot separate (paired tests over scenes, Holm correction, "
-        rf"$\alpha={_num(run.params.get('alpha', 0.05), 2)}$). Analysis run {run.pk}.}}",
+        rf"$\alpha={_num(run.params.get('alpha', 0.05), 2)}$). "
+        + (_baseline_note(run) if baselines else "")
+        + rf"Analysis run {run.number}.}}",
         r"\label{tab:perceptual-ranking}",
         r"\end{table}",
         "",
@@ -167,11 +176,23 @@ def leaderboard_latex(run: AnalysisRun) -> str:
     return "\n".join(lines)
 
 
+def _baseline_note(run: AnalysisRun) -> str:
+    ranked = bool(run.params.get("rank_baselines"))
+    return r"$^\dagger$Baseline" + (", ranked with the teams. " if ranked else ", not ranked. ")
+
+
 def _figure(kind: str, fmt: str) -> Callable[[AnalysisRun], bytes]:
     def make(run: AnalysisRun) -> bytes:
         board = table_from_json(run.results, "leaderboard")
         scale = (int(run.params.get("scale_min", 1)), int(run.params.get("scale_max", 5)))
-        if kind == "mos":
+        if kind == "scene_mos":
+            figure = plots.scene_heatmap(
+                table_from_json(run.results, "image_mos"),
+                board,
+                title=f"{run.study.title}: per-image MOS",
+                scale=scale,
+            )
+        elif kind == "mos":
             figure = plots.mos_figure(board, title=f"{run.study.title}: MOS per method", scale=scale)
         else:
             correlations = table_from_json(run.results, "correlations")
@@ -185,6 +206,12 @@ def _files() -> list[ExportFile]:
     files = [
         ExportFile("ratings.csv", "text/csv", "every counted vote, with screening flags", _ratings),
         ExportFile("raters.csv", "text/csv", "per rater: votes and each screening rule", _raters),
+        ExportFile(
+            "exclusions.csv",
+            "text/csv",
+            "sessions excluded by hand, with the reason and the votes left out",
+            _table("manual_exclusions"),
+        ),
     ]
     for name, what in (
         ("leaderboard", "per method: MOS, interval, rank with ties, PSNR, SSIM"),
@@ -213,6 +240,7 @@ def _files() -> list[ExportFile]:
         ("mos", "MOS per method with error bars"),
         ("psnr_vs_mos", "PSNR vs MOS with the fitted logistic"),
         ("ssim_vs_mos", "SSIM vs MOS with the fitted logistic"),
+        ("scene_mos", "per-image MOS, methods x scenes (heatmap)"),
     ):
         metric = kind.removesuffix("_vs_mos")
         for fmt, content_type in plots.FORMATS.items():
@@ -222,12 +250,32 @@ def _files() -> list[ExportFile]:
 
 EXPORT_FILES: dict[str, ExportFile] = {f.name: f for f in _files()}
 MANIFEST = "run.json"
+SESSIONS = "sessions.csv"
+IMPORT_MANIFEST = "import_manifest.json"
+
+
+def study_files(run: AnalysisRun) -> dict[str, bytes]:
+    """The files of the run's study that "download everything" adds: the sessions list
+    and the import manifest, made now (sessions change while a study runs)."""
+    from raters.payments import study_payment_csv
+    from studies.selectors import study_import_manifest
+
+    return {
+        SESSIONS: study_payment_csv(study=run.study).encode("utf-8"),
+        IMPORT_MANIFEST: (json.dumps(study_import_manifest(study=run.study), indent=2) + "\n").encode("utf-8"),
+    }
+
+
+def _everything(run: AnalysisRun) -> dict[str, bytes]:
+    """Every export file of the run, then the study's files."""
+    return {**{export.name: export.make(run) for export in EXPORT_FILES.values()}, **study_files(run)}
 
 
 def manifest(run: AnalysisRun, checksums: dict[str, str] | None = None) -> dict:
     """What produced the files: run, study, votes, parameters, estimators and versions."""
     return {
         "analysis_run_id": run.pk,
+        "run_number": run.number,
         "study": {"slug": run.study.slug, "title": run.study.title},
         "status": run.status,
         "created_at": run.created_at.isoformat(),
@@ -241,8 +289,14 @@ def manifest(run: AnalysisRun, checksums: dict[str, str] | None = None) -> dict:
         },
         "screening": (
             "leaderboard, image_mos, correlations and pairwise exclude the raters flagged "
-            "in raters.csv (column 'excluded'); the *_all_raters files keep every rater"
+            "in raters.csv (column 'excluded'); the *_all_raters files keep every rater; "
+            "the sessions in exclusions.csv were excluded by hand and are in no table"
         ),
+        "manual_exclusions": run.params.get("manual_exclusions", []),
+        "study_files": {
+            SESSIONS: "the study's sessions when the files were made (as the payments export)",
+            IMPORT_MANIFEST: "every imported file with its SHA-256, and the methods.csv rows",
+        },
         "files": checksums or {},
     }
 
@@ -262,11 +316,10 @@ def write_exports(run: AnalysisRun, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     checksums: dict[str, str] = {}
-    for export in EXPORT_FILES.values():
-        data = export.make(run)
-        path = directory / export.name
+    for name, data in _everything(run).items():
+        path = directory / name
         path.write_bytes(data)
-        checksums[export.name] = hashlib.sha256(data).hexdigest()
+        checksums[name] = hashlib.sha256(data).hexdigest()
         written.append(path)
     path = directory / MANIFEST
     path.write_text(json.dumps(manifest(run, checksums), indent=2) + "\n", encoding="utf-8")
@@ -281,9 +334,8 @@ def zip_bytes(run: AnalysisRun) -> bytes:
     buffer = io.BytesIO()
     checksums: dict[str, str] = {}
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for export in EXPORT_FILES.values():
-            data = export.make(run)
-            checksums[export.name] = hashlib.sha256(data).hexdigest()
-            archive.writestr(export.name, data)
+        for name, data in _everything(run).items():
+            checksums[name] = hashlib.sha256(data).hexdigest()
+            archive.writestr(name, data)
         archive.writestr(MANIFEST, json.dumps(manifest(run, checksums), indent=2) + "\n")
     return buffer.getvalue()

@@ -19,6 +19,8 @@ class AnalysisRun(models.Model):
         FAILED = "failed", "Failed"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="analysis_runs")
+    # 1, 2, 3 within the study, as an organizer cites a run ("run 3"); the pk is global.
+    number = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -30,6 +32,11 @@ class AnalysisRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "number"], condition=models.Q(number__gt=0), name="analysisrun_unique_number"
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"analysis {self.pk} of {self.study} ({self.status})"
+        return f"analysis run {self.number} of {self.study} ({self.status})"

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from analysis.stats.correlation import logistic_4
 
 CONTROL_KINDS = ("hidden_reference", "low_anchor")
+BASELINE = "baseline"
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM"}
 FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
 
@@ -49,7 +50,8 @@ def mos_figure(board: pd.DataFrame, *, title: str = "", scale: tuple[int, int] =
     """MOS per method with its confidence interval, best at the top.
 
     ``board`` is a leaderboard table (``method, method_kind, mos, ci_low, ci_high,
-    ci_method, rank_display``). Controls (hidden reference, low anchor) are drawn in grey.
+    ci_method, rank_display``). Controls (hidden reference, low anchor) are drawn in grey,
+    baselines in orange with "(baseline)" after the name.
     """
     rows = board.iloc[::-1].reset_index(drop=True)  # barh draws bottom-up
     figure = Figure(figsize=(7, max(2.5, 0.42 * len(rows) + 1.2)))
@@ -61,14 +63,17 @@ def mos_figure(board: pd.DataFrame, *, title: str = "", scale: tuple[int, int] =
     # A single-scene method has no interval: draw the point without a bar.
     err = np.nan_to_num(np.vstack([mos - low, high - mos]), nan=0.0)
     control = rows["method_kind"].isin(CONTROL_KINDS).to_numpy()
-    colors = np.where(control, "#9e9e9e", "#1f77b4")
+    baseline = (rows["method_kind"] == BASELINE).to_numpy()
+    colors = np.where(control, "#9e9e9e", np.where(baseline, "#ff7f0e", "#1f77b4"))
     ax.barh(y, mos - scale[0], left=scale[0], color=colors, alpha=0.35, height=0.6)
     ax.errorbar(mos, y, xerr=err, fmt="none", ecolor="black", capsize=3, linewidth=1)
     ax.scatter(mos, y, color=colors, zorder=3, s=18)
     labels = []
-    for name, rank in zip(rows["method"], rows.get("rank_display", [""] * len(rows)), strict=True):
+    ranks = rows.get("rank_display", [""] * len(rows))
+    for name, rank, is_baseline in zip(rows["method"], ranks, baseline, strict=True):
         rank_text = "" if rank is None or (isinstance(rank, float) and math.isnan(rank)) else rank
-        labels.append(f"{name}  ({rank_text})" if rank_text else str(name))
+        label = f"{name} (baseline)" if is_baseline else str(name)
+        labels.append(f"{label}  ({rank_text})" if rank_text else label)
     ax.set_yticks(y, labels)
     ax.set_xlim(scale[0], scale[1])
     method = rows["ci_method"].iloc[0] if len(rows) else ""
@@ -113,9 +118,17 @@ def metric_figure(
     low = entries["ci_low"].map(_float).to_numpy()
     high = entries["ci_high"].map(_float).to_numpy()
     err = np.nan_to_num(np.vstack([y - low, high - y]), nan=0.0)
-    ax.errorbar(x[known], y[known], yerr=err[:, known], fmt="o", capsize=3, color="#1f77b4")
-    for name, xi, yi in zip(entries["method"][known], x[known], y[known], strict=True):
-        ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    is_baseline = (entries["method_kind"] == BASELINE).to_numpy()
+    for mask, color, marker, name in (
+        (~is_baseline, "#1f77b4", "o", "team"),
+        (is_baseline, "#ff7f0e", "s", "baseline"),
+    ):
+        shown = known & mask
+        if shown.any():
+            ax.errorbar(x[shown], y[shown], yerr=err[:, shown], fmt=marker, capsize=3, color=color, label=name)
+    for name, xi, yi, base in zip(entries["method"][known], x[known], y[known], is_baseline[known], strict=True):
+        text = f"{name} (baseline)" if base else str(name)
+        ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
     row = _correlation_row(correlations, metric)
     if row is not None:
         params = [_float(row.get(f"logistic_b{i}")) for i in range(1, 5)]
@@ -143,3 +156,44 @@ def _correlation_row(correlations: pd.DataFrame, metric: str) -> dict | None:
 def _fmt(value: object) -> str:
     number = _float(value)
     return "n/a" if not math.isfinite(number) else f"{number:.3f}"
+
+
+def scene_heatmap(
+    image_mos: pd.DataFrame, board: pd.DataFrame, *, title: str = "", scale: tuple[int, int] = (1, 5)
+) -> Figure:
+    """Per-image MOS as a heatmap: one row per method (in leaderboard order), one column
+    per scene, each cell's MOS written in it.
+
+    ``image_mos`` is a per-image table (``method, scene, mos``); ``board`` gives the
+    method order and kinds. An output without votes is left blank ("no votes").
+    """
+    order = [m for m in board["method"] if m in set(image_mos["method"])] if len(board) else []
+    order += sorted(set(image_mos["method"]) - set(order))
+    grid = image_mos.pivot_table(index="method", columns="scene", values="mos", aggfunc="first")
+    grid = grid.reindex(index=order).sort_index(axis=1)
+    kinds = dict(zip(board["method"], board["method_kind"], strict=True)) if len(board) else {}
+    values = grid.to_numpy(dtype=float)
+    n_methods, n_scenes = values.shape
+    figure = Figure(figsize=(max(5.0, 0.7 * n_scenes + 3), max(2.5, 0.42 * n_methods + 1.5)))
+    ax = figure.add_subplot()
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=scale[0], vmax=scale[1], aspect="auto")
+    labels = []
+    for name in grid.index:
+        kind = kinds.get(name)
+        labels.append(
+            f"{name} (baseline)" if kind == BASELINE else f"{name} ({kind})" if kind in CONTROL_KINDS else str(name)
+        )
+    ax.set_yticks(np.arange(n_methods), labels)
+    ax.set_xticks(np.arange(n_scenes), [str(s) for s in grid.columns], rotation=45, ha="right")
+    ax.set_xlabel("scene")
+    middle = (scale[0] + scale[1]) / 2
+    for i in range(n_methods):
+        for j in range(n_scenes):
+            value = values[i, j]
+            if math.isfinite(value):
+                color = "black" if value > middle else "white"
+                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7, color=color)
+    figure.colorbar(image, ax=ax, label="MOS")
+    ax.set_title(title or "Per-image MOS (methods x scenes)")
+    figure.tight_layout()
+    return figure

@@ -22,6 +22,13 @@ Tables (``TABLES``), each with ``estimator`` and ``estimator_version`` columns:
     corrected) and Krippendorff's alpha (interval) over outputs.
 ``raters``
     Per rater: votes, one true/false column per screening rule, ``excluded``.
+``manual_exclusions``
+    The sessions an organizer excluded by hand, with the reason and the votes left out
+    (those votes are in no other table).
+
+Baselines (methods of kind ``baseline``) are shown with their MOS and intervals but take
+no part in the ranking unless the run's ``rank_baselines`` parameter is true: a
+challenge ranks its teams, and a baseline is the yardstick beside them.
 
 "Screened" tables drop the raters that any screening rule flagged; ``*_all_raters``
 keep everybody. The screening itself always looks at every rater.
@@ -48,7 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.plots import CONTROL_KINDS
+from analysis.plots import BASELINE, CONTROL_KINDS
 from analysis.stats.ranking import rank_methods
 from analysis.stats.report import full_report
 from analysis.stats.screening import exclude_raters
@@ -56,7 +63,7 @@ from analysis.stats.subject_model import P910
 
 #: Version of this composition (which estimators, how tables are joined). Bumped when a
 #: stored table would come out differently from the same votes.
-PIPELINE = {"name": "mosaic-analysis", "version": "2.1"}
+PIPELINE = {"name": "mosaic-analysis", "version": "2.2"}
 
 
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -68,7 +75,12 @@ DEFAULT_PARAMS: dict[str, Any] = {
     # threshold flags most good raters when teams are close); a number turns it on
     "correlation_threshold": None,
     "ranking_procedure": "stepdown-maxt",
+    # Baselines are shown beside the teams but not ranked among them unless this is true.
+    "rank_baselines": False,
 }
+
+#: Parameters a run fills in itself when it is created (services.analysis_run_create).
+RUN_FIELDS = ("upto_rating_id", "scale_min", "scale_max", "manual_exclusions")
 
 TABLES = (
     "leaderboard",
@@ -84,6 +96,7 @@ TABLES = (
     "agreement",
     "agreement_all_raters",
     "raters",
+    "manual_exclusions",
 )
 
 RULES = ("bt500", "inconsistency", "straight_lining", "correlation", "controls")
@@ -101,7 +114,7 @@ def params_with_defaults(params: Mapping[str, Any] | None) -> dict[str, Any]:
     # Older spelling kept working for API clients.
     if "n_resamples" in merged:
         merged["n_boot"] = merged.pop("n_resamples")
-    unknown = set(merged) - set(DEFAULT_PARAMS) - {"upto_rating_id", "scale_min", "scale_max"}
+    unknown = set(merged) - set(DEFAULT_PARAMS) - set(RUN_FIELDS)
     if unknown:
         raise ValueError(f"unknown analysis parameter(s): {', '.join(sorted(unknown))}")
     return merged
@@ -111,13 +124,21 @@ def _estimator(frame: pd.DataFrame) -> dict[str, Any]:
     return dict(frame.attrs.get("estimator", {}))
 
 
-def _ranking(votes: pd.DataFrame, alpha: float, procedure: str, question: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Tied ranks among the entries: hidden references and low anchors take no part.
+def unranked_kinds(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """Method kinds shown with their MOS but left out of the ranking."""
+    return CONTROL_KINDS if params.get("rank_baselines") else (*CONTROL_KINDS, BASELINE)
+
+
+def _ranking(
+    votes: pd.DataFrame, alpha: float, procedure: str, question: str, unranked: tuple[str, ...] = CONTROL_KINDS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tied ranks among the entries: hidden references and low anchors take no part, nor
+    baselines unless they are ranked (``unranked``).
 
     Controls are shown with their MOS but are not entries: a hidden reference that is
     significantly better than every team would otherwise push the winner to rank 2.
     """
-    entries = votes[~votes["method_kind"].isin(CONTROL_KINDS)]
+    entries = votes[~votes["method_kind"].isin(unranked)]
     names = sorted(entries["method"].unique())
     if len(names) < 2:
         ranking = pd.DataFrame(
@@ -214,11 +235,11 @@ def _report(
             "ci_high_new": "p910_ci_high_new_scenes",
         }
     )
-    kept = votes
-    ranking, pairwise = _ranking(kept, params["alpha"], procedure, "test set")
+    unranked = unranked_kinds(params)
+    ranking, pairwise = _ranking(votes, params["alpha"], procedure, "test set", unranked)
     # "new scenes" always by Holm over paired t-tests over scenes: step-down max-T with
     # the two-way cluster covariance separated equal methods too often in bench/validity
-    ranking_new, pairwise_new = _ranking(kept, params["alpha"], "holm", "new scenes")
+    ranking_new, pairwise_new = _ranking(votes, params["alpha"], "holm", "new scenes", unranked)
     est[f"ranking{suffix}"] = _estimator(ranking) or {"name": "single-entry", "version": "1.0"}
     est[f"ranking_new_scenes{suffix}"] = _estimator(ranking_new) or {"name": "single-entry", "version": "1.0"}
     new_cols = ranking_new[["method", "rank", "rank_high", "rank_display"]].rename(
@@ -235,11 +256,12 @@ def _report(
         .merge(new_cols, on="method", how="left")
     )
     board["is_control"] = board["method_kind"].isin(CONTROL_KINDS)
+    board["ranked"] = ~board["method_kind"].isin(unranked)
     board = board.sort_values(["is_control", "mos", "method"], ascending=[True, False, True], ignore_index=True)
     board["confidence"] = confidence
     board = board[
         ["method", "method_kind", "mos", "ci_low", "ci_high", "ci_method", "estimand", "confidence"]
-        + ["rank", "rank_high", "rank_display", "tied_with_winner"]
+        + ["rank", "rank_high", "rank_display", "tied_with_winner", "ranked"]
         + ["ci_low_new_scenes", "ci_high_new_scenes", "ci_method_new_scenes", "estimand_new_scenes"]
         + ["rank_new_scenes", "rank_high_new_scenes", "rank_display_new_scenes"]
         + ["ci_low_t_scenes", "ci_high_t_scenes", "n_votes", "n_raters", "n_scenes"]
@@ -375,3 +397,20 @@ def table_from_json(stored: Mapping[str, Any], name: str) -> pd.DataFrame:
     if table is None:
         return pd.DataFrame()
     return pd.DataFrame.from_records(table["records"], columns=table["columns"])
+
+
+EXCLUSION_COLUMNS = ["session", "rater", "platform", "platform_id", "scope", "reason", "n_votes"]
+
+
+def manual_exclusions_table(votes: pd.DataFrame, exclusions: list[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per session excluded by hand: who, why, and how many of ``votes`` (every
+    vote up to the run's cut-off, excluded ones included) it took out of the analysis."""
+    if not exclusions:
+        return pd.DataFrame(columns=EXCLUSION_COLUMNS)
+    table = pd.DataFrame.from_records(list(exclusions))
+    counts = votes.groupby("session_id").size()
+    labels = votes.groupby("session_id")["rater"].first()
+    table["n_votes"] = table["session"].map(counts).fillna(0).astype("int64")
+    # The label the frames give (external id, or #pk for a direct-link rater).
+    table["rater"] = table["session"].map(labels).fillna(table["platform_id"]).astype(object)
+    return table[EXCLUSION_COLUMNS]

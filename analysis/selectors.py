@@ -11,6 +11,7 @@ from django.db.models import Avg, Count, Q, QuerySet
 from analysis.frames import COUNTED_KINDS
 from analysis.models import AnalysisRun
 from analysis.results import table_from_json
+from raters.models import Rating
 from studies.models import Method, Output, Study
 
 
@@ -23,6 +24,15 @@ def study_latest_run(*, study: Study, done_only: bool = True) -> AnalysisRun | N
     if done_only:
         runs = runs.filter(status=AnalysisRun.Status.DONE)
     return runs.first()
+
+
+def study_votes_after(*, study: Study, run: AnalysisRun) -> int:
+    """Counted votes stored after ``run``'s cut-off: what the run does not show yet."""
+    return Rating.objects.filter(
+        trial__session__study=study,
+        trial__kind__in=COUNTED_KINDS,
+        id__gt=run.params.get("upto_rating_id") or 0,
+    ).count()
 
 
 def study_methods_frame(*, study: Study) -> pd.DataFrame:
@@ -92,6 +102,8 @@ class StudyResults:
     leaderboard_all_raters: pd.DataFrame
     correlations: pd.DataFrame
     raters: pd.DataFrame
+    manual_exclusions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    image_mos: pd.DataFrame = field(default_factory=pd.DataFrame)
     agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
     agreement_all_raters: pd.DataFrame = field(default_factory=pd.DataFrame)
 
@@ -132,6 +144,8 @@ def study_results(*, study: Study) -> StudyResults:
         leaderboard_all_raters=table_from_json(stored, "leaderboard_all_raters"),
         correlations=table_from_json(stored, "correlations"),
         raters=table_from_json(stored, "raters"),
+        manual_exclusions=table_from_json(stored, "manual_exclusions"),
+        image_mos=table_from_json(stored, "image_mos"),
         agreement=table_from_json(stored, "agreement"),
         agreement_all_raters=table_from_json(stored, "agreement_all_raters"),
     )

@@ -12,13 +12,15 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from analysis import results as analysis_results
-from analysis.frames import ratings_frame
+from analysis.frames import run_ratings_frame
 from analysis.imports import ParsedVotes, Problem, RatingsImportError, VoteRow, parse_votes
 from analysis.models import AnalysisRun
 from analysis.selectors import study_methods_frame
+from raters import selectors as rater_selectors
 from raters.models import Rater, Rating, Session, Trial
 from raters.services import output_loads_add
 from studies.models import Method, Output, Scene, Study
@@ -243,14 +245,20 @@ def analysis_run_create(*, study: Study, params: Mapping[str, Any] | None = None
     """A pending run whose parameters are fixed now (defaults filled in, votes cut off).
 
     The cut-off is the newest rating id: ratings are append-only, so the run analyses
-    exactly the votes stored at this moment, however late the task runs.
+    exactly the votes stored at this moment, however late the task runs. The sessions
+    excluded by hand now are stored with the run too, so that excluding one later
+    changes the next run and never this one. The run's number (1, 2, 3 within the
+    study) is taken under the study's row lock, so two runs started at once differ.
     """
     merged = analysis_results.params_with_defaults(params)
+    Study.objects.select_for_update().filter(pk=study.pk).first()
     last = Rating.objects.filter(trial__session__study=study).order_by("-id").first()
     merged["upto_rating_id"] = last.pk if last else 0
     merged["scale_min"] = study.scale_min
     merged["scale_max"] = study.scale_max
-    return AnalysisRun.objects.create(study=study, params=merged)
+    merged["manual_exclusions"] = list(rater_selectors.study_manual_exclusions(study=study).values())
+    number = (AnalysisRun.objects.filter(study=study).aggregate(n=Max("number"))["n"] or 0) + 1
+    return AnalysisRun.objects.create(study=study, number=number, params=merged)
 
 
 def analysis_run_queue(*, study: Study, params: Mapping[str, Any] | None = None) -> AnalysisRun:
@@ -278,9 +286,20 @@ def analysis_run_execute(*, run_id: int) -> AnalysisRun:
         run.save(update_fields=["status"])
     study = run.study
     try:
-        votes = ratings_frame(study, upto_rating_id=run.params.get("upto_rating_id"))
+        every_vote = run_ratings_frame(run, include_excluded=True)
+        votes = every_vote[every_vote["excluded_reason"] == ""].reset_index(drop=True)
+        exclusions = run.params.get("manual_exclusions", [])
+        if votes.empty and len(every_vote):
+            raise ValueError(f"every vote is in a session excluded by hand ({len(exclusions)} sessions)")
         methods = study_methods_frame(study=study)
         computed = analysis_results.compute(votes, methods, run.params)
+        computed.tables["manual_exclusions"] = analysis_results.manual_exclusions_table(every_vote, exclusions)
+        if exclusions:
+            computed.warnings.insert(
+                0,
+                f"{len(exclusions)} session{'s' if len(exclusions) != 1 else ''} excluded by hand "
+                f"({len(every_vote) - len(votes)} votes): in no table of this run",
+            )
     except Exception as exc:  # noqa: BLE001 - any failure is recorded for the organizer
         logger.exception("analysis run %s of %s failed", run.pk, study.slug)
         run.status = AnalysisRun.Status.FAILED

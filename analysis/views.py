@@ -28,6 +28,7 @@ PLOTS = (
     ("mos", "MOS per method"),
     ("psnr_vs_mos", "PSNR vs MOS"),
     ("ssim_vs_mos", "SSIM vs MOS"),
+    ("scene_mos", "Per-image MOS (methods x scenes)"),
 )
 
 
@@ -61,6 +62,9 @@ def _leaderboard_rows(results: selectors.StudyResults) -> list[dict]:
                 "method": row["method"],
                 "kind": row["method_kind"],
                 "is_control": row["method_kind"] in Method.CONTROL_KINDS,
+                "is_baseline": row["method_kind"] == Method.Kind.BASELINE,
+                # Older runs have no "ranked" column: every non-control was ranked then.
+                "ranked": bool(row.get("ranked", row["method_kind"] not in Method.CONTROL_KINDS)),
                 "psnr": _number(row.get("psnr")),
                 "ssim": _number(row.get("ssim")),
                 "mos": _number(row.get("mos")),
@@ -73,11 +77,16 @@ def _leaderboard_rows(results: selectors.StudyResults) -> list[dict]:
                 "rank": row.get("rank_display"),
                 "rank_new": row.get("rank_display_new_scenes"),
                 "tied_with_winner": bool(row.get("tied_with_winner")) and row.get("rank") is not None,
-                "n_votes": row.get("n_votes"),
-                "n_raters": row.get("n_raters"),
+                "n_votes": _count(row.get("n_votes")),
+                "n_raters": _count(row.get("n_raters")),
             }
         )
     return rows
+
+
+def _count(value: object) -> int | None:
+    number = _number(value)
+    return None if number is None else int(number)
 
 
 def _estimand_labels(results: selectors.StudyResults) -> dict[str, str]:
@@ -120,8 +129,8 @@ def _agreement_rows(results: selectors.StudyResults) -> list[dict]:
             "value": _number(row.get("value")),
             "sd": _number(row.get("sd")),
             "value_all_raters": _number(every.get(row["measure"])),
-            "n_units": row.get("n_units"),
-            "n_splits": row.get("n_splits"),
+            "n_units": _count(row.get("n_units")),
+            "n_splits": _count(row.get("n_splits")),
             "method": row.get("method"),
         }
         for row in results.agreement.to_dict("records")
@@ -137,6 +146,7 @@ def _has_metric(results: selectors.StudyResults, metric: str) -> bool:
 @require_GET
 def study_results(request: HttpRequest, slug: str) -> HttpResponse:
     from analysis import exports, selectors
+    from analysis.results import to_records
 
     study = get_object_or_404(Study, slug=slug)
     results = selectors.study_results(study=study)
@@ -155,7 +165,8 @@ def study_results(request: HttpRequest, slug: str) -> HttpResponse:
         "estimand": _estimand_labels(results),
         "n_raters_used": _raters_used(results),
         "p910_fits": _p910_fits(estimators),
-        "correlations": results.correlations.to_dict("records"),
+        # to_records: a NaN (no PLCC from two methods) reaches the template as None.
+        "correlations": to_records(results.correlations),
         "agreement": _agreement_rows(results),
         "coverage": selectors.study_coverage(study=study),
         "excluded_by_rule": results.excluded_by_rule,
@@ -168,7 +179,7 @@ def study_results(request: HttpRequest, slug: str) -> HttpResponse:
         "plots": [
             (kind, label)
             for kind, label in PLOTS
-            if kind == "mos" or _has_metric(results, kind.removesuffix("_vs_mos"))
+            if kind in ("mos", "scene_mos") or _has_metric(results, kind.removesuffix("_vs_mos"))
         ],
         "downloads": list(exports.EXPORT_FILES.values()),
         "manifest": exports.MANIFEST,
@@ -179,7 +190,26 @@ def study_results(request: HttpRequest, slug: str) -> HttpResponse:
         "warnings": (run.results.get("warnings", []) if run else []),
         "opts": Study._meta,
     }
+    context.update(_run_facts(study, results))
     return render(request, "analysis/study_results.html", context)
+
+
+def _run_facts(study: Study, results: selectors.StudyResults) -> dict:
+    """What the page says about the shown run beyond its tables: how stale it is, whom it
+    left out by hand, how it treated baselines."""
+    from analysis import selectors
+
+    run = results.run
+    if run is None:
+        return {"votes_after_run": 0, "manual_exclusions": [], "has_baselines": False}
+    exclusions = results.manual_exclusions.to_dict("records")
+    board = results.leaderboard
+    return {
+        "votes_after_run": selectors.study_votes_after(study=study, run=run),
+        "manual_exclusions": [{**row, "n_votes": _count(row.get("n_votes")) or 0} for row in exclusions],
+        "has_baselines": bool(len(board) and (board["method_kind"] == Method.Kind.BASELINE).any()),
+        "rank_baselines": bool(run.params.get("rank_baselines")),
+    }
 
 
 @staff_member_required
@@ -191,11 +221,14 @@ def study_run(request: HttpRequest, slug: str) -> HttpResponse:
     if not request.user.has_perm("analysis.add_analysisrun"):
         messages.error(request, "Running an analysis needs the permission to add analysis runs.")
         return redirect(reverse("analysis:study-results", kwargs={"slug": study.slug}))
-    run = services.analysis_run_queue(study=study)
+    # An unchecked box is absent from the form: baselines then stay out of the ranking.
+    run = services.analysis_run_queue(
+        study=study, params={"rank_baselines": request.POST.get("rank_baselines") == "on"}
+    )
     # With an embedded (eager) Celery the run is already done here; with a broker it is
     # still pending and the page shows its status.
     run.refresh_from_db()
-    messages.info(request, f"Analysis run {run.pk} of the votes stored now: {run.status}.")
+    messages.info(request, f"Analysis run {run.number} of the votes stored now: {run.status}.")
     return redirect(reverse("analysis:study-results", kwargs={"slug": study.slug}))
 
 
@@ -222,7 +255,7 @@ def run_file(request: HttpRequest, slug: str, run_id: int, name: str) -> HttpRes
     response = HttpResponse(data, content_type=content_type)
     # Plots are shown inline on the page; tables download under a traceable name.
     if not content_type.startswith("image/"):
-        response["Content-Disposition"] = f'attachment; filename="{slug}-run{run.pk}-{name}"'
+        response["Content-Disposition"] = f'attachment; filename="{slug}-run{run.number}-{name}"'
     # A run never changes once done, so its files may be cached by the browser.
     response["Cache-Control"] = "private, max-age=86400, immutable"
     return response
@@ -235,5 +268,5 @@ def run_zip(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
 
     run = _run_or_404(slug, run_id)
     response = HttpResponse(exports.zip_bytes(run), content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="{slug}-run{run.pk}-results.zip"'
+    response["Content-Disposition"] = f'attachment; filename="{slug}-run{run.number}-results.zip"'
     return response

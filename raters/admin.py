@@ -1,7 +1,14 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from collections.abc import Callable
 
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from raters import services
+from raters.forms import ExclusionForm
 from raters.models import Rater, Rating, Session, Trial
 
 
@@ -71,18 +78,124 @@ class TrialInline(admin.TabularInline):
         return False
 
 
+class ExcludedFilter(admin.SimpleListFilter):
+    title = "excluded by hand"
+    parameter_name = "excluded"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Excluded"), ("no", "Counted"))
+
+    def queryset(self, request, queryset):
+        counted = Q(excluded_reason="")
+        if queryset.model is Session:
+            # A session also leaves the analysis with its rater.
+            counted &= Q(rater__excluded_reason="")
+        if self.value() == "yes":
+            return queryset.exclude(counted)
+        if self.value() == "no":
+            return queryset.filter(counted)
+        return queryset
+
+
+class ExclusionActions:
+    """Admin actions that exclude the selected rows from the analysis, with a reason asked
+    for on an intermediate page, and count them again. Votes are never touched."""
+
+    what = "rows"
+
+    def has_exclude_permission(self, request: HttpRequest) -> bool:
+        # The admins above are read-only for the votes; excluding is an organizer's call.
+        return request.user.has_perm(f"raters.change_{self.model._meta.model_name}")
+
+    def _exclude(
+        self, request: HttpRequest, queryset: QuerySet, exclude: Callable[..., int]
+    ) -> TemplateResponse | None:
+        form = ExclusionForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            count = exclude(queryset, form.cleaned_data["reason"])
+            self.message_user(
+                request,
+                f"{count} {self.what} excluded from the analysis runs made from now on: {form.cleaned_data['reason']}.",
+                messages.SUCCESS,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Exclude from the analysis",
+            "opts": self.model._meta,
+            "objects": list(queryset),
+            "form": form,
+            "what": self.what,
+            "action": request.POST.get("action", ""),
+        }
+        return TemplateResponse(request, "admin/raters/exclude.html", context)
+
+    def _include(self, request: HttpRequest, queryset: QuerySet, include: Callable[..., int]) -> None:
+        count = include(queryset.exclude(excluded_reason=""))
+        self.message_user(
+            request, f"{count} {self.what} count in the analysis runs made from now on.", messages.SUCCESS
+        )
+
+
 @admin.register(Session)
-class SessionAdmin(ReadOnlyAdmin):
-    list_display = ("id", "study", "rater", "status", "completion_code", "started_at", "completed_at")
-    list_filter = ("study", "status")
+class SessionAdmin(ExclusionActions, ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "study",
+        "rater",
+        "status",
+        "completion_code",
+        "started_at",
+        "completed_at",
+        "excluded",
+    )
+    list_filter = ("study", "status", ExcludedFilter)
     search_fields = ("rater__external_id", "completion_code")
     list_select_related = ("study", "rater")
     inlines = [TrialInline]
     exclude = ("token",)
+    actions = ("exclude_from_analysis", "include_in_analysis")
+    what = "sessions"
+
+    @admin.display(description="excluded by hand")
+    def excluded(self, session: Session) -> str:
+        if session.excluded_reason:
+            return session.excluded_reason
+        return f"rater: {session.rater.excluded_reason}" if session.rater.excluded_reason else "—"
+
+    @admin.action(description="Exclude from the analysis (asks for a reason)", permissions=["exclude"])
+    def exclude_from_analysis(self, request: HttpRequest, queryset: QuerySet[Session]):
+        return self._exclude(
+            request, queryset, lambda rows, reason: services.sessions_exclude(sessions=rows, reason=reason)
+        )
+
+    @admin.action(description="Count in the analysis again", permissions=["exclude"])
+    def include_in_analysis(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
+        self._include(request, queryset, lambda rows: services.sessions_include(sessions=rows))
 
 
 @admin.register(Rater)
-class RaterAdmin(ReadOnlyAdmin):
-    list_display = ("__str__", "platform", "viewport_width", "viewport_height", "device_pixel_ratio", "created_at")
-    list_filter = ("platform",)
+class RaterAdmin(ExclusionActions, ReadOnlyAdmin):
+    list_display = (
+        "__str__",
+        "platform",
+        "viewport_width",
+        "viewport_height",
+        "device_pixel_ratio",
+        "created_at",
+        "excluded_reason",
+    )
+    list_filter = ("platform", ExcludedFilter)
     search_fields = ("external_id",)
+    actions = ("exclude_from_analysis", "include_in_analysis")
+    what = "raters"
+
+    @admin.action(description="Exclude from the analysis in every study (asks for a reason)", permissions=["exclude"])
+    def exclude_from_analysis(self, request: HttpRequest, queryset: QuerySet[Rater]):
+        return self._exclude(
+            request, queryset, lambda rows, reason: services.raters_exclude(raters=rows, reason=reason)
+        )
+
+    @admin.action(description="Count in the analysis again", permissions=["exclude"])
+    def include_in_analysis(self, request: HttpRequest, queryset: QuerySet[Rater]) -> None:
+        self._include(request, queryset, lambda rows: services.raters_include(raters=rows))

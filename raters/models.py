@@ -23,6 +23,10 @@ class Rater(models.Model):
     device_pixel_ratio = models.FloatField(null=True, blank=True)
     user_agent = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set by an organizer in the admin (an organizer's own test account, a known bad
+    # actor): every session of this rater leaves the analysis. Empty: not excluded.
+    excluded_reason = models.TextField(blank=True)
+    excluded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -65,6 +69,10 @@ class Session(models.Model):
     # (raters.services): it only decides abandonment, an hour away by default.
     last_seen_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Set by an organizer in the admin (a pilot run, an organizer's test session): the
+    # session's votes stay stored but leave the analysis. Empty: not excluded.
+    excluded_reason = models.TextField(blank=True)
+    excluded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["rater", "study"], name="session_one_per_rater_study")]

@@ -35,6 +35,7 @@ PAYMENT_COLUMNS = (
     "failed_controls",
     "suggestion",
     "reason",
+    "excluded_by_hand",
 )
 
 
@@ -73,6 +74,11 @@ def study_payment_rows(*, study: Study) -> list[dict[str, Any]]:
         suggestion, reason = _suggest(
             session.status, counts["votes"], counts["trials"], counts["controls"], counts["failed"]
         )
+        # Leaving the analysis says nothing about the work done (a pilot rater is paid
+        # like any other): the suggestion stands, the row says the votes do not count.
+        excluded = session.excluded_reason or session.rater.excluded_reason
+        if excluded:
+            reason += f"; excluded from the analysis by hand: {excluded}"
         rows.append(
             {
                 "platform": session.rater.platform,
@@ -87,6 +93,7 @@ def study_payment_rows(*, study: Study) -> list[dict[str, Any]]:
                 "failed_controls": counts["failed"],
                 "suggestion": suggestion,
                 "reason": reason,
+                "excluded_by_hand": excluded,
             }
         )
     return rows

@@ -255,3 +255,28 @@ def session_summary(*, session: Session, progress: dict[str, int] | None = None)
         "completion_page": reverse("raters:done", kwargs={"token": session.token}) if complete else None,
         "rating_page": reverse("raters:rate", kwargs={"token": session.token}),
     }
+
+
+def study_manual_exclusions(*, study: Study) -> dict[int, dict[str, Any]]:
+    """The study's sessions excluded by hand, by session id: the session's own exclusion,
+    else its rater's (one query).
+
+    Each value has ``session``, ``platform``, ``platform_id``, ``scope`` ("session" or
+    "rater") and ``reason``.
+    """
+    rows = (
+        Session.objects.filter(study=study)
+        .filter(~Q(excluded_reason="") | ~Q(rater__excluded_reason=""))
+        .order_by("pk")
+        .values_list("pk", "rater__platform", "rater__external_id", "excluded_reason", "rater__excluded_reason")
+    )
+    return {
+        pk: {
+            "session": pk,
+            "platform": platform,
+            "platform_id": external_id,
+            "scope": "session" if own else "rater",
+            "reason": own or of_rater,
+        }
+        for pk, platform, external_id, own, of_rater in rows
+    }

@@ -548,3 +548,42 @@ def _rating_store(
     if rating.score != score:
         raise VoteConflict(vote)
     return vote
+
+
+class ExclusionReasonMissing(ValueError):
+    """An exclusion without a reason: the results page and the exports must say why."""
+
+
+def _exclusion_reason(reason: str) -> str:
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ExclusionReasonMissing("Give a reason for the exclusion (for example 'pilot run').")
+    return reason
+
+
+@transaction.atomic
+def sessions_exclude(*, sessions: QuerySet[Session], reason: str, now: datetime | None = None) -> int:
+    """Leave ``sessions`` out of every analysis from now on, with ``reason``.
+
+    The votes stay stored (they are append-only); analysis runs created afterwards drop
+    them. Returns how many sessions were marked.
+    """
+    return sessions.update(excluded_reason=_exclusion_reason(reason), excluded_at=now or timezone.now())
+
+
+@transaction.atomic
+def raters_exclude(*, raters: QuerySet[Rater], reason: str, now: datetime | None = None) -> int:
+    """Leave every session of ``raters`` (in every study) out of the analysis, with ``reason``."""
+    return raters.update(excluded_reason=_exclusion_reason(reason), excluded_at=now or timezone.now())
+
+
+@transaction.atomic
+def sessions_include(*, sessions: QuerySet[Session]) -> int:
+    """Undo :func:`sessions_exclude`: the sessions count again in the next analysis run."""
+    return sessions.update(excluded_reason="", excluded_at=None)
+
+
+@transaction.atomic
+def raters_include(*, raters: QuerySet[Rater]) -> int:
+    """Undo :func:`raters_exclude`."""
+    return raters.update(excluded_reason="", excluded_at=None)

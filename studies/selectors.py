@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from django.db.models import Count, Q, QuerySet
 
 from studies.models import ImageAsset, Method, Output, Scene, Study
@@ -47,3 +49,52 @@ def study_open_warnings(*, study: Study) -> list[str]:
             "raters will see some outputs twice."
         )
     return warnings
+
+
+def _manifest_file(path: str, asset: ImageAsset) -> dict[str, object]:
+    return {
+        "path": path,
+        "sha256": asset.sha256,
+        "size_bytes": asset.size_bytes,
+        "content_type": asset.content_type,
+        "width": asset.width,
+        "height": asset.height,
+    }
+
+
+def study_import_manifest(*, study: Study) -> dict[str, object]:
+    """The import layout of the study as stored: every file under the path the importer
+    reads it from (``references/<scene>``, ``inputs/<scene>``, ``methods/<method>/<scene>``)
+    with the uploaded file's SHA-256 and size, and the ``methods.csv`` rows.
+
+    Uploads are kept byte-exact, so the checksums identify the very files the study was
+    built from (an import under the same checksums builds the same study). Three queries.
+    """
+    files: list[dict[str, object]] = []
+    for scene in Scene.objects.filter(study=study).select_related("reference", "input").order_by("name"):
+        for folder, asset in (("references", scene.reference), ("inputs", scene.input)):
+            if asset is not None:
+                files.append(_manifest_file(f"{folder}/{scene.name}{PurePosixPath(asset.original.name).suffix}", asset))
+    outputs = (
+        Output.objects.filter(method__study=study, image__isnull=False)
+        .select_related("method", "scene", "image")
+        .order_by("method__name", "scene__name")
+    )
+    for output in outputs:
+        suffix = PurePosixPath(output.image.original.name).suffix
+        files.append(_manifest_file(f"methods/{output.method.name}/{output.scene.name}{suffix}", output.image))
+    methods = [
+        {"method": name, "kind": kind, "runtime_s": runtime_s, "framework": framework}
+        for name, kind, runtime_s, framework in Method.objects.filter(study=study)
+        .order_by("name")
+        .values_list("name", "kind", "runtime_s", "framework")
+    ]
+    return {
+        "study": study.slug,
+        "title": study.title,
+        "protocol": study.protocol,
+        "scale_preset": study.scale_preset,
+        "scale_levels": study.scale_levels,
+        "files": files,
+        "methods_csv": methods,
+    }

@@ -12,6 +12,7 @@ class AnalysisRunSerializer(serializers.ModelSerializer):
         model = AnalysisRun
         fields = [
             "id",
+            "number",
             "status",
             "created_at",
             "finished_at",
@@ -35,6 +36,9 @@ class LeaderboardRowSerializer(serializers.Serializer):
     ci_high_new_scenes = serializers.FloatField(allow_null=True)
     rank_display_new_scenes = serializers.CharField(allow_null=True)
     tied_with_winner = serializers.BooleanField(allow_null=True)
+    ranked = serializers.BooleanField(
+        required=False, help_text="Takes part in the ranking (controls never; baselines when the run ranks them)."
+    )
     n_raters_used = serializers.IntegerField(allow_null=True)
     confidence = serializers.FloatField()
     rank = serializers.IntegerField(allow_null=True, help_text="Best place the data allows.")
@@ -83,6 +87,18 @@ class ScreeningSerializer(serializers.Serializer):
     n_excluded = serializers.IntegerField()
     excluded_by_rule = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
     raters = RaterScreeningSerializer(many=True)
+
+
+class ManualExclusionSerializer(serializers.Serializer):
+    session = serializers.IntegerField()
+    rater = serializers.CharField(allow_blank=True)
+    platform = serializers.CharField()
+    platform_id = serializers.CharField(allow_blank=True)
+    scope = serializers.ChoiceField(
+        choices=["session", "rater"], help_text="What was excluded: the session or its rater."
+    )
+    reason = serializers.CharField()
+    n_votes = serializers.IntegerField(help_text="Votes of the session the run left out.")
 
 
 class CoverageSerializer(serializers.Serializer):

@@ -18,6 +18,7 @@ from analysis.api.serializers import (
     CorrelationRowSerializer,
     CoverageSerializer,
     LeaderboardRowSerializer,
+    ManualExclusionSerializer,
     ScreeningSerializer,
 )
 from analysis.models import AnalysisRun
@@ -69,6 +70,8 @@ class StudyResultsView(OrganizerAPIView):
         leaderboard_all_raters = LeaderboardRowSerializer(many=True)
         correlations = CorrelationRowSerializer(many=True)
         screening = ScreeningSerializer()
+        manual_exclusions = ManualExclusionSerializer(many=True, help_text="Sessions the run left out by hand.")
+        votes_after_run = serializers.IntegerField(help_text="Counted votes stored after the run's cut-off.")
         coverage = CoverageSerializer(help_text="Live: counted votes per output now.")
 
     @extend_schema(
@@ -103,6 +106,8 @@ class StudyResultsView(OrganizerAPIView):
                 "excluded_by_rule": results.excluded_by_rule,
                 "raters": to_records(raters),
             },
+            "manual_exclusions": to_records(results.manual_exclusions),
+            "votes_after_run": selectors.study_votes_after(study=study, run=results.run) if results.run else 0,
             "coverage": coverage,
         }
         return Response(self.OutputSerializer(payload).data)
@@ -117,6 +122,9 @@ class AnalysisRunListCreateView(OrganizerAPIView):
         seed = serializers.IntegerField(required=False)
         alpha = serializers.FloatField(min_value=0.001, max_value=0.5, required=False)
         correlation_threshold = serializers.FloatField(min_value=-1, max_value=1, required=False)
+        rank_baselines = serializers.BooleanField(
+            required=False, help_text="Rank baselines with the teams (default: shown, not ranked)."
+        )
 
     OutputSerializer = AnalysisRunSerializer
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analysis.frames import ratings_frame
-from raters.models import Rater, Trial
+from analysis.frames import UnknownStudy, ratings_frame
+from raters.models import Rater, Session, Trial
 from tests.factories import (
     MethodFactory,
     OutputFactory,
@@ -70,10 +70,29 @@ def test_training_votes_only_on_request(study_with_votes) -> None:
     assert sorted(df["kind"]) == ["control", "rating", "rating", "training"]
 
 
-def test_unknown_study_gives_an_empty_frame_with_the_columns() -> None:
-    df = ratings_frame("nope")
+def test_unknown_study_raises_a_clear_error() -> None:
+    StudyFactory(slug="known")
+    with pytest.raises(UnknownStudy, match="no study with slug 'no-such-study'.*known"):
+        ratings_frame("no-such-study")
+
+
+def test_study_without_votes_gives_an_empty_frame_with_the_columns() -> None:
+    StudyFactory(slug="quiet")
+    df = ratings_frame("quiet")
     assert df.empty
-    assert {"rater", "scene", "method", "score", "psnr", "ssim"} <= set(df.columns)
+    assert {"rater", "scene", "method", "score", "psnr", "ssim", "excluded_reason"} <= set(df.columns)
+
+
+def test_sessions_excluded_by_hand_leave_the_frame_unless_asked_for(study_with_votes) -> None:
+    study, direct = study_with_votes
+    Session.objects.filter(rater=direct).update(excluded_reason="pilot run")
+    assert len(ratings_frame(study)) == 2
+    every = ratings_frame(study, include_excluded=True)
+    assert len(every) == 3
+    assert every.loc[every["rater"] == f"#{direct.pk}", "excluded_reason"].tolist() == ["pilot run"]
+    Rater.objects.filter(pk=direct.pk).update(excluded_reason="organizer's test")
+    Session.objects.filter(rater=direct).update(excluded_reason="")
+    assert len(ratings_frame(study)) == 2
 
 
 def test_same_external_id_on_two_platforms_stays_two_raters() -> None:

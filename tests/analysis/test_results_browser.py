@@ -48,6 +48,11 @@ def browser_page() -> Iterator[object]:
 
 @pytest.mark.django_db(transaction=True)
 def test_results_page_renders_both_questions_and_ties_in_chromium(live_server, browser_page, close_study) -> None:
+    from raters.models import Session
+    from studies.models import Method
+
+    Method.objects.filter(study=close_study, name="Gamma").update(kind=Method.Kind.BASELINE)
+    Session.objects.filter(study=close_study, rater__external_id="r12").update(excluded_reason="organizer's test")
     analysis_run_now(study=close_study, params={"n_boot": 100})
     client = Client()
     client.force_login(get_user_model().objects.create_user("organizer", password="pw", is_staff=True))
@@ -59,7 +64,12 @@ def test_results_page_renders_both_questions_and_ties_in_chromium(live_server, b
     assert page.locator("#question-test").text_content().startswith("On this test set")
     assert page.locator("#question-new").text_content().startswith("On new scenes too")
     assert "Alpha, Beta" in page.locator("#tied-with-winner").inner_text()
-    assert "4 of 13 raters" in page.locator("#raters-used").inner_text()
+    assert "of 12 raters" in page.locator("#raters-used").inner_text()
     assert page.locator("#leaderboard tbody tr").count() == 4
+    assert "baseline, not ranked" in page.locator("#leaderboard tr.baseline").inner_text()
+    assert "organizer's test" in page.locator("#manual-exclusions").inner_text()
+    heatmap = page.locator("img[alt^='Per-image MOS']")
+    heatmap.scroll_into_view_if_needed()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=heatmap.element_handle())
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "analysis-results.png"), full_page=True)
