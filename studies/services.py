@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 import tempfile
 import time
@@ -243,6 +244,32 @@ def _dzsave(source: Path, scratch: Path, width: int, height: int, fmt: str) -> N
         tile.write_bytes(with_padding(tile.read_bytes()))  # inside the scratch folder: no rename needed
     if not _pyramid_complete(scratch, width, height, fmt):
         raise ValueError("libvips did not write every tile of the pyramid")
+
+
+def study_tiles_rebuild(*, study: Study) -> int:
+    """Rebuild the study's tile pyramids that are not in the format new ones get (PNG
+    pyramids built before WebP), and return how many were rebuilt.
+
+    Not while the study is open: a pyramid being replaced is missing for a moment. Each
+    rebuilt asset gets a new token, as its URLs are cached as immutable.
+    """
+    if study.status == Study.Status.OPEN:
+        raise StudyStateError(
+            f"'{study.title}' is open: close it before rebuilding its tiles (raters would miss tiles meanwhile)"
+        )
+    scenes = study.scenes.values_list("reference_id", "input_id")
+    ids = {pk for pair in scenes for pk in pair}
+    ids |= set(Output.objects.filter(method__study=study).values_list("image_id", flat=True))
+    rebuilt = 0
+    for asset in ImageAsset.objects.filter(pk__in=ids - {None}, tile_status=ImageAsset.TileStatus.DONE).order_by("pk"):
+        folder = Path(settings.MEDIA_ROOT) / asset.tiles_dir
+        if _pyramid_complete(folder, asset.width, asset.height, tile_format_for(asset=asset)):
+            continue
+        asset.token = secrets.token_urlsafe(24)
+        asset.save(update_fields=["token"])
+        image_tiles_build(asset=asset)
+        rebuilt += 1
+    return rebuilt
 
 
 @transaction.atomic

@@ -186,3 +186,32 @@ def test_broken_file_marks_tiles_failed_with_error(media_root):
     asset.refresh_from_db()
     assert asset.tile_status == ImageAsset.TileStatus.FAILED and asset.tile_error
     assert not (media_root / "tiles").exists() or not any((media_root / "tiles").iterdir())
+
+
+def test_rebuild_tiles_turns_png_pyramids_into_webp_under_new_tokens(client, settings):
+    from django.core.management import CommandError, call_command
+
+    from tests.factories import OutputFactory
+
+    settings.MOSAIC_TILE_FORMAT = "png"  # pyramids as built before WebP
+    output = OutputFactory(image=ImageAssetFactory(width=300, height=200, seed=4))
+    study, asset = output.method.study, output.image
+    image_tiles_build(asset=asset)
+    old_token = asset.token
+    settings.MOSAIC_TILE_FORMAT = "webp"
+
+    study.status = "open"
+    study.save()
+    with pytest.raises(CommandError, match="is open"):
+        call_command("rebuild_tiles", study.slug)
+    assert _tile(client, asset, 9, 0, 0)[0] == "image/png"  # nothing changed
+
+    study.status = "closed"
+    study.save()
+    call_command("rebuild_tiles", study.slug)
+    asset.refresh_from_db()
+    assert asset.token != old_token and asset.tile_status == ImageAsset.TileStatus.DONE
+    content_type, body = _tile(client, asset, 9, 0, 0)
+    assert content_type == "image/webp"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(body)).convert("RGB")), noise_image(300, 200, 4)[:, :257])
+    assert client.get(f"/tiles/{old_token}.dzi").status_code == 404
