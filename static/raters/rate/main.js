@@ -6,7 +6,7 @@
 //
 // The next pair is ready when the rater votes: its tiles load (at the zoom it opens at)
 // as soon as the pair on screen is complete, and a vote on a rated pair puts it up at
-// once, while the vote is saved, and starts loading the pair after it. A practice pair
+// once, while the vote is saved, then loads the pair after it. A practice pair
 // waits for the answer, which carries its feedback. If the server refuses the vote, the
 // pair it was for comes back.
 import { api, withRetry } from "./api.js";
@@ -132,9 +132,10 @@ function display(stage, { keepPrevious = false } = {}) {
 let pendingUpcoming = null; // the trial after the one on screen, as the server last said
 let pendingLater = null; // and the one after that
 function preload() {
-  // Only once the pair on screen is complete: it has the bandwidth first.
+  // Only once the pair on screen is complete: it has the bandwidth first. And not while
+  // a vote is on its way: the browser's few connections would queue it behind tiles.
   const trial = pendingUpcoming;
-  if (!trial || !state.current || state.current.readyAt === null) return;
+  if (!trial || state.saving || !state.current || state.current.readyAt === null) return;
   if (state.upcoming && state.upcoming.trial.token === trial.token) return;
   if (state.upcoming) state.upcoming.destroy();
   if (state.keepZoom) state.keptView = state.current.view();
@@ -273,6 +274,7 @@ async function vote(score) {
     stage.destroy();
     if (state.current && state.current.readyAt !== null) setStatus("");
     unlockIfReady();
+    preload();
   } else {
     setStatus("");
     if (result.data && result.data.feedback) await showFeedback(result.data.feedback, score);
