@@ -20,9 +20,10 @@ from studies.protocols import RESULT_LABEL, wording
 LIVE = Q(released_at__isnull=True) | Q(rating__isnull=False)
 OPEN = Q(released_at__isnull=True, rating__isnull=True)
 
-# The trials a rater's "next trial" shows: the one to answer, and the one after it whose
-# images the page loads ahead.
-SHOWN = 2
+# The trials a rater's "next trial" shows: the one to answer, the one after it whose
+# images the page loads ahead, and the one after that, whose images the page starts
+# loading the moment the rater votes (before the next answer arrives).
+SHOWN = 3
 
 
 def study_for_rater(*, slug: str) -> Study | None:

@@ -63,6 +63,7 @@ _DECODED_MODES = {
     "I;16B": "I;16",
 }
 PADDING_CHUNK = b"paDd"  # ancillary, private, safe to copy: decoders skip it
+WEBP_PADDING_CHUNK = b"PADD"  # not a WebP chunk name: readers skip it
 
 
 class ImageProblem(ValueError):
@@ -190,18 +191,39 @@ def decode(source: Path | BinaryIO) -> tuple[Image.Image, bytes | None]:
         return Image.frombytes(mode, converted.size, converted.tobytes()), icc
 
 
-def with_padding(png: bytes) -> bytes:
-    """``png`` with a chunk of random bytes (16 to 1039 of them) before IEND.
+def with_padding(data: bytes) -> bytes:
+    """``data`` (a PNG or a WebP file) with a chunk of random bytes (16 to 1039 of them).
 
-    Decoders skip an unknown ancillary chunk, so the pixels stay the same while the bytes,
-    and almost always the length, differ from every other file's.
+    Decoders skip an unknown chunk, so the pixels stay the same while the bytes, and almost
+    always the length, differ from every other file's.
     """
-    iend = png[-12:]
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _webp_with_padding(data)
+    iend = data[-12:]
     if iend[4:8] != b"IEND":
         raise ValueError("not a complete PNG stream")
-    data = secrets.token_bytes(16 + secrets.randbelow(1024))
-    chunk = struct.pack(">I", len(data)) + PADDING_CHUNK + data + struct.pack(">I", zlib.crc32(PADDING_CHUNK + data))
-    return png[:-12] + chunk + iend
+    pad = secrets.token_bytes(16 + secrets.randbelow(1024))
+    chunk = struct.pack(">I", len(pad)) + PADDING_CHUNK + pad + struct.pack(">I", zlib.crc32(PADDING_CHUNK + pad))
+    return data[:-12] + chunk + iend
+
+
+def _webp_with_padding(webp: bytes) -> bytes:
+    # The WebP container allows unknown chunks at the end of a file in its extended
+    # format (a VP8X header first), and readers ignore them; the simple format (one VP8L
+    # chunk) allows nothing else, so a simple file gets the VP8X header its pixels imply.
+    if len(webp) != 8 + struct.unpack("<I", webp[4:8])[0] or len(webp) < 30:
+        raise ValueError("not a complete WebP file")
+    chunks = webp[12:]
+    if chunks[:4] == b"VP8L":
+        bits = struct.unpack("<I", chunks[9:13])[0]
+        width, height, alpha = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, (bits >> 28) & 1
+        header = bytes([0x10 if alpha else 0, 0, 0, 0]) + (width - 1).to_bytes(3, "little")
+        chunks = b"VP8X" + struct.pack("<I", 10) + header + (height - 1).to_bytes(3, "little") + chunks
+    elif chunks[:4] != b"VP8X":
+        raise ValueError("a WebP file this code does not pad (neither lossless nor extended)")
+    pad = secrets.token_bytes(2 * (8 + secrets.randbelow(512)))  # chunk sizes are even
+    chunks += WEBP_PADDING_CHUNK + struct.pack("<I", len(pad)) + pad
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WEBP" + chunks
 
 
 def rater_copy_bytes(source: Path | BinaryIO) -> bytes:

@@ -8,7 +8,8 @@ from django.views.decorators.http import require_safe
 from studies import selectors
 from studies.media import media_response
 
-_TILE = re.compile(r"^\d+_\d+\.png$")
+# Pyramids are WebP or PNG (older ones, and 16-bit images): the descriptor names which.
+_TILE = re.compile(r"^\d+_\d+\.(png|webp)$")
 
 
 @require_safe
@@ -30,9 +31,11 @@ def tiles_descriptor(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_safe
 def tile_file(request: HttpRequest, token: str, level: int, tile: str) -> HttpResponse:
-    if not _TILE.match(tile):
+    name = _TILE.match(tile)
+    if not name:
         raise Http404("No such tile.")
     asset = selectors.image_asset_by_token(token=token)
     if asset is None or asset.tile_status != asset.TileStatus.DONE:
         raise Http404("No tiles for this image.")
-    return media_response(f"{asset.tiles_dir}/pyramid_files/{level}/{tile}", content_type="image/png")
+    content_type = f"image/{name.group(1)}"
+    return media_response(f"{asset.tiles_dir}/pyramid_files/{level}/{tile}", content_type=content_type)

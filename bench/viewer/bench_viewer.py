@@ -1,10 +1,12 @@
 """Viewer benchmark: what a pair costs at fit and at 100%, tiles against whole files.
 
-Two studies, both Deep Zoom pyramids with PNG tiles:
+Three studies, Deep Zoom pyramids with lossless WebP tiles unless said:
 
 - "demo": the demo study (``manage.py build_demo``: 1800x1200, 2 MP);
 - "12mp": 3 scenes of 4000x3000 (12 MP, the size of the challenge's phone and DSLR
-  photos), generated like the demo's scenes, imported with ``manage.py import_study``.
+  photos), generated like the demo's scenes, imported with ``manage.py import_study``;
+- "12mp-png": the same images with PNG tiles (``MOSAIC_TILE_FORMAT=png``, as pyramids
+  were built before WebP).
 
 A fresh headless Chromium at 1920x1080 opens the study link, consents, and waits until
 the first pair is fully displayed at fit zoom (both OpenSeadragon viewers report fully
@@ -22,6 +24,14 @@ pair (the hidden-reference pair of its first scene, the kind of pair a session s
 with), so both modes load the same images; the next pair's preload is withheld so that
 only the pair on screen is counted. Each mode runs on the bare loopback and under an
 emulated ordinary connection (20 Mbit/s down, 40 ms).
+
+Then a session (``--part session``): on the 12 MP studies at 20 Mbit/s + 40 ms with the
+browser cache off (every pair's images from the network, as in a study of many scenes), a
+rater looks at each pair for 2 s after its buttons unlock and votes (after a practice pair,
+reads its feedback and continues); measured from that click: the next pair displayed with
+every tile of its view drawn, and its buttons unlocked, plus image MB per pair. The rating
+screen before the vote-time preload (its modules from git commit ``BEFORE``) runs against
+the current one, each on PNG and on WebP tiles.
 
 Run: ``make bench-viewer`` or ``.venv/bin/python bench/viewer/bench_viewer.py [--runs 3]``.
 The benchmark's own database and media live in bench/out/var (not the dev database); they
@@ -64,12 +74,13 @@ NETWORKS = {
     "20Mbit-40ms": {"latency": 40, "downloadThroughput": 20e6 / 8, "uploadThroughput": 5e6 / 8},
 }
 BIG_SLUG = "bench-12mp"
+BIG_PNG_SLUG = "bench-12mp-png"  # the same images, PNG tiles (as pyramids were built before WebP)
 BIG_SIZE = (4000, 3000)
 BIG_SCENES = 3
 # The methods a session needs: a hidden reference and a low anchor for training and
 # controls, and two submissions.
 BIG_METHODS = ("hidden-reference", "Team Aurora", "Team Cobalt", "low-anchor")
-STUDIES = {"demo": "demo", "12mp": BIG_SLUG}
+STUDIES = {"demo": "demo", "12mp": BIG_SLUG, "12mp-png": BIG_PNG_SLUG}
 TIMEOUT_MS = 120_000
 
 # Image bodies of the pair on screen whose request started within [start, end].
@@ -132,8 +143,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _manage(*args: str) -> str:
-    done = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=_env(), capture_output=True, text=True)
+def _manage(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env={**_env(), **(env or {})}, capture_output=True, text=True
+    )
     if done.returncode:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr}")
     return done.stdout
@@ -142,11 +155,13 @@ def _manage(*args: str) -> str:
 def build_fingerprint() -> str:
     """What the stored pyramids and images depend on: the tile builder and the generator."""
     services = (ROOT / "studies" / "services.py").read_text()
+    builder = ("image_tiles_build", "_dzsave", "tile_format_for")
+    constants = ("TILE_SIZE", "TILE_SUFFIXES")
     parts = [
         ast.get_source_segment(services, node)
         for node in ast.parse(services).body
-        if (isinstance(node, ast.FunctionDef) and node.name == "image_tiles_build")
-        or (isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "TILE_SIZE" for t in node.targets))
+        if (isinstance(node, ast.FunctionDef) and node.name in builder)
+        or (isinstance(node, ast.Assign) and any(getattr(t, "id", "") in constants for t in node.targets))
     ]
     parts += [(ROOT / "studies" / "demo.py").read_text(), repr((BIG_SIZE, BIG_SCENES, BIG_METHODS))]
     return hashlib.sha256("\n".join(p or "" for p in parts).encode()).hexdigest()
@@ -161,25 +176,28 @@ def ensure_studies() -> None:
     started = time.monotonic()
     _manage("migrate", "--noinput", "-v0")
     _manage("build_demo")
-    exists = f"from studies.models import Study; print(Study.objects.filter(slug={BIG_SLUG!r}, status='open').exists())"
-    if _manage("shell", "-v0", "-c", exists).split()[-1:] != ["True"]:
-        print(f"Building the 12 MP study ({BIG_SCENES} scenes x {len(BIG_METHODS)} methods, once)...")
-        folder = OUT / "import-12mp"
-        shutil.rmtree(folder, ignore_errors=True)
-        write = (
-            "from pathlib import Path; from studies import demo; "
-            f"methods = tuple(d for d in demo.DEGRADATIONS if d.name in {BIG_METHODS!r}); "
-            f"demo.write_demo_folder(Path({str(folder)!r}), n_scenes={BIG_SCENES}, "
-            f"width={BIG_SIZE[0]}, height={BIG_SIZE[1]}, degradations=methods)"
-        )
-        _manage("shell", "-c", write)
-        _manage("import_study", BIG_SLUG, str(folder), "--title", "Viewer benchmark: 12 MP photos")
+    folder = OUT / "import-12mp"
+    for slug, tiles in ((BIG_SLUG, "webp"), (BIG_PNG_SLUG, "png")):
+        exists = f"from studies.models import Study; print(Study.objects.filter(slug={slug!r}, status='open').exists())"
+        if _manage("shell", "-v0", "-c", exists).split()[-1:] == ["True"]:
+            continue
+        print(f"Building the 12 MP study with {tiles} tiles ({BIG_SCENES} scenes x {len(BIG_METHODS)} methods)...")
+        if not folder.is_dir():
+            write = (
+                "from pathlib import Path; from studies import demo; "
+                f"methods = tuple(d for d in demo.DEGRADATIONS if d.name in {BIG_METHODS!r}); "
+                f"demo.write_demo_folder(Path({str(folder)!r}), n_scenes={BIG_SCENES}, "
+                f"width={BIG_SIZE[0]}, height={BIG_SIZE[1]}, degradations=methods)"
+            )
+            _manage("shell", "-c", write)
+        title = f"Viewer benchmark: 12 MP photos, {tiles} tiles"
+        _manage("import_study", slug, str(folder), "--title", title, env={"MOSAIC_TILE_FORMAT": tiles})
         opened = (
             "from studies.models import Study; from studies.services import study_open; "
-            f"study_open(study=Study.objects.get(slug={BIG_SLUG!r}))"
+            f"study_open(study=Study.objects.get(slug={slug!r}))"
         )
         _manage("shell", "-c", opened)
-        shutil.rmtree(folder)
+    shutil.rmtree(folder, ignore_errors=True)
     STAMP.write_text(fingerprint)
     print(f"Studies ready in {time.monotonic() - started:.0f} s.")
 
@@ -334,31 +352,146 @@ def print_table(results: list[dict]) -> None:
         print(f"{study:<5} {network:<11} | {fit_bytes:>9.2f} {fit_ms:>6.2f} | {total:>14.2f}")
 
 
+# ---------------------------------------------------------------- a session: vote to next pair
+# The client before the vote-time preload (its rating-screen modules, served from git in
+# place of the current ones), against the current one, each on PNG and WebP tiles.
+BEFORE = "961e460"
+LOOK_MS = 2000
+# Vote (or, after a practice pair, "Continue") and note when the next pair is on screen
+# with every tile of its view drawn, and when its buttons unlock.
+ACT = """([selector]) => new Promise((resolve) => {
+  const state = window.mosaic;
+  const before = state.current;
+  const t0 = performance.now();
+  document.querySelector(selector).click();
+  let displayed = null;
+  const tick = () => {
+    if (!document.getElementById('feedback').hidden) return resolve({ feedback: true });
+    const stage = state.current;
+    const drawn = stage && stage !== before && stage.readyAt !== null && !stage.el.classList.contains('hidden')
+      && stage.viewers.every((v) => v.world.getItemAt(0) && v.world.getItemAt(0).getFullyLoaded());
+    if (drawn && displayed === null) displayed = performance.now() - t0;  // painted with the next frame
+    if (displayed !== null && state.accepting) {
+      return resolve({ displayed_ms: displayed, unlocked_ms: performance.now() - t0 });
+    }
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+})"""
+IMAGE_BYTES = """() => performance.getEntriesByType('resource')
+  .filter((e) => /\\/(tiles|img)\\//.test(new URL(e.name).pathname))
+  .reduce((sum, e) => sum + e.encodedBodySize, 0)"""
+
+
+def _old_client(route: Route) -> None:
+    name = route.request.url.split("/static/", 1)[1].split("?")[0]
+    body = subprocess.run(["git", "show", f"{BEFORE}:static/{name}"], cwd=ROOT, capture_output=True, check=True).stdout
+    route.fulfill(body=body, content_type="text/javascript")
+
+
+def session_run(browser, base: str, slug: str, client: str, pairs: int) -> dict:
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    context.add_init_script("performance.setResourceTimingBufferSize(100000)")
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        cdp = context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        cdp.send("Network.emulateNetworkConditions", {"offline": False, **NETWORKS["20Mbit-40ms"]})
+        # Every pair's images from the network, as in a study of many scenes (this one has 3).
+        cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+        if client == "before":
+            page.route("**/static/raters/rate/*.js", _old_client)
+        page.goto(f"{base}/s/{slug}/")
+        page.locator("#consent").check()
+        page.locator("#start").click()
+        page.wait_for_url("**/r/*/")
+        page.wait_for_function("() => window.mosaic && window.mosaic.current && window.mosaic.accepting")
+        samples = []
+        for _ in range(pairs):
+            page.wait_for_function(f"() => performance.now() - window.mosaic.shownAt >= {LOOK_MS}")
+            result = page.evaluate(ACT, ["#levels button.level:nth-child(3)"])
+            if result.get("feedback"):
+                page.wait_for_timeout(300)  # reading the feedback
+                result = page.evaluate(ACT, ["#feedback-continue"])
+            samples.append(result)
+        shown = pairs + 1
+        return {"samples": samples, "bytes_per_pair": page.evaluate(IMAGE_BYTES) / shown}
+    finally:
+        context.close()
+
+
+def session_part(base: str, browser, runs: int, pairs: int) -> list[dict]:
+    # Each run is a new rater: the studies must never be full of them.
+    slugs = [BIG_SLUG, BIG_PNG_SLUG]
+    unlimited = f"Study.objects.filter(slug__in={slugs!r}).update(ratings_per_output=10**6)"
+    _manage("shell", "-c", f"from studies.models import Study; {unlimited}")
+    rows = []
+    for client in ("before", "now"):
+        for tiles, slug in (("png", BIG_PNG_SLUG), ("webp", BIG_SLUG)):
+            done = [session_run(browser, base, slug, client, pairs) for _ in range(runs)]
+            displayed = sorted(s["displayed_ms"] for run in done for s in run["samples"])
+            unlocked = sorted(s["unlocked_ms"] for run in done for s in run["samples"])
+            rows.append(
+                {
+                    "client": client,
+                    "tiles": tiles,
+                    "transitions": len(displayed),
+                    "displayed_p50_ms": round(statistics.median(displayed)),
+                    "displayed_p95_ms": round(statistics.quantiles(displayed, n=20, method="inclusive")[-1]),
+                    "displayed_max_ms": round(displayed[-1]),
+                    "unlocked_p95_ms": round(statistics.quantiles(unlocked, n=20, method="inclusive")[-1]),
+                    "mb_per_pair": round(statistics.mean(r["bytes_per_pair"] for r in done) / 1e6, 2),
+                    "runs": done,
+                }
+            )
+    print(f"\nSession, 12 MP, 20 Mbit/s + 40 ms, no cache, {LOOK_MS} ms look per pair: vote to next pair")
+    print(
+        f"{'client':<7} {'tiles':<5} | {'n':>3} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} | "
+        f"{'unlock p95':>10} | {'MB/pair':>7}"
+    )
+    for r in rows:
+        print(
+            f"{r['client']:<7} {r['tiles']:<5} | {r['transitions']:>3} {r['displayed_p50_ms']:>7} "
+            f"{r['displayed_p95_ms']:>7} {r['displayed_max_ms']:>7} | {r['unlocked_p95_ms']:>10} | "
+            f"{r['mb_per_pair']:>7.2f}"
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--part", choices=("pair", "session", "all"), default="all")
+    parser.add_argument("--session-runs", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=8, help="votes per session run")
     args = parser.parse_args()
     ensure_studies()
     pairs = {slug: pinned_pair(slug) for slug in STUDIES.values()}
     port = free_port()
     server = start_server(port)
     results: list[dict] = []
+    session: list[dict] = []
+    base = f"http://127.0.0.1:{port}"
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            for study, slug in STUDIES.items():
-                for network_name, network in NETWORKS.items():
-                    for mode in ("tiles", "file"):
-                        base = f"http://127.0.0.1:{port}"
-                        runs = [one_run(browser, base, slug, mode, network, pairs[slug]) for _ in range(args.runs)]
-                        results.append(summarise(study, network_name, mode, runs))
+            if args.part in ("pair", "all"):
+                for study, slug in STUDIES.items():
+                    for network_name, network in NETWORKS.items():
+                        for mode in ("tiles", "file"):
+                            runs = [one_run(browser, base, slug, mode, network, pairs[slug]) for _ in range(args.runs)]
+                            results.append(summarise(study, network_name, mode, runs))
+            if args.part in ("session", "all"):
+                session = session_part(base, browser, args.session_runs, args.pairs)
             browser.close()
     finally:
         server.terminate()
         server.wait(timeout=10)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "viewer.json").write_text(json.dumps(results, indent=2))
-    print_table(results)
+    (OUT / "viewer.json").write_text(json.dumps({"pair": results, "session": session}, indent=2))
+    if results:
+        print_table(results)
     print(f"\nDetails: {OUT / 'viewer.json'}")
 
 

@@ -74,6 +74,9 @@ class NextOutputSerializer(serializers.Serializer):
     session = SessionOutputSerializer()
     trial = TrialOutputSerializer(allow_null=True, help_text="Null once every trial is answered.")
     upcoming = TrialOutputSerializer(allow_null=True, help_text="The trial after this one, to preload.")
+    later = TrialOutputSerializer(
+        allow_null=True, help_text="The trial after `upcoming`, preloaded once `upcoming` is on screen."
+    )
 
 
 class RatingInputSerializer(serializers.Serializer):

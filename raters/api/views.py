@@ -188,6 +188,7 @@ class TrialNextView(RaterAPIView):
                 "session": selectors.session_summary(session=session, progress=progress),
                 "trial": summaries[0] if summaries else None,
                 "upcoming": summaries[1] if len(summaries) > 1 else None,
+                "later": summaries[2] if len(summaries) > 2 else None,
             }
         )
 

@@ -118,6 +118,7 @@ def test_next_returns_the_first_unanswered_trial_and_the_one_after(rater: Rater,
     assert body["trial"]["phase"] == "training"
     assert body["trial"]["number"] == 1
     assert body["upcoming"]["number"] == 2
+    assert body["later"]["number"] == 3
     assert [pane["label"] for pane in body["trial"]["panes"]] == ["Reference (DSLR)", "Result"]
     # Asking again without answering resumes at the same trial (a reload).
     assert rater.next(session_token).json()["trial"]["token"] == body["trial"]["token"]

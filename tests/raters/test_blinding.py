@@ -51,14 +51,14 @@ def _fetch_tiles(walker: Recorder, dzi_url: str) -> int:
     root = ElementTree.fromstring(_body(descriptor))
     size = root.find("{*}Size")
     width, height = int(size.get("Width")), int(size.get("Height"))
-    tile = int(root.get("TileSize"))
+    tile, fmt = int(root.get("TileSize")), root.get("Format")
     fetched = 0
     level, w, h = (max(width, height) - 1).bit_length(), width, height
     base = dzi_url.removesuffix(".dzi") + "_files"
     while level >= 0:
         for col in range((w + tile - 1) // tile):
             for row in range((h + tile - 1) // tile):
-                response = walker.get(f"{base}/{level}/{col}_{row}.png")
+                response = walker.get(f"{base}/{level}/{col}_{row}.{fmt}")
                 assert response.status_code == 200, (level, col, row)
                 fetched += 1
         level, w, h = level - 1, max(1, (w + 1) // 2), max(1, (h + 1) // 2)

@@ -19,6 +19,9 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
 ]
 
+TILE_FORMATS = """() => [...new Set(performance.getEntriesByType('resource')
+  .map((e) => new URL(e.name).pathname).filter((path) => path.includes('_files/'))
+  .map((path) => path.split('.').pop()))]"""
 # Each pane's viewer box, the image's corner in it and its scale, in CSS pixels.
 PANES = """() => window.mosaic.current.viewers.map((v, index) => {
   const item = v.world.getItemAt(0);
@@ -94,6 +97,8 @@ def test_100_percent_shows_the_source_pixels_exactly(live_server) -> None:
                 page.wait_for_function(AT_100)
                 page.wait_for_timeout(300)  # a few frames: the last draw reaches the screen
                 assert page.evaluate(AT_100)
+                # The tiles on screen are lossless WebP, the format new pyramids are built in.
+                assert page.evaluate(TILE_FORMATS) == ["webp"]
                 shot_bytes = page.screenshot()
                 shot = np.asarray(Image.open(io.BytesIO(shot_bytes)).convert("RGB"))
                 assert shot.shape[:2] == (height * dpr, width * dpr)

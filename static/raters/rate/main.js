@@ -3,6 +3,12 @@
 //
 // A vote is written to localStorage before it is sent and removed only once the server
 // has answered it; a reload resends it (the API is idempotent), so no vote is lost.
+//
+// The next pair is ready when the rater votes: its tiles load (at the zoom it opens at)
+// as soon as the pair on screen is complete, and a vote on a rated pair puts it up at
+// once, while the vote is saved, then loads the pair after it. A practice pair
+// waits for the answer, which carries its feedback. If the server refuses the vote, the
+// pair it was for comes back.
 import { api, withRetry } from "./api.js";
 import { bindKeys } from "./keys.js";
 import { Stage, imageScale } from "./stage.js";
@@ -28,6 +34,7 @@ const state = {
   keepZoom: false, // the next pair opens at the zoom and place of this one
   keptView: null,
   accepting: false,
+  saving: false, // a vote is on its way: the buttons wait for its answer
   shownAt: 0,
   onContinue: null,
   // What a newly opened pair starts at.
@@ -91,8 +98,17 @@ function newStage(trial) {
   return watch(new Stage(trial, stagesEl, state));
 }
 
-function display(stage) {
-  if (state.current && state.current !== stage) state.current.destroy();
+function unlockIfReady() {
+  setAccepting(!state.saving && state.current !== null && state.current.readyAt !== null);
+}
+
+// `keepPrevious`: the pair on screen is hidden, not destroyed (its vote is unconfirmed).
+function display(stage, { keepPrevious = false } = {}) {
+  const previous = state.current;
+  if (previous && previous !== stage) {
+    if (keepPrevious) previous.hide();
+    else previous.destroy();
+  }
   state.current = stage;
   stage.setMode(state.mode, state.front);
   stage.show();
@@ -106,18 +122,20 @@ function display(stage) {
   stage.whenReady(() => {
     if (state.current !== stage) return;
     state.shownAt = performance.now();
-    setAccepting(true);
-    setStatus("");
+    unlockIfReady();
+    if (!state.saving) setStatus("");
     showViewState();
     preload();
   });
 }
 
-let pendingUpcoming = null;
+let pendingUpcoming = null; // the trial after the one on screen, as the server last said
+let pendingLater = null; // and the one after that
 function preload() {
-  // Only once the pair on screen is complete: it has the bandwidth first.
+  // Only once the pair on screen is complete: it has the bandwidth first. And not while
+  // a vote is on its way: the browser's few connections would queue it behind tiles.
   const trial = pendingUpcoming;
-  if (!trial || !state.current || state.current.readyAt === null) return;
+  if (!trial || state.saving || !state.current || state.current.readyAt === null) return;
   if (state.upcoming && state.upcoming.trial.token === trial.token) return;
   if (state.upcoming) state.upcoming.destroy();
   if (state.keepZoom) state.keptView = state.current.view();
@@ -129,12 +147,13 @@ async function loadNext() {
     accept: (answer) => answer.status === 200,
     onRetry: () => setStatus("Connection problem — retrying…"),
   });
-  const { trial, upcoming, session } = result.data;
+  const { trial, upcoming, later, session } = result.data;
   if (!trial) {
     window.location.assign(session.completion_page || config.urls.done);
     return;
   }
   pendingUpcoming = upcoming;
+  pendingLater = later || null;
   if (state.current && state.current.trial.token === trial.token) {
     preload();
     return;
@@ -147,6 +166,38 @@ async function loadNext() {
     stage = newStage(trial);
   }
   display(stage);
+}
+
+// The stage of the trial the server named next, preloaded or (not started yet) now.
+function takeUpcoming() {
+  if (!pendingUpcoming) return null;
+  let stage = state.upcoming;
+  if (stage && stage.trial.token === pendingUpcoming.token) state.upcoming = null;
+  else stage = newStage(pendingUpcoming);
+  return stage;
+}
+
+// Put up the next pair before the vote on `stage` is answered, and load the one after.
+function advanceEarly() {
+  const next = takeUpcoming();
+  if (!next) return null;
+  pendingUpcoming = pendingLater;
+  pendingLater = null;
+  display(next, { keepPrevious: true });
+  return next;
+}
+
+// The vote on `stage` was refused: it comes back, the pair shown early waits again.
+function restore(stage, shown) {
+  if (state.upcoming) state.upcoming.destroy();
+  pendingLater = pendingUpcoming;
+  pendingUpcoming = shown.trial;
+  shown.hide();
+  state.upcoming = shown;
+  state.current = stage;
+  stage.show();
+  showProgress(stage.trial);
+  showViewState();
 }
 
 // ---------------------------------------------------------------- votes
@@ -207,21 +258,34 @@ async function vote(score) {
     response_ms: Math.max(0, Math.round(performance.now() - state.shownAt)),
   };
   storePending(ballot);
-  setStatus("Saving…");
+  state.saving = true;
+  // A rated pair has no feedback to wait for: the next pair goes up now.
+  const early = stage.trial.phase === "training" ? null : advanceEarly();
+  if (!early) setStatus("Saving…");
   const result = await send(ballot);
+  state.saving = false;
   if (result.status === 400 || result.status === 403 || result.status === 404) {
+    if (early) restore(stage, early);
     setStatus((result.data && (result.data.detail || JSON.stringify(result.data))) || "Error");
     setAccepting(true);
     return;
   }
-  setStatus("");
-  if (result.data && result.data.feedback) await showFeedback(result.data.feedback, score);
-  // The preloaded pair goes up at once; the server then confirms it is the next trial.
-  if (state.upcoming && pendingUpcoming && state.upcoming.trial.token === pendingUpcoming.token) {
+  if (early) {
+    stage.destroy();
+    if (state.current && state.current.readyAt !== null) setStatus("");
+    unlockIfReady();
+    preload();
+  } else {
+    setStatus("");
+    if (result.data && result.data.feedback) await showFeedback(result.data.feedback, score);
+    // The preloaded pair goes up at once; the server then confirms it is the next trial.
     const next = state.upcoming;
-    state.upcoming = null;
-    pendingUpcoming = null;
-    display(next);
+    if (next && pendingUpcoming && next.trial.token === pendingUpcoming.token) {
+      state.upcoming = null;
+      pendingUpcoming = pendingLater;
+      pendingLater = null;
+      display(next);
+    }
   }
   await loadNext();
 }

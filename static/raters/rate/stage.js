@@ -257,6 +257,10 @@ export class Stage {
     this.el.classList.remove("hidden");
   }
 
+  hide() {
+    this.el.classList.add("hidden");
+  }
+
   setMode(mode, front) {
     this.el.classList.toggle("toggle", mode === "toggle");
     this.el.classList.toggle("side", mode !== "toggle");
