@@ -211,11 +211,12 @@ def test_nginx_serves_images_and_tiles_byte_exact_under_opaque_urls_and_hides_pr
         assert status == 200
         assert body == (media_root / asset.tiles_dir / "pyramid.dzi").read_bytes()
         assert headers["Content-Type"].startswith("application/xml")
-        tile = "pyramid_files/10/1_0.png"  # top level (ceil(log2(600)) = 10), second column
-        status, headers, body = _get(nginx_port, f"/tiles/{asset.token}_files/10/1_0.png")
+        # Top level (ceil(log2(600)) = 10), second column, in lossless WebP (the default).
+        tile = "pyramid_files/10/1_0.webp"
+        status, headers, body = _get(nginx_port, f"/tiles/{asset.token}_files/10/1_0.webp")
         assert status == 200
         assert body == (media_root / asset.tiles_dir / tile).read_bytes()
-        assert headers["Content-Type"] == "image/png"
+        assert headers["Content-Type"] == "image/webp"
         assert "immutable" in headers["Cache-Control"]
         assert asset.sha256 not in str(headers) and "tiles/" not in str(headers)
 

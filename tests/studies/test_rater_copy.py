@@ -32,6 +32,20 @@ def png_chunks(data: bytes) -> list[bytes]:
     return chunks
 
 
+def webp_chunks(data: bytes) -> list[bytes]:
+    assert data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    chunks, offset = [], 12
+    while offset < len(data):
+        (length,) = struct.unpack("<I", data[offset + 4 : offset + 8])
+        chunks.append(data[offset : offset + 4])
+        offset += 8 + length + (length & 1)
+    return chunks
+
+
+# Lossless pixels (VP8L) in the extended format (VP8X), the ICC profile and the padding.
+ALLOWED_WEBP_CHUNKS = {b"VP8X", b"ICCP", b"VP8L", b"PADD"}
+
+
 def pixels(source: Path | bytes) -> np.ndarray:
     with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
         return np.asarray(image.convert("RGB"))
@@ -91,7 +105,9 @@ def test_rater_copy_keeps_pixels_and_icc_profile_and_drops_every_other_metadata(
     assert np.array_equal(pixels(body), pixels(upload))
 
 
-def test_tiles_carry_pixels_and_icc_profile_only(tmp_path, client, media_root):
+@pytest.mark.parametrize("tile_format", ["webp", "png"])
+def test_tiles_carry_pixels_and_icc_profile_only(tmp_path, client, media_root, settings, tile_format):
+    settings.MOSAIC_TILE_FORMAT = tile_format
     folder = make_study_folder(tmp_path / "s", scenes=("beach",), methods=(), size=(300, 200))
     array = noise_image(300, 200, seed=4)
     tagged_png(folder / "methods" / TEAM / "beach.png", array)
@@ -101,16 +117,18 @@ def test_tiles_carry_pixels_and_icc_profile_only(tmp_path, client, media_root):
     asset.refresh_from_db()
     assert asset.tile_status == "done"
     top = int(np.ceil(np.log2(300)))
-    response = client.get(f"/tiles/{asset.token}_files/{top}/0_0.png")
+    response = client.get(f"/tiles/{asset.token}_files/{top}/0_0.{tile_format}")
     tile = b"".join(response.streaming_content)
     assert TEAM.encode() not in tile
-    # pHYs: libvips writes its default resolution (the rater copy has none to pass on).
-    assert set(png_chunks(tile)) <= ALLOWED_CHUNKS | {b"pHYs"}
+    if tile_format == "png":
+        # pHYs: libvips writes its default resolution (the rater copy has none to pass on).
+        assert set(png_chunks(tile)) <= ALLOWED_CHUNKS | {b"pHYs"}
+    else:
+        assert set(webp_chunks(tile)) <= ALLOWED_WEBP_CHUNKS
     with Image.open(io.BytesIO(tile)) as image:
         assert image.info.get("icc_profile") == SRGB
-        assert image.info.get("dpi") == pytest.approx((25.4, 25.4))
     assert np.array_equal(pixels(tile)[:, :255], array[: pixels(tile).shape[0], :255])
-    for path in (media_root / asset.tiles_dir).rglob("*.png"):
+    for path in (media_root / asset.tiles_dir).rglob(f"*.{tile_format}"):
         assert TEAM.encode() not in path.read_bytes()
 
 
