@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -107,12 +105,11 @@ class ExclusionActions:
         # The admins above are read-only for the votes; excluding is an organizer's call.
         return request.user.has_perm(f"raters.change_{self.model._meta.model_name}")
 
-    def _exclude(
-        self, request: HttpRequest, queryset: QuerySet, exclude: Callable[..., int]
-    ) -> TemplateResponse | None:
+    @admin.action(description="Exclude from the analysis (asks for a reason)", permissions=["exclude"])
+    def exclude_from_analysis(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
         form = ExclusionForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
-            count = exclude(queryset, form.cleaned_data["reason"])
+            count = services.exclusion_set(rows=queryset, reason=form.cleaned_data["reason"])
             self.message_user(
                 request,
                 f"{count} {self.what} excluded from the analysis runs made from now on: {form.cleaned_data['reason']}.",
@@ -130,8 +127,9 @@ class ExclusionActions:
         }
         return TemplateResponse(request, "admin/raters/exclude.html", context)
 
-    def _include(self, request: HttpRequest, queryset: QuerySet, include: Callable[..., int]) -> None:
-        count = include(queryset.exclude(excluded_reason=""))
+    @admin.action(description="Count in the analysis again", permissions=["exclude"])
+    def include_in_analysis(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = services.exclusion_clear(rows=queryset)
         self.message_user(
             request, f"{count} {self.what} count in the analysis runs made from now on.", messages.SUCCESS
         )
@@ -163,16 +161,6 @@ class SessionAdmin(ExclusionActions, ReadOnlyAdmin):
             return session.excluded_reason
         return f"rater: {session.rater.excluded_reason}" if session.rater.excluded_reason else "—"
 
-    @admin.action(description="Exclude from the analysis (asks for a reason)", permissions=["exclude"])
-    def exclude_from_analysis(self, request: HttpRequest, queryset: QuerySet[Session]):
-        return self._exclude(
-            request, queryset, lambda rows, reason: services.sessions_exclude(sessions=rows, reason=reason)
-        )
-
-    @admin.action(description="Count in the analysis again", permissions=["exclude"])
-    def include_in_analysis(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
-        self._include(request, queryset, lambda rows: services.sessions_include(sessions=rows))
-
 
 @admin.register(Rater)
 class RaterAdmin(ExclusionActions, ReadOnlyAdmin):
@@ -188,14 +176,4 @@ class RaterAdmin(ExclusionActions, ReadOnlyAdmin):
     list_filter = ("platform", ExcludedFilter)
     search_fields = ("external_id",)
     actions = ("exclude_from_analysis", "include_in_analysis")
-    what = "raters"
-
-    @admin.action(description="Exclude from the analysis in every study (asks for a reason)", permissions=["exclude"])
-    def exclude_from_analysis(self, request: HttpRequest, queryset: QuerySet[Rater]):
-        return self._exclude(
-            request, queryset, lambda rows, reason: services.raters_exclude(raters=rows, reason=reason)
-        )
-
-    @admin.action(description="Count in the analysis again", permissions=["exclude"])
-    def include_in_analysis(self, request: HttpRequest, queryset: QuerySet[Rater]) -> None:
-        self._include(request, queryset, lambda rows: services.raters_include(raters=rows))
+    what = "raters (with their sessions in every study)"

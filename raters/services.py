@@ -562,28 +562,17 @@ def _exclusion_reason(reason: str) -> str:
 
 
 @transaction.atomic
-def sessions_exclude(*, sessions: QuerySet[Session], reason: str, now: datetime | None = None) -> int:
-    """Leave ``sessions`` out of every analysis from now on, with ``reason``.
+def exclusion_set(*, rows: QuerySet[Session] | QuerySet[Rater], reason: str, now: datetime | None = None) -> int:
+    """Leave ``rows`` out of every analysis from now on, with ``reason``: sessions, or
+    raters (each with every session of theirs, in every study).
 
     The votes stay stored (they are append-only); analysis runs created afterwards drop
-    them. Returns how many sessions were marked.
+    them. Returns how many rows were marked.
     """
-    return sessions.update(excluded_reason=_exclusion_reason(reason), excluded_at=now or timezone.now())
+    return rows.update(excluded_reason=_exclusion_reason(reason), excluded_at=now or timezone.now())
 
 
 @transaction.atomic
-def raters_exclude(*, raters: QuerySet[Rater], reason: str, now: datetime | None = None) -> int:
-    """Leave every session of ``raters`` (in every study) out of the analysis, with ``reason``."""
-    return raters.update(excluded_reason=_exclusion_reason(reason), excluded_at=now or timezone.now())
-
-
-@transaction.atomic
-def sessions_include(*, sessions: QuerySet[Session]) -> int:
-    """Undo :func:`sessions_exclude`: the sessions count again in the next analysis run."""
-    return sessions.update(excluded_reason="", excluded_at=None)
-
-
-@transaction.atomic
-def raters_include(*, raters: QuerySet[Rater]) -> int:
-    """Undo :func:`raters_exclude`."""
-    return raters.update(excluded_reason="", excluded_at=None)
+def exclusion_clear(*, rows: QuerySet[Session] | QuerySet[Rater]) -> int:
+    """Undo :func:`exclusion_set`: the rows excluded count again in the next analysis run."""
+    return rows.exclude(excluded_reason="").update(excluded_reason="", excluded_at=None)
