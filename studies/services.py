@@ -215,7 +215,7 @@ def _replaceable(*, output: Output, study: Study) -> None:
 @transaction.atomic
 def _output_image_swap(*, output: Output, info, written: list[str]) -> Output:
     study = Study.objects.select_for_update().get(pk=output.method.study_id)
-    output = Output.objects.select_for_update().select_related("image").get(pk=output.pk)
+    output = Output.objects.select_for_update(of=("self",)).select_related("image").get(pk=output.pk)
     _replaceable(output=output, study=study)
     old = output.image
     new = image_asset_store(info=info, sha256=file_sha256(info.path), written=written)

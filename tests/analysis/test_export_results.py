@@ -195,7 +195,7 @@ def test_manifest_and_latex_trace_the_run(tmp_path: Path) -> None:
     tex = (out / "leaderboard.tex").read_text()
     assert r"\begin{tabular}" in tex and r"\toprule" in tex
     assert "A & 31.00 & 0.9100 & 4.50 [" in tex
-    assert f"Analysis run {run.pk}" in tex
+    assert f"Analysis run {run.number}" in tex
 
 
 def test_screened_leaderboard_leaves_out_the_contrarian_rater(tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ def test_staff_sees_the_leaderboard_of_the_latest_run(staff_client, study) -> No
     assert 'id="leaderboard"' in html
     assert html.index("Team Alpha") < html.index("Team Beta")
     assert "4.67" in html  # MOS of Team Alpha: mean of 4.67 and 4.67
-    assert f"Analysis run {run.pk}" in html
+    assert f"Analysis run {run.number}" in html
     assert "method-mos" in html  # estimator named on the page
     for name in ("leaderboard.csv", "ratings.csv", "raters.csv", "leaderboard.tex", "run.json", "mos.svg"):
         assert reverse("analysis:run-file", args=[study.slug, run.pk, name]) in html
