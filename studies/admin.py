@@ -302,7 +302,7 @@ class StudyAdmin(admin.ModelAdmin):
     def _to_job(request: HttpRequest, study: Study, job: Job) -> HttpResponse:
         messages.info(
             request,
-            f"{job.source_name} was uploaded. A worker checks and stores it now; this page shows its progress.",
+            f"Uploaded {job.source_name}: a worker checks and stores it now, and this page shows its progress.",
         )
         return HttpResponseRedirect(reverse("admin:studies_study_jobs", args=[study.pk]) + f"#job-{job.pk}")
 
