@@ -18,10 +18,14 @@ class AnalysisRun(models.Model):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
+    STAGES = ("reading the votes", "computing the statistics", "storing the results")
+
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="analysis_runs")
     # 1, 2, 3 within the study, as an organizer cites a run ("run 3"); the pk is global.
     number = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # What a running run is doing (one of STAGES), for the admin's progress bar.
+    stage = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     n_votes = models.PositiveIntegerField(default=0)

@@ -283,7 +283,8 @@ def analysis_run_execute(*, run_id: int) -> AnalysisRun:
         if run.status == AnalysisRun.Status.DONE:
             return run  # a redelivered task (acks_late) must not compute twice
         run.status = AnalysisRun.Status.RUNNING
-        run.save(update_fields=["status"])
+        run.stage = AnalysisRun.STAGES[0]
+        run.save(update_fields=["status", "stage"])
     study = run.study
     try:
         every_vote = run_ratings_frame(run, include_excluded=True)
@@ -292,6 +293,7 @@ def analysis_run_execute(*, run_id: int) -> AnalysisRun:
         if votes.empty and len(every_vote):
             raise ValueError(f"every vote is in a session excluded by hand ({len(exclusions)} sessions)")
         methods = study_methods_frame(study=study)
+        _run_stage(run=run, stage=AnalysisRun.STAGES[1])
         computed = analysis_results.compute(votes, methods, run.params)
         computed.tables["manual_exclusions"] = analysis_results.manual_exclusions_table(every_vote, exclusions)
         if exclusions:
@@ -307,6 +309,7 @@ def analysis_run_execute(*, run_id: int) -> AnalysisRun:
         run.finished_at = timezone.now()
         run.save(update_fields=["status", "error", "finished_at"])
         return run
+    _run_stage(run=run, stage=AnalysisRun.STAGES[2])
     run.n_votes = len(votes)
     run.estimators = {
         "pipeline": analysis_results.PIPELINE,
@@ -319,6 +322,12 @@ def analysis_run_execute(*, run_id: int) -> AnalysisRun:
     run.finished_at = timezone.now()
     run.save(update_fields=["n_votes", "estimators", "results", "status", "error", "finished_at"])
     return run
+
+
+def _run_stage(*, run: AnalysisRun, stage: str) -> None:
+    """Record what a running run does now; committed at once, so the admin's Jobs page sees it."""
+    run.stage = stage
+    AnalysisRun.objects.filter(pk=run.pk).update(stage=stage)
 
 
 def analysis_run_now(*, study: Study, params: Mapping[str, Any] | None = None) -> AnalysisRun:

@@ -225,10 +225,13 @@ def study_run(request: HttpRequest, slug: str) -> HttpResponse:
     run = services.analysis_run_queue(
         study=study, params={"rank_baselines": request.POST.get("rank_baselines") == "on"}
     )
-    # With an embedded (eager) Celery the run is already done here; with a broker it is
-    # still pending and the page shows its status.
+    # A worker computes it; the page shows its status, the study's Jobs page its stage.
     run.refresh_from_db()
-    messages.info(request, f"Analysis run {run.number} of the votes stored now: {run.status}.")
+    messages.info(
+        request,
+        f"Analysis run {run.number} of the votes stored now: {run.status}. "
+        "Its progress is on the study's Jobs page in the admin.",
+    )
     return redirect(reverse("analysis:study-results", kwargs={"slug": study.slug}))
 
 

@@ -1,7 +1,7 @@
 """Mosaic settings.
 
-The embedded default (SQLite, in-process Celery tasks, files on local disk) needs no
-environment variable at all. Production sets DJANGO_ENV=production and the variables
+The embedded default (SQLite, a Celery worker on kombu's filesystem transport, files on
+local disk) needs no environment variable at all. Production sets DJANGO_ENV=production and the variables
 named below; every value is read through config.env, which refuses a malformed one.
 """
 
@@ -164,6 +164,10 @@ if NODE_MODULES_DIR.is_dir():
 
 MEDIA_ROOT = Path(envstr("MOSAIC_MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
+# Large uploads are written here while the request arrives, on the media file system, so
+# that saving one for its job (uploads/) is a rename, not a copy of gigabytes.
+FILE_UPLOAD_TEMP_DIR = Path(envstr("MOSAIC_UPLOAD_TEMP_DIR", str(MEDIA_ROOT / "uploads" / "incoming")))
+FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
 
 # Uploads: a challenge zip holds full-resolution PNGs, so the request body limit is
 # large, but every image is checked against a pixel limit before it is decoded.
@@ -178,12 +182,15 @@ MOSAIC_TILE_FORMAT = envstr("MOSAIC_TILE_FORMAT", "webp").strip().lower()
 if MOSAIC_TILE_FORMAT not in ("webp", "png"):
     raise ImproperlyConfigured(f"MOSAIC_TILE_FORMAT={MOSAIC_TILE_FORMAT!r}: expected webp or png")
 
-# Celery: without a broker, tasks run in-process (the embedded default).
+# Celery: long work (imports, PSNR/SSIM, tile pyramids, analysis runs) runs on a worker in
+# every configuration, never inside a request. Without CELERY_BROKER_URL the broker is
+# kombu's filesystem transport: one file per message in folders under the var dir, so the
+# embedded default needs no server process (`make demo` starts one worker beside the web
+# server; `celery -A config worker` starts one by hand).
 _BROKER = envstr("CELERY_BROKER_URL")
-CELERY_TASK_ALWAYS_EAGER = not _BROKER
-# The in-memory transport is never used while tasks run eagerly; naming it keeps kombu
-# from looking for a broker on localhost.
-CELERY_BROKER_URL = _BROKER or "memory://"
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BROKER_URL = _BROKER or "filesystem://"
+MOSAIC_BROKER_DIR = Path(envstr("MOSAIC_BROKER_DIR", str(VAR_DIR / "broker")))
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -192,7 +199,21 @@ CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 15 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", 14 * 60)
 # Late acknowledgement redelivers a task whose worker died; the visibility timeout must
 # exceed the longest task or a healthy slow task would run twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
+# An upload job (studies.tasks.job_run) checks and stores every file of an import: a
+# challenge of 20 teams x 50 scenes at 12 MP takes far longer than one image's task.
+MOSAIC_JOB_TIME_LIMIT = envint("MOSAIC_JOB_TIME_LIMIT", 4 * 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": max(CELERY_TASK_TIME_LIMIT, MOSAIC_JOB_TIME_LIMIT) * 2}
+if not _BROKER:
+    for _folder in ("queue", "control"):
+        (MOSAIC_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+    # Producers write and the worker reads the same folder; nothing is kept once consumed.
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        "data_folder_in": str(MOSAIC_BROKER_DIR / "queue"),
+        "data_folder_out": str(MOSAIC_BROKER_DIR / "queue"),
+        "control_folder": str(MOSAIC_BROKER_DIR / "control"),
+        "store_processed": False,
+        "polling_interval": 0.5,
+    }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
@@ -286,5 +307,7 @@ MOSAIC_SESSION_TIMEOUT_MINUTES = envint("MOSAIC_SESSION_TIMEOUT_MINUTES", 60)
 # Adaptive allocation and self-stopping read the live decision from the cache; it is
 # recomputed from the stored votes at most this often per study (raters.allocation).
 MOSAIC_ALLOCATION_REFRESH_SECONDS = envint("MOSAIC_ALLOCATION_REFRESH_SECONDS", 5)
+# How often a study's Jobs page in the admin asks for its progress while work is running.
+MOSAIC_JOBS_REFRESH_MS = envint("MOSAIC_JOBS_REFRESH_MS", 1000)
 # How often the study page reloads its live decision figure.
 MOSAIC_DECISION_REFRESH_SECONDS = envint("MOSAIC_DECISION_REFRESH_SECONDS", 10)

@@ -21,3 +21,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": os.path.join(tempfile.gettempdir(), f"mosaic-test-{os.getpid()}.sqlite3")
     }
+
+# Tasks run in-process on commit, for speed: most tests check a task's effect right after
+# the commit that queued it. tests/test_celery_worker.py runs a real worker on the
+# embedded filesystem transport (and on Redis when CELERY_BROKER_URL is set).
+CELERY_TASK_ALWAYS_EAGER = True

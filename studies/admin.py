@@ -1,24 +1,23 @@
 from __future__ import annotations
 
 import math
-import tempfile
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import NoReverseMatch, path, reverse, reverse_lazy
 from django.utils.html import format_html, format_html_join
 
 from studies import selectors, services
 from studies.forms import ImportZipForm, MethodsZipForm, OutputReplaceForm, PlanForm, StudyAdminForm
-from studies.importer import ImportProblems
-from studies.models import ImageAsset, Method, Output, Scene, Study
+from studies.models import ImageAsset, Job, Method, Output, Scene, Study
 from studies.scales import levels_for
+from studies.selectors import LATE_METHOD_WARNING
 from studies.services import TILE_SIZE
+from studies.services.jobs import job_create
 
 
 def thumbnail(asset: ImageAsset | None, size: int = 96) -> str:
@@ -96,12 +95,6 @@ LOCKED_NOTE = (
     "Slug, protocol and scale are fixed since the study opened: the rater links shared on the crowd "
     "platforms name the slug, and every vote was given under this protocol and scale. They can be changed "
     "while a study is a draft."
-)
-LATE_METHOD_WARNING = (
-    "This study is open: a method added now starts with no votes on its outputs (coverage at zero). New "
-    "sessions favour it: its outputs get the next trials while the other methods, once they have their "
-    "{target} votes per output, wait, until it has {target} votes per output too. Until then its MOS rests "
-    "on fewer votes and its interval is wider."
 )
 
 
@@ -231,6 +224,8 @@ class StudyAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.methods_add_view),
                 name="studies_study_methods_add",
             ),
+            path("<int:pk>/jobs/", self.admin_site.admin_view(self.jobs_view), name="studies_study_jobs"),
+            path("<int:pk>/jobs.json", self.admin_site.admin_view(self.jobs_json_view), name="studies_study_jobs_json"),
             path("<int:pk>/open/", self.admin_site.admin_view(self.open_view), name="studies_study_open"),
             path("<int:pk>/close/", self.admin_site.admin_view(self.close_view), name="studies_study_close"),
             path(
@@ -253,7 +248,7 @@ class StudyAdmin(admin.ModelAdmin):
             request,
             pk,
             form_class=ImportZipForm,
-            service=services.study_import,
+            kind=Job.Kind.IMPORT,
             template="import.html",
             title="Import images into {}",
         )
@@ -264,12 +259,12 @@ class StudyAdmin(admin.ModelAdmin):
             request,
             pk,
             form_class=MethodsZipForm,
-            service=services.study_methods_add,
+            kind=Job.Kind.METHODS_ADD,
             template="methods_add.html",
             title="Add a method to {}",
         )
 
-    def _zip_page(self, request: HttpRequest, pk: int, *, form_class, service, template: str, title: str):
+    def _zip_page(self, request: HttpRequest, pk: int, *, form_class, kind: str, template: str, title: str):
         study = get_object_or_404(Study, pk=pk)
         if not self.has_change_permission(request, study):
             return HttpResponse(status=403)
@@ -277,9 +272,15 @@ class StudyAdmin(admin.ModelAdmin):
         if request.method == "POST":
             form = form_class(request.POST, request.FILES)
             if form.is_valid():
-                problems = self._import_upload(request, study, form.cleaned_data["archive"], service)
-                if not problems:
-                    return HttpResponseRedirect(self._change_url(study))
+                # The request only saves the zip and queues its job: checking and storing
+                # every file runs on a Celery worker, and the Jobs page shows its progress.
+                try:
+                    job = job_create(study=study, kind=kind, upload=form.cleaned_data["archive"], user=request.user)
+                except services.StudyStateError as exc:
+                    messages.error(request, str(exc))
+                    problems = [str(exc)]
+                else:
+                    return self._to_job(request, study, job)
         else:
             form = form_class()
         context = {
@@ -297,27 +298,37 @@ class StudyAdmin(admin.ModelAdmin):
         }
         return render(request, f"admin/studies/study/{template}", context)
 
-    def _import_upload(self, request: HttpRequest, study: Study, upload, service) -> list[str]:
-        with tempfile.NamedTemporaryFile(suffix=".zip") as handle:
-            for chunk in upload.chunks():
-                handle.write(chunk)
-            handle.flush()
-            try:
-                summary = service(study=study, source=Path(handle.name), source_name=upload.name)
-            except ImportProblems as exc:
-                messages.error(request, f"Nothing was imported: {len(exc.problems)} problem(s) to fix.")
-                return exc.problems
-            except services.StudyStateError as exc:
-                messages.error(request, str(exc))
-                return [str(exc)]
-        messages.success(
+    @staticmethod
+    def _to_job(request: HttpRequest, study: Study, job: Job) -> HttpResponse:
+        messages.info(
             request,
-            f"Imported {summary.scenes} scene(s), {summary.methods} method(s) and {summary.outputs} output(s). "
-            "PSNR/SSIM and tile pyramids are being computed.",
+            f"Uploaded {job.source_name}: a worker checks and stores it now, and this page shows its progress.",
         )
-        if summary.methods and study.status == Study.Status.OPEN:
-            messages.warning(request, LATE_METHOD_WARNING.format(target=study.ratings_per_output))
-        return []
+        return HttpResponseRedirect(reverse("admin:studies_study_jobs", args=[study.pk]) + f"#job-{job.pk}")
+
+    def jobs_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The study's long work: upload jobs, PSNR/SSIM, tile pyramids, analysis runs."""
+        study = get_object_or_404(Study, pk=pk)
+        if not self.has_view_permission(request, study):
+            return HttpResponse(status=403)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": study,
+            "title": f"Jobs of {study}",
+            "progress": selectors.study_progress(study=study),
+            "progress_url": reverse("admin:studies_study_jobs_json", args=[study.pk]),
+            "refresh_ms": settings.MOSAIC_JOBS_REFRESH_MS,
+        }
+        return render(request, "admin/studies/study/jobs.html", context)
+
+    def jobs_json_view(self, request: HttpRequest, pk: int) -> JsonResponse:
+        """What the Jobs page shows, for static/studies/jobs.js to refresh it (staff only,
+        as every admin view; never cached)."""
+        study = get_object_or_404(Study, pk=pk)
+        if not self.has_view_permission(request, study):
+            return JsonResponse({"detail": "Not allowed."}, status=403)
+        return JsonResponse(selectors.study_progress(study=study))
 
     def _transition(self, request: HttpRequest, pk: int, action) -> HttpResponse:
         study = get_object_or_404(Study, pk=pk)
@@ -484,23 +495,20 @@ class OutputAdmin(admin.ModelAdmin):
         problems: list[str] = []
         form = OutputReplaceForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            upload = form.cleaned_data["image"]
-            with tempfile.NamedTemporaryFile(suffix=Path(upload.name).suffix.lower()) as handle:
-                for chunk in upload.chunks():
-                    handle.write(chunk)
-                handle.flush()
-                try:
-                    services.output_replace(output=output, source=Path(handle.name), source_name=upload.name)
-                except ImportProblems as exc:
-                    problems = exc.problems
-                except services.StudyStateError as exc:
-                    problems = [str(exc)]
-            if not problems:
-                messages.success(
-                    request, f"The image of {output} was replaced. PSNR/SSIM and its tiles are being computed again."
+            study = output.method.study
+            try:
+                job = job_create(
+                    study=study,
+                    kind=Job.Kind.OUTPUT_REPLACE,
+                    output=output,
+                    upload=form.cleaned_data["image"],
+                    user=request.user,
                 )
-                return HttpResponseRedirect(change_url)
-            messages.error(request, "Nothing was replaced.")
+            except services.StudyStateError as exc:
+                problems = [str(exc)]
+                messages.error(request, "Nothing was replaced.")
+            else:
+                return StudyAdmin._to_job(request, study, job)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from django import forms
@@ -33,6 +34,11 @@ class ImportZipForm(forms.Form):
         archive = _within_upload_limit(self.cleaned_data["archive"])
         if not archive.name.lower().endswith(".zip"):
             raise forms.ValidationError("Upload a .zip file of the study folder.")
+        # Checked now (its end record only): a file that is not a zip at all is refused at
+        # once, before a job is queued for it.
+        if not zipfile.is_zipfile(archive):
+            raise forms.ValidationError(f"{archive.name}: not a zip file. Upload a .zip file of the study folder.")
+        archive.seek(0)
         return archive
 
 

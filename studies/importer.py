@@ -17,7 +17,7 @@ import csv
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,14 +87,27 @@ def _images_by_stem(folder: Path, label: str, problems: list[str]) -> dict[str, 
     return found
 
 
-def _inspect_all(paths: dict[str, Path], label: str, problems: list[str], max_pixels: int) -> dict[str, ImageInfo]:
+def _inspect_all(
+    paths: dict[str, Path], label: str, problems: list[str], max_pixels: int, on_file: Callable[[], None] | None
+) -> dict[str, ImageInfo]:
     infos: dict[str, ImageInfo] = {}
     for stem, path in paths.items():
         try:
             infos[stem] = inspect_image(path, max_pixels=max_pixels)
         except ImageProblem as exc:
             problems.append(f"{label}/{path.name}: {exc}")
+        if on_file is not None:
+            on_file()
     return infos
+
+
+def count_images(root: Path) -> int:
+    """How many image files an import of ``root`` has to check (the N of its progress)."""
+    count = 0
+    for path in root.rglob("*"):
+        visible = all(_visible(Path(part)) for part in path.relative_to(root).parts)
+        count += visible and path.is_file() and path.suffix.lower() in EXTENSIONS
+    return count
 
 
 def _read_methods_csv(path: Path, problems: list[str]) -> dict[str, dict[str, object]]:
@@ -141,6 +154,7 @@ def plan_import(
     scenes_allowed: bool = True,
     max_pixels: int | None = None,
     problems: list[str] | None = None,
+    on_file: Callable[[], None] | None = None,
 ) -> ImportPlan:
     """Validate the folder ``root`` completely; raise ImportProblems listing every problem,
     those found before (``problems``, e.g. while unpacking a zip) included.
@@ -149,6 +163,7 @@ def plan_import(
     reference) and methods (``existing_methods``), an import adds scenes, which need an
     output of every method, old and new, and methods, which need an output of every
     scene. ``scenes_allowed=False`` takes methods only (a team added to an open study).
+    ``on_file`` is called after each image is checked (the import job's progress).
     """
     limit = max_pixels if max_pixels is not None else settings.MOSAIC_MAX_PIXELS
     problems = list(problems or [])
@@ -186,7 +201,7 @@ def plan_import(
     new_scenes = set(ref_paths) - set(known)
     scenes = set(ref_paths) | set(known)
 
-    references = _inspect_all(ref_paths, "references", problems, limit)
+    references = _inspect_all(ref_paths, "references", problems, limit, on_file)
 
     inputs: dict[str, ImageInfo] = {}
     if input_dir.is_dir() and scenes_allowed:
@@ -200,7 +215,7 @@ def plan_import(
         if protocol == "input":
             for stem in sorted(set(ref_paths) - set(input_paths)):
                 problems.append(f"inputs/: missing the input photo for scene '{stem}' (protocol 'input' shows it)")
-        inputs = _inspect_all(input_paths, "inputs", problems, limit)
+        inputs = _inspect_all(input_paths, "inputs", problems, limit, on_file)
     elif protocol == "input" and ref_paths:
         problems.append("inputs/: missing (protocol 'input' shows each output beside its input photo)")
 
@@ -241,7 +256,7 @@ def plan_import(
             for stem in sorted(expected - set(paths)):
                 problems.append(f"{label}: missing the output for scene '{stem}'")
             plan = MethodPlan(name=folder.name, existing=existing, **metadata.get(folder.name, {}))
-            plan.outputs = _inspect_all(paths, label, problems, limit)
+            plan.outputs = _inspect_all(paths, label, problems, limit, on_file)
             methods[folder.name] = plan
         if not methods and methods_dir.is_dir() and not any(p.startswith("methods/") for p in problems):
             problems.append("methods/: no method folders")

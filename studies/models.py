@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
@@ -252,3 +253,52 @@ class Output(models.Model):
     @property
     def sha256(self) -> str:
         return self.image.sha256 if self.image else ""
+
+
+class Job(models.Model):
+    """An upload from the admin (an import, a late team, a replaced output), handed to a
+    Celery worker: the request only saves the file and queues the job, and the study's
+    Jobs page shows its progress and, once it failed, every problem found.
+    """
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", "Import"
+        METHODS_ADD = "methods_add", "Add methods"
+        OUTPUT_REPLACE = "output_replace", "Replace an output"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="jobs")
+    # The output a replacement is for; kept null if that output was deleted meanwhile.
+    output = models.ForeignKey(Output, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    # The uploaded file in storage (uploads/<random>.<ext>), deleted once the job has ended.
+    upload = models.CharField(max_length=300, blank=True)
+    # What messages call the upload: the organizer's file name, never a server path.
+    source_name = models.CharField(max_length=255)
+    stage = models.CharField(max_length=40, blank=True)
+    files_done = models.PositiveIntegerField(default=0)
+    files_total = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.source_name} ({self.status})"
+
+    @property
+    def ended(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

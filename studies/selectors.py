@@ -4,7 +4,7 @@ from pathlib import PurePosixPath
 
 from django.db.models import Count, Q, QuerySet
 
-from studies.models import ImageAsset, Method, Output, Scene, Study
+from studies.models import ImageAsset, Job, Method, Output, Scene, Study
 
 
 def image_asset_by_token(*, token: str) -> ImageAsset | None:
@@ -97,4 +97,102 @@ def study_import_manifest(*, study: Study) -> dict[str, object]:
         "scale_levels": study.scale_levels,
         "files": files,
         "methods_csv": methods,
+    }
+
+
+LATE_METHOD_WARNING = (
+    "This study is open: a method added now starts with no votes on its outputs (coverage at zero). New "
+    "sessions favour it: its outputs get the next trials while the other methods, once they have their "
+    "{target} votes per output, wait, until it has {target} votes per output too. Until then its MOS rests "
+    "on fewer votes and its interval is wider."
+)
+# The newest jobs and analysis runs a study's Jobs page lists.
+PROGRESS_LIMIT = 10
+
+
+def job_report(*, job: Job, study: Study) -> dict[str, object]:
+    """One upload job as the Jobs page shows it (and its JSON gives it)."""
+    summary = job.summary
+    message, warning = "", ""
+    if job.status == Job.Status.QUEUED:
+        message = "Waiting for a worker."
+    elif job.status == Job.Status.RUNNING:
+        message = f"Running: {job.stage or 'starting'}."
+    elif job.status == Job.Status.FAILED:
+        verb = "replaced" if job.kind == Job.Kind.OUTPUT_REPLACE else "imported"
+        message = f"Nothing was {verb}: {len(job.problems)} problem(s) to fix, then upload again."
+    elif job.kind == Job.Kind.OUTPUT_REPLACE:
+        message = (
+            f"The image of {summary.get('output', 'the output')} was replaced. "
+            "PSNR/SSIM and its tiles are computed again (below)."
+        )
+    else:
+        message = (
+            f"Imported {summary.get('scenes', 0)} scene(s), {summary.get('methods', 0)} method(s) and "
+            f"{summary.get('outputs', 0)} output(s). PSNR/SSIM and tile pyramids are computed next (below)."
+        )
+        if summary.get("methods") and study.status == Study.Status.OPEN:
+            warning = LATE_METHOD_WARNING.format(target=study.ratings_per_output)
+    return {
+        "id": job.pk,
+        "kind": job.get_kind_display(),
+        "source_name": job.source_name,
+        "status": job.status,
+        "status_label": job.get_status_display(),
+        "stage": job.stage,
+        "done": job.files_done,
+        "total": job.files_total,
+        "message": message,
+        "warning": warning,
+        "problems": list(job.problems),
+        "created_at": job.created_at.isoformat(),
+    }
+
+
+def study_progress(*, study: Study) -> dict[str, object]:
+    """Everything long-running of a study, as its Jobs page shows it: the newest upload jobs
+    (files checked n/N, every problem of a failed one), PSNR/SSIM and tile pyramids n/N, and
+    the newest analysis runs with their stage. Four queries."""
+    from analysis.models import AnalysisRun  # analysis depends on studies, not the reverse
+
+    jobs = [job_report(job=job, study=study) for job in Job.objects.filter(study=study)[:PROGRESS_LIMIT]]
+    metrics = study_metric_summary(study=study)
+    scenes = Scene.objects.filter(study=study)
+    assets = ImageAsset.objects.filter(
+        Q(pk__in=scenes.values("reference"))
+        | Q(pk__in=scenes.values("input"))
+        | Q(pk__in=Output.objects.filter(method__study=study).values("image"))
+    ).aggregate(
+        total=Count("id"),
+        done=Count("id", filter=Q(tile_status=ImageAsset.TileStatus.DONE)),
+        failed=Count("id", filter=Q(tile_status=ImageAsset.TileStatus.FAILED)),
+    )
+    runs = []
+    for run in AnalysisRun.objects.filter(study=study).only("number", "status", "stage", "error")[:PROGRESS_LIMIT]:
+        step = {AnalysisRun.Status.DONE: len(AnalysisRun.STAGES), AnalysisRun.Status.PENDING: 0}.get(
+            run.status, AnalysisRun.STAGES.index(run.stage) if run.stage in AnalysisRun.STAGES else 0
+        )
+        runs.append(
+            {
+                "number": run.number,
+                "status": run.status,
+                "status_label": run.get_status_display(),
+                "stage": run.stage if run.status == AnalysisRun.Status.RUNNING else "",
+                "done": step,
+                "total": len(AnalysisRun.STAGES),
+                "error": run.error if run.status == AnalysisRun.Status.FAILED else "",
+            }
+        )
+    active = (
+        any(job["status"] in (Job.Status.QUEUED, Job.Status.RUNNING) for job in jobs)
+        or metrics["pending"] > 0
+        or assets["done"] + assets["failed"] < assets["total"]
+        or any(run["status"] in (AnalysisRun.Status.PENDING, AnalysisRun.Status.RUNNING) for run in runs)
+    )
+    return {
+        "jobs": jobs,
+        "metrics": {"done": metrics["done"], "failed": metrics["failed"], "total": metrics["total"]},
+        "tiles": {"done": assets["done"], "failed": assets["failed"], "total": assets["total"]},
+        "analysis": runs,
+        "active": active,
     }

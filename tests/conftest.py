@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -56,49 +57,70 @@ def _database_url(db: dict) -> str:
     return f"postgres://{auth}{db.get('HOST') or ''}{port}/{quote(str(db['NAME']), safe='')}"
 
 
+# The worker runs under coreutils' timeout: it ends by itself after this long even if the
+# test process dies before stopping it.
+WORKER_LIFETIME_S = 600
+
+
+def _worker_ready(process: subprocess.Popen, log_path: Path, name: str, *, pinged: bool) -> bool:
+    from config.celery import app
+
+    if pinged:
+        return bool(app.control.ping(destination=[name], timeout=0.5))
+    time.sleep(0.2)
+    return f"{name} ready." in log_path.read_text(errors="replace")
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, tmp_path_factory) -> Iterator[CeleryWorker]:
     """A real ``celery -A config worker`` process on the test database and broker.
 
-    Only with CELERY_BROKER_URL set (the PostgreSQL CI pass). The worker uses the test
-    database pytest-django created, so a test using it must commit its data
-    (``django_db(transaction=True)``) and share ``worker.media_root``.
+    With CELERY_BROKER_URL set (the PostgreSQL CI pass): Redis and PostgreSQL. Without it,
+    the embedded default: kombu's filesystem transport, in a broker folder of this session's
+    own (a demo worker of the same checkout must not take these messages), and the SQLite
+    test database file. The worker uses the test database pytest-django created, so a test
+    using it must commit its data (``django_db(transaction=True)``) and share
+    ``worker.media_root``. It opens no port: it connects to Redis on 127.0.0.1 in CI, and
+    the filesystem transport is files only.
     """
     from django.conf import settings
     from django.db import connection
 
     from config.celery import app
 
-    if not settings.CELERY_BROKER_URL:
-        pytest.fail("the celery_worker fixture needs CELERY_BROKER_URL (see .ci/run)")
-    if connection.vendor != "postgresql":
-        pytest.fail("the celery_worker fixture needs DATABASE_URL to point to PostgreSQL")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test"}
+    redis = bool(os.environ.get("CELERY_BROKER_URL"))
+    if redis:
+        if connection.vendor != "postgresql":
+            pytest.fail("the celery_worker fixture with a broker needs DATABASE_URL to point to PostgreSQL")
+        env["DATABASE_URL"] = _database_url(connection.settings_dict)
+    else:
+        if connection.vendor != "sqlite":
+            pytest.fail("the celery_worker fixture without CELERY_BROKER_URL runs on the SQLite test database")
+        env["DATABASE_URL"] = f"sqlite:///{Path(connection.settings_dict['NAME']).resolve()}"
+        broker = tmp_path_factory.mktemp("broker")
+        env["MOSAIC_BROKER_DIR"] = str(broker)
+        # This process publishes into the same folders. Tests run tasks eagerly otherwise, so
+        # no producer connection was made with the default folders before this point.
+        app.conf.broker_transport_options = {
+            **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+            "data_folder_in": str(broker / "queue"),
+            "data_folder_out": str(broker / "queue"),
+            "control_folder": str(broker / "control"),
+        }
+        for folder in ("queue", "control"):
+            (broker / folder).mkdir()
     media = tmp_path_factory.mktemp("worker-media")
     log_path = tmp_path_factory.mktemp("worker-log") / "worker.log"
     name = f"mosaic-test-{uuid.uuid4().hex[:8]}@127.0.0.1"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "DATABASE_URL": _database_url(connection.settings_dict),
-        "MOSAIC_MEDIA_ROOT": str(media),
-    }
-    app.control.purge()  # nothing left over from an earlier run reaches this worker
+    env["MOSAIC_MEDIA_ROOT"] = str(media)
+    if redis:
+        app.control.purge()  # nothing left over from an earlier run reaches this worker
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO"]
+    command += ["--concurrency=2", "-n", name, "--without-gossip", "--without-mingle"]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--loglevel=INFO",
-                "--concurrency=2",
-                "-n",
-                name,
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            ["timeout", "--kill-after=10", str(WORKER_LIFETIME_S), *command],
             cwd=REPO,
             env=env,
             stdout=log_file,
@@ -106,14 +128,15 @@ def celery_worker(django_db_setup, tmp_path_factory) -> Iterator[CeleryWorker]:
         )
     try:
         deadline = time.monotonic() + 90
-        while not app.control.ping(destination=[name], timeout=0.5):
+        while not _worker_ready(process, log_path, name, pinged=redis):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("the Celery worker did not start:\n" + log_path.read_text(errors="replace"))
         yield CeleryWorker(name=name, media_root=media, log_path=log_path)
     finally:
-        process.terminate()  # warm shutdown: finishes the task at hand, closes its connections
+        process.terminate()  # timeout passes it on: warm shutdown, the task at hand finishes
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            process.kill()
+            # timeout leads a process group of its own: the worker and its pool go with it.
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)

@@ -1,21 +1,24 @@
-"""Import -> PSNR/SSIM and tile pyramids, computed by a real Celery worker process.
+"""Admin upload -> import job -> PSNR/SSIM and tile pyramids, run by a real Celery worker
+process.
 
-With CELERY_BROKER_URL set (the PostgreSQL CI pass) the tasks queued on commit travel
-through Redis to a separate ``celery -A config worker`` process; in the embedded default
-they run in-process on commit. Either way the import's results must be complete.
+Without CELERY_BROKER_URL (the embedded default) the tasks travel through kombu's
+filesystem transport to a ``celery -A config worker`` process on the SQLite test database;
+with it (the PostgreSQL CI pass) through Redis. Either way nothing runs in this process:
+the job, then the tasks its import queues on commit, must complete in the worker.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
-from studies.models import ImageAsset, Output
+from studies.models import ImageAsset, Job, Output
 from studies.services import study_create, study_import
-from tests.studies.conftest import make_study_folder
+from studies.services.jobs import job_create
+from tests.studies.conftest import make_study_folder, zip_folder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,15 +27,17 @@ TIMEOUT_S = 120
 
 def _complete() -> bool:
     return (
-        not Output.objects.exclude(metric_status=Output.MetricStatus.DONE).exists()
+        Output.objects.exists()
+        and not Output.objects.exclude(metric_status=Output.MetricStatus.DONE).exists()
         and not ImageAsset.objects.exclude(tile_status=ImageAsset.TileStatus.DONE).exists()
     )
 
 
-def _import_small_study(tmp_path: Path) -> None:
-    folder = make_study_folder(tmp_path / "study", scenes=("beach", "city"), methods=("A", "B"), size=(300, 200))
-    study = study_create(title="Worker", slug="worker")
-    study_import(study=study, source=folder)  # commits: the tasks are queued on commit
+def _wait(condition, worker) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while not condition():
+        assert time.monotonic() < deadline, "tasks not done in time; worker log:\n" + worker.log()
+        time.sleep(0.2)
 
 
 def _assert_results_complete(media_root: Path) -> None:
@@ -44,24 +49,37 @@ def _assert_results_complete(media_root: Path) -> None:
         assert (media_root / asset.tiles_dir / "pyramid.dzi").is_file()
 
 
-def test_metrics_and_tiles_queued_on_commit_are_computed(request, settings, media_root, tmp_path):
-    if not os.environ.get("CELERY_BROKER_URL"):
-        # The embedded default: the tasks ran in-process when the import committed.
-        _import_small_study(tmp_path)
-        assert _complete()
-        _assert_results_complete(media_root)
-        return
-
+@pytest.fixture
+def worker(celery_worker, settings):
     from config.celery import app
 
-    worker = request.getfixturevalue("celery_worker")
     app.conf.task_always_eager = False  # restored by the autouse celery_in_process fixture
-    settings.MEDIA_ROOT = worker.media_root  # the worker reads and writes the same files
-    _import_small_study(tmp_path)
-    deadline = time.monotonic() + TIMEOUT_S
-    while not _complete():
-        assert time.monotonic() < deadline, "tasks not done in time; worker log:\n" + worker.log()
-        time.sleep(0.2)
+    settings.MEDIA_ROOT = celery_worker.media_root  # the worker reads and writes the same files
+    return celery_worker
+
+
+def test_metrics_and_tiles_queued_on_commit_are_computed_by_the_worker(worker, tmp_path):
+    folder = make_study_folder(tmp_path / "study", scenes=("beach", "city"), methods=("A", "B"), size=(300, 200))
+    study = study_create(title="Worker", slug="worker")
+    study_import(study=study, source=folder)  # commits: the tasks are queued on commit
+    assert not _complete()  # nothing ran in this process
+    _wait(_complete, worker)
     _assert_results_complete(worker.media_root)
     log = worker.log()
     assert "studies.tasks.output_metrics_compute" in log and "succeeded" in log
+
+
+def test_an_uploaded_import_is_run_by_the_worker(worker, tmp_path, django_user_model):
+    folder = make_study_folder(tmp_path / "study", scenes=("beach", "city"), methods=("A", "B"), size=(300, 200))
+    archive = zip_folder(folder, tmp_path / "study.zip")
+    study = study_create(title="Uploaded", slug="uploaded")
+    job = job_create(study=study, kind=Job.Kind.IMPORT, upload=SimpleUploadedFile("study.zip", archive.read_bytes()))
+    assert Job.objects.get(pk=job.pk).status == Job.Status.QUEUED and not study.scenes.exists()
+    _wait(lambda: Job.objects.get(pk=job.pk).ended and _complete(), worker)
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE, job.problems
+    assert (job.files_done, job.files_total) == (6, 6)
+    assert sorted(study.scenes.values_list("name", flat=True)) == ["beach", "city"]
+    _assert_results_complete(worker.media_root)
+    assert not (worker.media_root / job.upload).is_file() and job.upload == ""  # the upload is gone
+    assert "studies.tasks.job_run" in worker.log()

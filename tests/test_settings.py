@@ -35,7 +35,7 @@ def _check(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_embedded_default_uses_sqlite_wal_immediate_and_eager_tasks():
+def test_embedded_default_uses_sqlite_wal_immediate_and_a_broker_without_a_server():
     from django.conf import settings
 
     options = settings.DATABASES["default"].get("OPTIONS", {})
@@ -44,7 +44,23 @@ def test_embedded_default_uses_sqlite_wal_immediate_and_eager_tasks():
         assert "journal_mode=WAL" in options["init_command"]
         assert options["timeout"] >= 5
     assert settings.CELERY_TASK_ACKS_LATE is True
-    assert settings.CELERY_TASK_ALWAYS_EAGER is (not os.environ.get("CELERY_BROKER_URL"))
+
+
+def test_tasks_go_to_a_worker_in_every_configuration(tmp_path):
+    """The settings themselves never run tasks in-process (only the test overlay does):
+    without CELERY_BROKER_URL the broker is kombu's filesystem transport under the var dir."""
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.CELERY_TASK_ALWAYS_EAGER, s.CELERY_BROKER_URL, s.CELERY_BROKER_TRANSPORT_OPTIONS['data_folder_in'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("CELERY_BROKER_URL", "DATABASE_URL")}
+    env |= {"DJANGO_SETTINGS_MODULE": "config.settings", "MOSAIC_VAR_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == ["False", "filesystem://", str(tmp_path / "broker" / "queue")]
+    assert (tmp_path / "broker" / "queue").is_dir()
 
 
 def test_production_without_secret_key_refuses_to_start(tmp_path):

@@ -52,8 +52,10 @@ def test_zip_upload_imports_and_metrics_are_shown(staff, tmp_path, django_captur
             f"/admin/studies/study/{study.pk}/import/",
             {"archive": SimpleUploadedFile("s.zip", archive.read_bytes(), content_type="application/zip")},
         )
-    assert response.status_code == 302
+    assert response.status_code == 302 and response["Location"].startswith(f"/admin/studies/study/{study.pk}/jobs/")
     assert Output.objects.filter(method__study=study, metric_status="done").count() == 4
+    jobs = staff.get(response["Location"]).content.decode()
+    assert "Imported 2 scene(s), 2 method(s) and 4 output(s)" in jobs
 
     listing = staff.get("/admin/studies/output/").content.decode()
     output = Output.objects.filter(method__name="TeamAlpha").first()
@@ -64,17 +66,20 @@ def test_zip_upload_imports_and_metrics_are_shown(staff, tmp_path, django_captur
     assert page.count("2 / 2") == 2  # each method's outputs with metrics, in the inline
 
 
-def test_broken_zip_upload_lists_every_problem_and_imports_nothing(staff, tmp_path, media_root):
+def test_broken_zip_upload_lists_every_problem_and_imports_nothing(
+    staff, tmp_path, media_root, django_capture_on_commit_callbacks
+):
     study = StudyFactory(slug="broken")
     folder = make_study_folder(tmp_path / "s")
     (folder / "methods" / "TeamAlpha" / "city.png").unlink()
     (folder / "methods" / "TeamBeta" / "beach.png").write_bytes(b"junk")
     archive = zip_folder(folder, tmp_path / "s.zip")
-    response = staff.post(
-        f"/admin/studies/study/{study.pk}/import/", {"archive": SimpleUploadedFile("s.zip", archive.read_bytes())}
-    )
-    assert response.status_code == 200
-    page = response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(
+            f"/admin/studies/study/{study.pk}/import/", {"archive": SimpleUploadedFile("s.zip", archive.read_bytes())}
+        )
+    assert response.status_code == 302  # the worker's job ran on commit; its page lists the problems
+    page = staff.get(response["Location"]).content.decode()
     assert "Nothing was imported" in page
     assert "methods/TeamAlpha: missing the output for scene &#x27;city&#x27;" in page
     assert "methods/TeamBeta/beach.png: not a decodable image" in page
@@ -87,7 +92,8 @@ def test_upload_that_is_not_a_zip_is_refused(staff):
     response = staff.post(
         f"/admin/studies/study/{study.pk}/import/", {"archive": SimpleUploadedFile("s.zip", b"plain text")}
     )
-    assert "not a zip file" in response.content.decode()
+    assert response.status_code == 200 and "not a zip file" in response.content.decode()
+    assert not study.jobs.exists()
 
 
 def test_open_is_refused_while_outputs_are_missing_with_the_reason(staff):

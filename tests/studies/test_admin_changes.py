@@ -38,7 +38,9 @@ def _form(staff, study: Study) -> dict:
     return {k: v for k, v in data.items() if v != ""} | {"instructions": ""}
 
 
-def test_late_team_page_of_an_open_study_warns_and_adds_the_method(staff, study, tmp_path):
+def test_late_team_page_of_an_open_study_warns_and_adds_the_method(
+    staff, study, tmp_path, django_capture_on_commit_callbacks
+):
     study = study_open(study=study)
     page = staff.get(f"/admin/studies/study/{study.pk}/methods/add/").content.decode()
     assert "coverage at zero" in page and "New sessions favour it" in page and "7 votes per output" in page
@@ -46,57 +48,60 @@ def test_late_team_page_of_an_open_study_warns_and_adds_the_method(staff, study,
     for scene in ("beach", "city"):
         write_png(folder / "methods" / "TeamLate" / f"{scene}.png", noise_image(40, 30))
     archive = zip_folder(folder, tmp_path / "late.zip")
-    response = staff.post(
-        f"/admin/studies/study/{study.pk}/methods/add/",
-        {"archive": SimpleUploadedFile("late.zip", archive.read_bytes())},
-        follow=True,
-    )
-    text = response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):  # the worker's job runs on commit
+        response = staff.post(
+            f"/admin/studies/study/{study.pk}/methods/add/",
+            {"archive": SimpleUploadedFile("late.zip", archive.read_bytes())},
+        )
+    text = staff.get(response["Location"]).content.decode()
     assert "Imported 0 scene(s), 1 method(s) and 2 output(s)" in text and "coverage at zero" in text
     assert study.methods.filter(name="TeamLate").exists()
 
 
-def test_late_team_page_lists_every_problem_and_adds_nothing(staff, study, tmp_path):
+def test_late_team_page_lists_every_problem_and_adds_nothing(
+    staff, study, tmp_path, django_capture_on_commit_callbacks
+):
     folder = tmp_path / "late"
     write_png(folder / "methods" / "TeamLate" / "beach.png", noise_image(20, 10))
     archive = zip_folder(folder, tmp_path / "late.zip")
-    response = staff.post(
-        f"/admin/studies/study/{study.pk}/methods/add/",
-        {"archive": SimpleUploadedFile("late.zip", archive.read_bytes())},
-    )
-    page = response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(
+            f"/admin/studies/study/{study.pk}/methods/add/",
+            {"archive": SimpleUploadedFile("late.zip", archive.read_bytes())},
+        )
+    page = staff.get(response["Location"]).content.decode()
+    assert "Nothing was imported: 2 problem(s)" in page
     assert "methods/TeamLate: missing the output for scene &#x27;city&#x27;" in page
     assert "20x10 differs from the reference" in page
     assert not study.methods.filter(name="TeamLate").exists()
 
 
-def test_replace_page_replaces_a_draft_output_and_refuses_once_open(staff, study):
+def test_replace_page_replaces_a_draft_output_and_refuses_once_open(staff, study, django_capture_on_commit_callbacks):
     output = Output.objects.get(method__name="TeamAlpha", scene__name="beach")
     assert "Replace image" in staff.get(f"/admin/studies/output/{output.pk}/change/").content.decode()
-    bad = staff.post(
-        f"/admin/studies/output/{output.pk}/replace/",
-        {"image": SimpleUploadedFile("fix.png", png_bytes(noise_image(10, 10)))},
-    ).content.decode()
+
+    def replace(upload: SimpleUploadedFile) -> str:
+        """Post the upload, let the worker's job run on commit, return the page it leads to."""
+        with django_capture_on_commit_callbacks(execute=True):
+            response = staff.post(f"/admin/studies/output/{output.pk}/replace/", {"image": upload})
+        if response.status_code != 302:
+            return response.content.decode()
+        return staff.get(response["Location"]).content.decode()
+
+    bad = replace(SimpleUploadedFile("fix.png", png_bytes(noise_image(10, 10))))
     assert "Nothing was replaced" in bad and "fix.png: 10x10 differs from the reference&#x27;s 40x30" in bad
-    not_image = staff.post(
-        f"/admin/studies/output/{output.pk}/replace/", {"image": SimpleUploadedFile("notes.txt", b"x")}
-    ).content.decode()
+    not_image = replace(SimpleUploadedFile("notes.txt", b"x"))
     assert "notes.txt: .txt is not an accepted format" in not_image
     old = output.image_id
-    staff.post(
-        f"/admin/studies/output/{output.pk}/replace/",
-        {"image": SimpleUploadedFile("fix.png", png_bytes(noise_image(40, 30, seed=9)))},
-    )
+    done = replace(SimpleUploadedFile("fix.png", png_bytes(noise_image(40, 30, seed=9))))
+    assert "The image of TeamAlpha / beach was replaced" in done
     output.refresh_from_db()
     assert output.image_id != old
 
     study_open(study=study)
     page = staff.get(f"/admin/studies/output/{output.pk}/replace/").content.decode()
     assert "can only be replaced before the study opens" in page
-    refused = staff.post(
-        f"/admin/studies/output/{output.pk}/replace/",
-        {"image": SimpleUploadedFile("fix.png", png_bytes(noise_image(40, 30, seed=3)))},
-    ).content.decode()
+    refused = replace(SimpleUploadedFile("fix.png", png_bytes(noise_image(40, 30, seed=3))))
     assert "can only be replaced before the study opens" in refused
 
 

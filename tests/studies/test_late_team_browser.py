@@ -51,8 +51,11 @@ def test_organizer_adds_a_late_team_to_an_open_study(live_server, tmp_path, djan
         page.set_input_files("#id_archive", str(archive))
         page.screenshot(path=str(ARTIFACTS / "late-team.png"), full_page=True)
         page.click("input[type=submit]")
+        # The upload lands on the study's Jobs page; the job ran on commit (eager tasks here).
         messages = page.locator("ul.messagelist").inner_text()
+        job = page.locator("#jobs .job").first.inner_text()
         page.screenshot(path=str(ARTIFACTS / "late-team-added.png"), full_page=True)
         browser.close()
-    assert "1 method(s) and 2 output(s)" in messages and "coverage at zero" in messages
+    assert "Uploaded late.zip" in messages
+    assert "1 method(s) and 2 output(s)" in job and "coverage at zero" in job
     assert Study.objects.get(pk=study.pk).methods.filter(name="TeamLate").exists()

@@ -95,9 +95,12 @@ class Command(BaseCommand):
 
 def demo_links(host: str) -> str:
     """The demo's links and admin login, as printed."""
+    study = Study.objects.filter(slug=DEMO_SLUG).first()
+    jobs = reverse("admin:studies_study_jobs", args=[study.pk]) if study else "/admin/"
     return (
         f"  Rater link:  {host}{_url('raters:study', DEMO_SLUG)}\n"
         f"  Admin:       {host}/admin/   user: {ADMIN_USER}   password: {ADMIN_PASSWORD}\n"
+        f"  Jobs:        {host}{jobs}   (progress of imports, PSNR/SSIM, tiles, analysis runs)\n"
         f"  Results:     {host}{_url('analysis:study-results', DEMO_SLUG)}\n"
         f"  API docs:    {host}/api/docs/\n"
     )

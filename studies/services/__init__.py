@@ -1,4 +1,7 @@
-"""Writes for studies: creation, import, metrics, tile pyramids, opening and closing."""
+"""Writes for studies: creation, import, metrics, tile pyramids, opening and closing.
+
+The admin's upload jobs, which run imports on a worker, are in studies.services.jobs.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Protocol
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -18,7 +22,14 @@ from django.utils import timezone
 
 from studies import selectors
 from studies.imaging import ImageInfo, file_sha256, image_asset_store, inspect_image, with_padding
-from studies.importer import ImportPlan, ImportProblems, opened_source, plan_import, plan_replacement
+from studies.importer import (
+    ImportPlan,
+    ImportProblems,
+    count_images,
+    opened_source,
+    plan_import,
+    plan_replacement,
+)
 from studies.models import ImageAsset, Method, Output, Scene, Study
 from studies.scales import ScalePreset, levels_for
 
@@ -48,6 +59,16 @@ def study_create(
     return study
 
 
+class ImportProgress(Protocol):
+    """Receives an import's progress (studies.services.jobs.JobProgress records it on its job)."""
+
+    def stage(self, name: str) -> None: ...
+
+    def start_checking(self, total: int) -> None: ...
+
+    def file_checked(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ImportSummary:
     scenes: int
@@ -55,7 +76,9 @@ class ImportSummary:
     outputs: int
 
 
-def study_import(*, study: Study, source: Path, source_name: str | None = None) -> ImportSummary:
+def study_import(
+    *, study: Study, source: Path, source_name: str | None = None, progress: ImportProgress | None = None
+) -> ImportSummary:
     """Import a folder or zip into the draft ``study``: everything or, on any problem, nothing.
 
     Into a study with scenes and methods already, new scenes need an output of every
@@ -64,12 +87,13 @@ def study_import(*, study: Study, source: Path, source_name: str | None = None) 
     source validated; if writing fails halfway, the rows roll back and the files this
     import added are deleted.
     """
-    if study.status != Study.Status.DRAFT:
-        raise StudyStateError(f"'{study.title}' is {study.status}: images can only be imported into a draft study")
-    return _import(study=study, source=source, source_name=source_name, scenes_allowed=True)
+    study_importable_check(study=study, scenes_allowed=True)
+    return _import(study=study, source=source, source_name=source_name, scenes_allowed=True, progress=progress)
 
 
-def study_methods_add(*, study: Study, source: Path, source_name: str | None = None) -> ImportSummary:
+def study_methods_add(
+    *, study: Study, source: Path, source_name: str | None = None, progress: ImportProgress | None = None
+) -> ImportSummary:
     """Add methods (a late team) to a draft or open study from a folder or zip of
     ``methods/<method>/<scene>.*`` (and an optional methods.csv): one output per scene
     the study has, all or nothing, as study_import.
@@ -77,11 +101,19 @@ def study_methods_add(*, study: Study, source: Path, source_name: str | None = N
     In an open study the new outputs start with no votes; session starts give them the
     next trials until they have the study's votes per output (raters.assignment, rule 4).
     """
-    if study.status not in (Study.Status.DRAFT, Study.Status.OPEN):
+    study_importable_check(study=study, scenes_allowed=False)
+    return _import(study=study, source=source, source_name=source_name, scenes_allowed=False, progress=progress)
+
+
+def study_importable_check(*, study: Study, scenes_allowed: bool) -> None:
+    """Raise StudyStateError unless the study takes an import now: scenes and methods while
+    it is a draft, methods alone (a late team) while it is a draft or open."""
+    if scenes_allowed and study.status != Study.Status.DRAFT:
+        raise StudyStateError(f"'{study.title}' is {study.status}: images can only be imported into a draft study")
+    if not scenes_allowed and study.status not in (Study.Status.DRAFT, Study.Status.OPEN):
         raise StudyStateError(
             f"'{study.title}' is {study.status}: methods can be added to a draft or open study (open it again first)"
         )
-    return _import(study=study, source=source, source_name=source_name, scenes_allowed=False)
 
 
 def _known_references(study: Study) -> dict[str, ImageInfo | None]:
@@ -97,8 +129,14 @@ def _known_references(study: Study) -> dict[str, ImageInfo | None]:
     return known
 
 
-def _import(*, study: Study, source: Path, source_name: str | None, scenes_allowed: bool) -> ImportSummary:
+def _import(
+    *, study: Study, source: Path, source_name: str | None, scenes_allowed: bool, progress: ImportProgress | None
+) -> ImportSummary:
+    if progress is not None:
+        progress.stage("unpacking")
     with opened_source(Path(source), name=source_name) as opened:
+        if progress is not None:
+            progress.start_checking(count_images(opened.root))
         plan = plan_import(
             opened.root,
             protocol=study.protocol,
@@ -106,7 +144,10 @@ def _import(*, study: Study, source: Path, source_name: str | None, scenes_allow
             existing_methods=set(study.methods.values_list("name", flat=True)),
             scenes_allowed=scenes_allowed,
             problems=opened.problems,
+            on_file=progress.file_checked if progress is not None else None,
         )
+        if progress is not None:
+            progress.stage("storing the files")
         written: list[str] = []
         try:
             statuses = (Study.Status.DRAFT,) if scenes_allowed else (Study.Status.DRAFT, Study.Status.OPEN)
@@ -183,7 +224,7 @@ def output_replace(*, output: Output, source: Path, source_name: str) -> Output:
     what raters saw.
     """
     study = output.method.study
-    _replaceable(output=output, study=study)
+    output_replaceable_check(output=output, study=study)
     reference = output.scene.reference
     known = (
         inspect_image(Path(reference.original.path), max_pixels=reference.width * reference.height, decode=False)
@@ -200,7 +241,7 @@ def output_replace(*, output: Output, source: Path, source_name: str) -> Output:
         raise
 
 
-def _replaceable(*, output: Output, study: Study) -> None:
+def output_replaceable_check(*, output: Output, study: Study) -> None:
     from raters.models import Trial  # raters depends on studies, not the reverse, at import time
 
     if study.status != Study.Status.DRAFT:
@@ -216,7 +257,7 @@ def _replaceable(*, output: Output, study: Study) -> None:
 def _output_image_swap(*, output: Output, info, written: list[str]) -> Output:
     study = Study.objects.select_for_update().get(pk=output.method.study_id)
     output = Output.objects.select_for_update(of=("self",)).select_related("image").get(pk=output.pk)
-    _replaceable(output=output, study=study)
+    output_replaceable_check(output=output, study=study)
     old = output.image
     new = image_asset_store(info=info, sha256=file_sha256(info.path), written=written)
     output.image = new
