@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from config.settings import *  # noqa: F403
+import os
+import tempfile
+
+# The embedded broker's folders, private to this test run: a demo worker of the same
+# checkout must not take the tests' messages, nor the tests its. A worker started by the
+# tests (tests/conftest.py) inherits this variable and reads the same folders.
+os.environ.setdefault("MOSAIC_BROKER_DIR", os.path.join(tempfile.gettempdir(), f"mosaic-test-broker-{os.getpid()}"))
+
+from config.settings import *  # noqa: E402, F403
 from config.settings import REST_FRAMEWORK
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -15,9 +23,6 @@ REST_FRAMEWORK = {
 # file locking (an in-memory database shared between threads reports "table is locked"
 # instead of waiting on the busy timeout).
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    import os
-    import tempfile
-
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": os.path.join(tempfile.gettempdir(), f"mosaic-test-{os.getpid()}.sqlite3")
     }

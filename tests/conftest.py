@@ -98,18 +98,10 @@ def celery_worker(django_db_setup, tmp_path_factory) -> Iterator[CeleryWorker]:
         if connection.vendor != "sqlite":
             pytest.fail("the celery_worker fixture without CELERY_BROKER_URL runs on the SQLite test database")
         env["DATABASE_URL"] = f"sqlite:///{Path(connection.settings_dict['NAME']).resolve()}"
-        broker = tmp_path_factory.mktemp("broker")
-        env["MOSAIC_BROKER_DIR"] = str(broker)
-        # This process publishes into the same folders. Tests run tasks eagerly otherwise, so
-        # no producer connection was made with the default folders before this point.
-        app.conf.broker_transport_options = {
-            **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
-            "data_folder_in": str(broker / "queue"),
-            "data_folder_out": str(broker / "queue"),
-            "control_folder": str(broker / "control"),
-        }
-        for folder in ("queue", "control"):
-            (broker / folder).mkdir()
+        # The run's own broker folders (config/settings_test.py), which the worker inherits
+        # through the environment: whatever an earlier test left there is not for it.
+        for message in Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]).glob("*"):
+            message.unlink()
     media = tmp_path_factory.mktemp("worker-media")
     log_path = tmp_path_factory.mktemp("worker-log") / "worker.log"
     name = f"mosaic-test-{uuid.uuid4().hex[:8]}@127.0.0.1"

@@ -53,7 +53,7 @@ def test_tasks_go_to_a_worker_in_every_configuration(tmp_path):
         "from django.conf import settings as s; "
         "print(s.CELERY_TASK_ALWAYS_EAGER, s.CELERY_BROKER_URL, s.CELERY_BROKER_TRANSPORT_OPTIONS['data_folder_in'])"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("CELERY_BROKER_URL", "DATABASE_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("CELERY_BROKER_URL", "DATABASE_URL", "MOSAIC_BROKER_DIR")}
     env |= {"DJANGO_SETTINGS_MODULE": "config.settings", "MOSAIC_VAR_DIR": str(tmp_path)}
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, capture_output=True, text=True, env=env
