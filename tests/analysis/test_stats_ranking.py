@@ -91,6 +91,38 @@ def test_mixed_model_orders_methods_and_brackets_the_truth():
     assert (table["ci_low"] < table["estimate"]).all() and (table["estimate"] < table["ci_high"]).all()
 
 
+def test_mixed_model_interval_is_the_two_way_anova_one_on_balanced_data():
+    # balanced: every output has the same votes, so REML's variance components are the
+    # ANOVA ones of the methods x scenes table of per-image MOS, and the variance of a
+    # method mean is (MS_scene + (M - 1) * MS_interaction) / (M * S)
+    rng = np.random.default_rng(7)
+    methods, scenes, k = ["A", "B", "C"], 12, 4
+    scene_effect = rng.normal(0, 0.5, scenes)
+    inter = rng.normal(0, 0.4, (len(methods), scenes))
+    rows = []
+    for m, name in enumerate(methods):
+        for i in range(scenes):
+            for r in range(k):
+                rows.append(
+                    (r + 10 * i, f"s{i:02d}", name, 4.0 - m + scene_effect[i] + inter[m, i] + rng.normal(0, 0.7))
+                )
+    df = pd.DataFrame(rows, columns=["rater", "scene", "method", "score"])
+    table = mixed_model_ranking(df).set_index("method").loc[methods]
+    cells = df.groupby(["method", "scene"])["score"].mean().unstack().loc[methods].to_numpy()
+    n_m, n_s = cells.shape
+    resid = cells - cells.mean(axis=1, keepdims=True) - cells.mean(axis=0, keepdims=True) + cells.mean()
+    ms_scene = n_m * np.sum((cells.mean(axis=0) - cells.mean()) ** 2) / (n_s - 1)
+    ms_inter = np.sum(resid**2) / ((n_m - 1) * (n_s - 1))
+    se = np.sqrt((ms_scene + (n_m - 1) * ms_inter) / (n_m * n_s))
+    assert table["converged"].all()
+    assert table["estimate"].to_numpy() == pytest.approx(cells.mean(axis=1), abs=1e-6)
+    assert table["se"].to_numpy() == pytest.approx(np.full(n_m, se), rel=1e-3)
+    half = stats.t.ppf(0.975, n_s - 1) * se
+    assert table["ci_high"].to_numpy() == pytest.approx(cells.mean(axis=1) + half, rel=1e-3)
+    assert (table["estimand"] == "new scenes").all()
+    assert table["estimator_version"].iloc[0] == "2.0"
+
+
 def test_mixed_model_falls_back_with_a_message(monkeypatch):
     import statsmodels.formula.api as smf
 
