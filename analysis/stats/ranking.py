@@ -41,6 +41,14 @@ def _image_matrix(votes: Votes) -> np.ndarray:
         return (s / n).reshape(votes.n_methods, votes.n_scenes)
 
 
+def single_entry_ranking(names: list) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ranking of fewer than two methods: each at rank 1, no pairs to test."""
+    ranking = pd.DataFrame(
+        {"method": names, "rank": 1, "rank_high": 1, "rank_display": "1", "tied_with_winner": True}
+    ).astype({"rank": "int64", "rank_high": "int64"})
+    return ranking, pd.DataFrame(columns=["pair", "diff", "p", "p_holm", "significant", "estimand"])
+
+
 def _rank(votes: Votes, alpha: float, test: str, method_key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     img = _image_matrix(votes)
     with warnings.catch_warnings():
