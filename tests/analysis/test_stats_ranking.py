@@ -136,3 +136,28 @@ def test_mixed_model_falls_back_with_a_message(monkeypatch):
     assert table["message"].iloc[0].startswith("mixed model failed")
     assert table["ci_low"].isna().all()
     assert table["estimate"].to_numpy() == pytest.approx(df.groupby("method")["score"].mean().to_numpy())
+
+
+def test_paired_t_on_common_scenes_and_holm_match_scipy_and_statsmodels_with_missing_outputs():
+    df = votes({"A": 3.9, "B": 3.7, "C": 3.5, "D": 3.4, "E": 3.0}, n_scenes=9, seed=11)
+    df = df[
+        ~((df["method"] == "B") & df["scene"].isin(["s00", "s03"])) & ~((df["method"] == "D") & (df["scene"] == "s05"))
+    ]
+    # E is C shifted by exactly 0.5 on every scene: a constant difference, never separated
+    c = df[df["method"] == "C"]
+    df = pd.concat([df[df["method"] != "E"], c.assign(method="E", score=c["score"] - 0.5)], ignore_index=True)
+    _, pairwise = rank_methods(df, procedure="holm")
+    per_image = df.groupby(["method", "scene"])["score"].mean().unstack()
+    p_raw = []
+    for row in pairwise.itertuples():
+        a, b = per_image.loc[row.method_a], per_image.loc[row.method_b]
+        common = a.notna() & b.notna()
+        assert row.n_scenes == common.sum()
+        if {row.method_a, row.method_b} == {"C", "E"}:
+            assert row.p == 1.0 and np.isnan(row.statistic) and not row.significant
+            p_raw.append(1.0)
+            continue
+        t, p = stats.ttest_rel(a[common], b[common])
+        assert row.statistic == pytest.approx(t) and row.p == pytest.approx(p)
+        p_raw.append(p)
+    assert pairwise["p_holm"].to_numpy() == pytest.approx(multipletests(p_raw, method="holm")[1])
