@@ -56,14 +56,13 @@ import numpy as np
 import pandas as pd
 
 from analysis.plots import BASELINE, CONTROL_KINDS
-from analysis.stats.ranking import rank_methods
 from analysis.stats.report import full_report
 from analysis.stats.screening import exclude_raters
 from analysis.stats.subject_model import P910
 
 #: Version of this composition (which estimators, how tables are joined). Bumped when a
 #: stored table would come out differently from the same votes.
-PIPELINE = {"name": "mosaic-analysis", "version": "2.2"}
+PIPELINE = {"name": "mosaic-analysis", "version": "2.3"}
 
 
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -129,25 +128,6 @@ def unranked_kinds(params: Mapping[str, Any]) -> tuple[str, ...]:
     return CONTROL_KINDS if params.get("rank_baselines") else (*CONTROL_KINDS, BASELINE)
 
 
-def _ranking(
-    votes: pd.DataFrame, alpha: float, procedure: str, question: str, unranked: tuple[str, ...] = CONTROL_KINDS
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Tied ranks among the entries: hidden references and low anchors take no part, nor
-    baselines unless they are ranked (``unranked``).
-
-    Controls are shown with their MOS but are not entries: a hidden reference that is
-    significantly better than every team would otherwise push the winner to rank 2.
-    """
-    entries = votes[~votes["method_kind"].isin(unranked)]
-    names = sorted(entries["method"].unique())
-    if len(names) < 2:
-        ranking = pd.DataFrame(
-            {"method": names, "rank": 1, "rank_high": 1, "rank_display": "1", "tied_with_winner": True}
-        ).astype({"rank": "int64", "rank_high": "int64"})
-        return ranking, pd.DataFrame(columns=["pair", "diff", "p", "p_holm", "significant", "estimand"])
-    return rank_methods(entries, alpha=alpha, procedure=procedure, question=question)
-
-
 def _report(
     votes: pd.DataFrame,
     methods: pd.DataFrame,
@@ -179,6 +159,10 @@ def _report(
         correlation_threshold=params["correlation_threshold"],
         ranking_procedure=procedure,
         screen=not screened,
+        # Controls (and baselines unless ranked) are shown with their MOS but are not
+        # entries: a hidden reference significantly better than every team would
+        # otherwise push the winner to rank 2.
+        unranked=methods.loc[methods["method_kind"].isin(unranked_kinds(params)), "method"].tolist(),
     )
     suffix = "" if screened else "_all_raters"
     est: dict[str, dict[str, Any]] = {}
@@ -236,10 +220,11 @@ def _report(
         }
     )
     unranked = unranked_kinds(params)
-    ranking, pairwise = _ranking(votes, params["alpha"], procedure, "test set", unranked)
-    # "new scenes" always by Holm over paired t-tests over scenes: step-down max-T with
-    # the two-way cluster covariance separated equal methods too often in bench/validity
-    ranking_new, pairwise_new = _ranking(votes, params["alpha"], "holm", "new scenes", unranked)
+    # ranked once per question inside full_report ("new scenes" by Holm over paired
+    # t-tests over scenes: step-down max-T with the two-way cluster covariance separated
+    # equal methods too often in bench/validity)
+    ranking, pairwise = report["ranking"], report["pairwise"]
+    ranking_new, pairwise_new = report["ranking_new_scenes"], report["pairwise_new_scenes"]
     est[f"ranking{suffix}"] = _estimator(ranking) or {"name": "single-entry", "version": "1.0"}
     est[f"ranking_new_scenes{suffix}"] = _estimator(ranking_new) or {"name": "single-entry", "version": "1.0"}
     new_cols = ranking_new[["method", "rank", "rank_high", "rank_display"]].rename(

@@ -88,6 +88,20 @@ class Votes:
         )
 
 
+def select_votes(votes: Votes, keep: np.ndarray) -> Votes:
+    """The votes where ``keep`` is true, with raters, scenes and methods re-encoded over
+    what is left (the same codes :func:`prepare_votes` gives those rows)."""
+
+    def recode(codes: np.ndarray, labels: pd.Index) -> tuple[np.ndarray, pd.Index]:
+        used, new = np.unique(codes[keep], return_inverse=True)
+        return new.astype(np.int64), labels[used]
+
+    rater, raters = recode(votes.rater, votes.raters)
+    scene, scenes = recode(votes.scene, votes.scenes)
+    method, methods = recode(votes.method, votes.methods)
+    return Votes(rater, scene, method, votes.score[keep], raters, scenes, methods)
+
+
 def counted(df: pd.DataFrame, *, kind: str = "kind", kinds: Iterable[str] = COUNTED_KINDS) -> pd.DataFrame:
     """Rows that count (drop training votes); all rows when there is no ``kind`` column."""
     if kind not in df.columns:

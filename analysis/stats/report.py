@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-import numpy as np  # noqa: F401 - used by the docstring example
+import numpy as np
 import pandas as pd
 
-from ._common import Votes, prepare_votes
+from ._common import Votes, prepare_votes, select_votes
 from .agreement import _agreement
 from .correlation import metric_correlations
 from .inference import NEW_SCENES, NEW_SCENES_CI, TEST_SET, TEST_SET_CI, covariances, intervals
 from .mos import BOOTSTRAP, IMAGE_MOS, METHOD_MOS, _bootstrap_arrays, _image_table, _method_table
-from .ranking import _rank, _rank_maxt
+from .ranking import _rank, _rank_maxt, single_entry_ranking
 from .screening import _screen, exclude_raters
 from .subject_model import _p910_from_votes, p910_method_table
 
@@ -65,6 +65,7 @@ def full_report(
     ranking_procedure: str = "stepdown-maxt",
     screen: bool = True,
     agreement_splits: int = 20,
+    unranked: Collection | None = None,
     rater: str = "rater",
     scene: str = "scene",
     method: str = "method",
@@ -106,6 +107,10 @@ def full_report(
         ``exclude`` has no effect; for a caller that screened already).
     agreement_splits : int
         Random rater splits of the split-half reliability (see :mod:`.agreement`).
+    unranked : collection of method labels, optional
+        Methods shown with their MOS and intervals but left out of the ranking (hidden
+        references, low anchors, baselines). With fewer than two ranked methods the
+        ranking tables hold the single entry at rank 1 and no pairs.
     rater, scene, method, score, kind : str
         Column names.
 
@@ -165,14 +170,21 @@ def full_report(
     image = _image_table(votes, confidence, scale_min, scale_max)
     result["image_mos"] = IMAGE_MOS.stamp(image, confidence=confidence, scale_min=scale_min, scale_max=scale_max)
     result["method_mos"] = _method_mos_all(votes, n_boot, seed, confidence)
-    if ranking_procedure == "holm":
-        result["ranking"], result["pairwise"] = _rank(votes, alpha, "t", "method")
+    # each question ranked once, over the ranked methods only
+    ranked = votes
+    if unranked:
+        ranked = select_votes(votes, ~np.isin(np.asarray(votes.methods, dtype=object), list(unranked))[votes.method])
+    if ranked.n_methods < 2:
+        result["ranking"], result["pairwise"] = single_entry_ranking(list(ranked.methods))
+        result["ranking_new_scenes"], result["pairwise_new_scenes"] = result["ranking"], result["pairwise"]
+    elif ranking_procedure == "holm":
+        result["ranking"], result["pairwise"] = _rank(ranked, alpha, "t", "method")
         result["ranking_new_scenes"], result["pairwise_new_scenes"] = result["ranking"], result["pairwise"]
     else:
-        result["ranking"], result["pairwise"] = _rank_maxt(votes, alpha, TEST_SET, "method", seed)
+        result["ranking"], result["pairwise"] = _rank_maxt(ranked, alpha, TEST_SET, "method", seed)
         # the two-way cluster covariance is too optimistic with few scenes for max-T
         # (bench/validity: 8-14% false separation); Holm over paired t-tests holds
-        result["ranking_new_scenes"], result["pairwise_new_scenes"] = _rank(votes, alpha, "t", "method")
+        result["ranking_new_scenes"], result["pairwise_new_scenes"] = _rank(ranked, alpha, "t", "method")
     result["p910"], result["p910_raters"] = p910.outputs, p910.raters
     result["p910_method"] = p910_method_table(p910, confidence)
     result["agreement"] = _agreement(votes, n_splits=agreement_splits, seed=seed)

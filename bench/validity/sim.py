@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 GOOD, BIASED, CARELESS, STRAIGHT = "good", "biased", "careless", "straight-lining"
 RATER_TYPES = (GOOD, BIASED, CARELESS, STRAIGHT)
@@ -59,6 +59,35 @@ class Design:
             return np.asarray(self.qualities, dtype=float)
         lo, hi = self.levels
         return np.full(self.n_methods, (lo + hi) / 2 + 0.3)
+
+
+def new_scenes_mos(design: Design, qualities: np.ndarray) -> np.ndarray:
+    """The "new scenes" truth of methods of the given latent qualities (exact, no simulation)."""
+    var_new = design.bias_sd**2 + _u_grid(design) ** 2 + design.scene_sd**2 + design.interaction_sd**2
+    return _expected_vote(np.asarray(qualities, float)[:, None], var_new[None, :], design).mean(axis=1)
+
+
+def spaced_mos(design: Design, gap: float, centre: float | None = None) -> Design:
+    """The same design with methods exactly ``gap`` apart in true MOS (0: all equal).
+
+    Rounding and clipping to the levels compress latent differences, most near the ends
+    of the scale, so latent qualities ``delta`` apart are not ``delta`` apart in MOS. Here
+    each method's latent quality is solved for (Brent's method on the exact expected vote)
+    so that its "new scenes" truth is ``centre + k * gap``; the expected "test set" truth
+    of each method is the same (the test set's scenes are a sample of the population).
+    """
+    lo, hi = design.levels
+    centre = (lo + hi) / 2 + 0.3 if centre is None else centre
+    targets = centre + (np.arange(design.n_methods)[::-1] - (design.n_methods - 1) / 2) * gap
+    if not design.rounded:
+        return design.with_(qualities=tuple(targets))
+    if targets.min() <= lo or targets.max() >= hi:
+        raise ValueError(f"MOS {targets.min():.2f}..{targets.max():.2f} does not fit inside the scale")
+    qualities = [
+        optimize.brentq(lambda q, t=t: new_scenes_mos(design, np.array([q]))[0] - t, lo - 10, hi + 10, xtol=1e-10)
+        for t in targets
+    ]
+    return design.with_(qualities=tuple(qualities))
 
 
 def spaced(design: Design, delta: float, centre: float | None = None) -> Design:

@@ -198,3 +198,24 @@ def test_renaming_raters_changes_nothing(rows, random):
     cols = ["method", "mos", "n_scenes", "n_votes", "n_raters", "ci_low", "ci_high"]
     pd.testing.assert_frame_equal(method_mos(df)[cols], method_mos(renamed)[cols])
     pd.testing.assert_frame_equal(image_mos(df), image_mos(renamed))
+
+
+def test_bootstrap_on_sparse_cells_gives_the_dense_figures(monkeypatch):
+    from analysis.stats import mos
+
+    rng = np.random.default_rng(5)
+    n = 600
+    votes = pd.DataFrame(
+        {
+            "rater": rng.integers(0, 60, n),
+            "scene": rng.integers(0, 8, n),
+            "method": rng.integers(0, 4, n),
+            "score": rng.integers(1, 6, n).astype(float),
+        }
+    )
+    monkeypatch.setattr(mos, "BOOTSTRAP_SPARSE_DENSITY", 0.0)
+    dense = bootstrap_ci(votes, n_resamples=300, seed=2)
+    monkeypatch.setattr(mos, "BOOTSTRAP_SPARSE_DENSITY", 1.1)
+    sparse = bootstrap_ci(votes, n_resamples=300, seed=2)
+    for col in ("ci_low", "ci_high", "boot_se"):
+        assert sparse[col].to_numpy() == pytest.approx(dense[col].to_numpy(), rel=1e-12)

@@ -91,6 +91,38 @@ def test_mixed_model_orders_methods_and_brackets_the_truth():
     assert (table["ci_low"] < table["estimate"]).all() and (table["estimate"] < table["ci_high"]).all()
 
 
+def test_mixed_model_interval_is_the_two_way_anova_one_on_balanced_data():
+    # balanced: every output has the same votes, so REML's variance components are the
+    # ANOVA ones of the methods x scenes table of per-image MOS, and the variance of a
+    # method mean is (MS_scene + (M - 1) * MS_interaction) / (M * S)
+    rng = np.random.default_rng(7)
+    methods, scenes, k = ["A", "B", "C"], 12, 4
+    scene_effect = rng.normal(0, 0.5, scenes)
+    inter = rng.normal(0, 0.4, (len(methods), scenes))
+    rows = []
+    for m, name in enumerate(methods):
+        for i in range(scenes):
+            for r in range(k):
+                rows.append(
+                    (r + 10 * i, f"s{i:02d}", name, 4.0 - m + scene_effect[i] + inter[m, i] + rng.normal(0, 0.7))
+                )
+    df = pd.DataFrame(rows, columns=["rater", "scene", "method", "score"])
+    table = mixed_model_ranking(df).set_index("method").loc[methods]
+    cells = df.groupby(["method", "scene"])["score"].mean().unstack().loc[methods].to_numpy()
+    n_m, n_s = cells.shape
+    resid = cells - cells.mean(axis=1, keepdims=True) - cells.mean(axis=0, keepdims=True) + cells.mean()
+    ms_scene = n_m * np.sum((cells.mean(axis=0) - cells.mean()) ** 2) / (n_s - 1)
+    ms_inter = np.sum(resid**2) / ((n_m - 1) * (n_s - 1))
+    se = np.sqrt((ms_scene + (n_m - 1) * ms_inter) / (n_m * n_s))
+    assert table["converged"].all()
+    assert table["estimate"].to_numpy() == pytest.approx(cells.mean(axis=1), abs=1e-6)
+    assert table["se"].to_numpy() == pytest.approx(np.full(n_m, se), rel=1e-3)
+    half = stats.t.ppf(0.975, n_s - 1) * se
+    assert table["ci_high"].to_numpy() == pytest.approx(cells.mean(axis=1) + half, rel=1e-3)
+    assert (table["estimand"] == "new scenes").all()
+    assert table["estimator_version"].iloc[0] == "2.0"
+
+
 def test_mixed_model_falls_back_with_a_message(monkeypatch):
     import statsmodels.formula.api as smf
 
@@ -104,3 +136,28 @@ def test_mixed_model_falls_back_with_a_message(monkeypatch):
     assert table["message"].iloc[0].startswith("mixed model failed")
     assert table["ci_low"].isna().all()
     assert table["estimate"].to_numpy() == pytest.approx(df.groupby("method")["score"].mean().to_numpy())
+
+
+def test_paired_t_on_common_scenes_and_holm_match_scipy_and_statsmodels_with_missing_outputs():
+    df = votes({"A": 3.9, "B": 3.7, "C": 3.5, "D": 3.4, "E": 3.0}, n_scenes=9, seed=11)
+    df = df[
+        ~((df["method"] == "B") & df["scene"].isin(["s00", "s03"])) & ~((df["method"] == "D") & (df["scene"] == "s05"))
+    ]
+    # E is C shifted by exactly 0.5 on every scene: a constant difference, never separated
+    c = df[df["method"] == "C"]
+    df = pd.concat([df[df["method"] != "E"], c.assign(method="E", score=c["score"] - 0.5)], ignore_index=True)
+    _, pairwise = rank_methods(df, procedure="holm")
+    per_image = df.groupby(["method", "scene"])["score"].mean().unstack()
+    p_raw = []
+    for row in pairwise.itertuples():
+        a, b = per_image.loc[row.method_a], per_image.loc[row.method_b]
+        common = a.notna() & b.notna()
+        assert row.n_scenes == common.sum()
+        if {row.method_a, row.method_b} == {"C", "E"}:
+            assert row.p == 1.0 and np.isnan(row.statistic) and not row.significant
+            p_raw.append(1.0)
+            continue
+        t, p = stats.ttest_rel(a[common], b[common])
+        assert row.statistic == pytest.approx(t) and row.p == pytest.approx(p)
+        p_raw.append(p)
+    assert pairwise["p_holm"].to_numpy() == pytest.approx(multipletests(p_raw, method="holm")[1])

@@ -103,3 +103,31 @@ def test_exclusion_drops_flagged_raters_and_keeps_the_unscreened_figures():
         method_mos(votes).set_index("method")["mos"].to_numpy()
     )
     assert not set(report["p910_raters"]["rater"]) & excluded
+
+
+def test_unranked_methods_keep_their_mos_but_leave_the_ranking(monkeypatch):
+    from analysis.stats import rank_methods
+    from analysis.stats import report as report_module
+
+    calls = []
+    for name in ("_rank", "_rank_maxt"):
+        original = getattr(report_module, name)
+
+        def counting(*args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(report_module, name, counting)
+    votes, info, _ = study()
+    report = full_report(votes, info, n_boot=50, unranked=["ref", "anchor"])
+    # one ranking per question
+    assert sorted(calls) == ["_rank", "_rank_maxt"]
+    assert set(report["method_mos"]["method"]) == {"ref", "A", "B", "C", "anchor"}
+    entries = votes[~votes["method"].isin(["ref", "anchor"])]
+    for key, procedure, question in (("", "stepdown-maxt", "test set"), ("_new_scenes", "holm", "new scenes")):
+        ranking, pairwise = rank_methods(entries, procedure=procedure, question=question)
+        assert report[f"ranking{key}"]["method"].tolist() == ranking["method"].tolist() == ["A", "B", "C"]
+        assert report[f"ranking{key}"]["rank_display"].tolist() == ranking["rank_display"].tolist()
+        assert report[f"pairwise{key}"]["p"].to_numpy() == pytest.approx(pairwise["p"].to_numpy())
+    single = full_report(votes, info, n_boot=50, unranked=["ref", "anchor", "B", "C"])
+    assert single["ranking"]["method"].tolist() == ["A"] and single["pairwise"].empty
