@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
-from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models import Avg, Count, OuterRef, Q, QuerySet, Subquery
 
 from analysis.frames import COUNTED_KINDS
 from analysis.models import AnalysisRun
@@ -149,3 +150,50 @@ def study_results(*, study: Study) -> StudyResults:
         agreement=table_from_json(stored, "agreement"),
         agreement_all_raters=table_from_json(stored, "agreement_all_raters"),
     )
+
+
+@dataclass(frozen=True)
+class RunScreening:
+    """Who a study's latest finished run kept, as the sessions list shows it."""
+
+    number: int
+    # Rater label (as the vote frames name raters) -> the rules that flagged them,
+    # comma separated, empty for a rater the screening kept.
+    flagged_by: dict[str, str]
+    # Session id -> the reason it was excluded by hand when the run was made.
+    by_hand: dict[int, str]
+
+    def outcome(self, *, session_id: int, platform: str, external_id: str, rater_id: int) -> str:
+        """ "kept", "excluded: inconsistency, controls", "excluded by hand: pilot", or why
+        the run does not know the session."""
+        if session_id in self.by_hand:
+            return f"excluded by hand: {self.by_hand[session_id]}"
+        label = external_id or f"#{rater_id}"
+        # analysis.frames._rater_labels prefixes the platform only when two platforms share
+        # an id in the study: the prefixed label, when present, is this rater's.
+        for candidate in (f"{platform}:{label}", label):
+            if candidate in self.flagged_by:
+                rules = self.flagged_by[candidate]
+                return f"excluded: {rules.replace(',', ', ')}" if rules else "kept"
+        return "not in the run (no votes by then)"
+
+
+def studies_screening(*, study_ids: Iterable[int]) -> dict[int, RunScreening]:
+    """The screening of each study's latest finished run, by study id (studies without
+    one are left out): one query, reading only the runs' rater table and exclusions."""
+    latest = (
+        AnalysisRun.objects.filter(study=OuterRef("study"), status=AnalysisRun.Status.DONE)
+        .order_by("-created_at", "-id")
+        .values("pk")[:1]
+    )
+    runs = AnalysisRun.objects.filter(study_id__in=list(study_ids), pk=Subquery(latest)).values_list(
+        "study_id", "number", "results__tables__raters__records", "params__manual_exclusions"
+    )
+    screening = {}
+    for study_id, number, raters, exclusions in runs:
+        screening[study_id] = RunScreening(
+            number=number,
+            flagged_by={str(r["rater"]): str(r.get("excluded_by") or "") for r in raters or []},
+            by_hand={int(e["session"]): str(e["reason"]) for e in exclusions or []},
+        )
+    return screening

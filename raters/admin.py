@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html
 
 from raters import services
 from raters.forms import ExclusionForm
@@ -135,6 +138,49 @@ class ExclusionActions:
         )
 
 
+class SuggestionFilter(admin.SimpleListFilter):
+    title = "suggested payment"
+    parameter_name = "suggestion"
+
+    def lookups(self, request, model_admin):
+        return (("approve", "Approve"), ("reject", "Reject"))
+
+    def queryset(self, request, queryset):
+        if self.value() in ("approve", "reject"):
+            from raters.payments import sessions_with_suggestion  # brings the analysis's pandas
+
+            return sessions_with_suggestion(sessions=queryset, suggestion=self.value())
+        return queryset
+
+
+class SessionChangeList(ChangeList):
+    """The sessions of one page with what the payments CSV says of them and the screening
+    of their study's latest finished run: two queries for the page, whatever its size."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        from analysis.selectors import studies_screening  # brings pandas: not at import
+        from raters.payments import session_payments
+
+        sessions = list(self.result_list)
+        payments = session_payments(sessions=sessions)
+        screening = studies_screening(study_ids={session.study_id for session in sessions})
+        for session in sessions:
+            session.payment = payments[session.pk]
+            run = screening.get(session.study_id)
+            session.screening = (
+                "no analysis run yet"
+                if run is None
+                else run.outcome(
+                    session_id=session.pk,
+                    platform=session.rater.platform,
+                    external_id=session.rater.external_id,
+                    rater_id=session.rater_id,
+                )
+            )
+            session.screening_run = run.number if run else None
+
+
 @admin.register(Session)
 class SessionAdmin(ExclusionActions, ReadOnlyAdmin):
     list_display = (
@@ -142,18 +188,54 @@ class SessionAdmin(ExclusionActions, ReadOnlyAdmin):
         "study",
         "rater",
         "status",
+        "progress",
+        "failed_checks",
+        "screening",
+        "suggested",
         "completion_code",
-        "started_at",
-        "completed_at",
+        "started",
         "excluded",
     )
-    list_filter = ("study", "status", ExcludedFilter)
+    list_filter = ("study", "status", SuggestionFilter, ExcludedFilter)
     search_fields = ("rater__external_id", "completion_code")
     list_select_related = ("study", "rater")
+    # A study's sessions together, in the order they started (as the payments CSV).
+    ordering = ("study", "started_at", "pk")
     inlines = [TrialInline]
     exclude = ("token",)
     actions = ("exclude_from_analysis", "include_in_analysis")
     what = "sessions"
+
+    class Media:
+        css = {"all": ("raters/admin/sessions.css",)}
+
+    def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
+        return SessionChangeList
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, session: Session) -> str:
+        return timezone.localtime(session.started_at).strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description="votes")
+    def progress(self, session: Session) -> str:
+        # Live counted trials: training left out, a trial handed to another rater too.
+        return f"{session.payment.votes} / {session.payment.trials}"
+
+    @admin.display(description="checks failed")
+    def failed_checks(self, session: Session) -> str:
+        payment = session.payment
+        return f"{payment.failed_controls} of {payment.controls}" if payment.controls else "none answered"
+
+    @admin.display(description="screening")
+    def screening(self, session: Session) -> str:
+        if session.screening_run is None:
+            return session.screening
+        return f"{session.screening} (run {session.screening_run})"
+
+    @admin.display(description="suggested")
+    def suggested(self, session: Session) -> str:
+        payment = session.payment
+        return format_html('<strong class="{}">{}</strong>: {}', payment.suggestion, payment.suggestion, payment.reason)
 
     @admin.display(description="excluded by hand")
     def excluded(self, session: Session) -> str:
