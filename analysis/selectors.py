@@ -164,18 +164,20 @@ class RunScreening:
     by_hand: dict[int, str]
 
     def outcome(self, *, session_id: int, platform: str, external_id: str, rater_id: int) -> str:
-        """ "kept", "excluded: inconsistency, controls", "excluded by hand: pilot", or why
-        the run does not know the session."""
+        """What the run says of a session: "kept (run 3)", "excluded: inconsistency,
+        controls (run 3)", "excluded by hand: pilot (run 3)" or "not in run 3 (no votes by
+        then)"."""
+        run = f"(run {self.number})"
         if session_id in self.by_hand:
-            return f"excluded by hand: {self.by_hand[session_id]}"
+            return f"excluded by hand: {self.by_hand[session_id]} {run}"
         label = external_id or f"#{rater_id}"
         # analysis.frames._rater_labels prefixes the platform only when two platforms share
         # an id in the study: the prefixed label, when present, is this rater's.
         for candidate in (f"{platform}:{label}", label):
             if candidate in self.flagged_by:
                 rules = self.flagged_by[candidate]
-                return f"excluded: {rules.replace(',', ', ')}" if rules else "kept"
-        return "not in the run (no votes by then)"
+                return f"excluded: {rules.replace(',', ', ')} {run}" if rules else f"kept {run}"
+        return f"not in run {self.number} (no votes by then)"
 
 
 def studies_screening(*, study_ids: Iterable[int]) -> dict[int, RunScreening]:

@@ -178,7 +178,6 @@ class SessionChangeList(ChangeList):
                     rater_id=session.rater_id,
                 )
             )
-            session.screening_run = run.number if run else None
 
 
 @admin.register(Session)
@@ -228,9 +227,7 @@ class SessionAdmin(ExclusionActions, ReadOnlyAdmin):
 
     @admin.display(description="screening")
     def screening(self, session: Session) -> str:
-        if session.screening_run is None:
-            return session.screening
-        return f"{session.screening} (run {session.screening_run})"
+        return session.screening
 
     @admin.display(description="suggested")
     def suggested(self, session: Session) -> str:

@@ -114,7 +114,7 @@ def test_screening_outcome_comes_from_the_latest_finished_run(organizer) -> None
     assert "kept (run 1)" in listed[good[0].pk]
     assert f"excluded: {flagged['cheat'].replace(',', ', ')} (run 1)" in listed[cheat.pk]
     newcomer = Session.objects.filter(study=study).order_by("-pk").first()
-    assert "not in the run (no votes by then) (run 1)" in listed[newcomer.pk]
+    assert "not in run 1 (no votes by then)" in listed[newcomer.pk]
 
 
 def test_session_excluded_by_hand_shows_it_in_the_screening_column(organizer) -> None:
