@@ -30,6 +30,7 @@ from analysis import plots
 from analysis.frames import run_ratings_frame
 from analysis.models import AnalysisRun
 from analysis.results import table_from_json, to_records
+from analysis.stats._common import CONTROL_KINDS
 
 RULE_COLUMNS = (
     "bt500_rejected",
@@ -148,7 +149,7 @@ def leaderboard_latex(run: AnalysisRun) -> str:
     ]
     controls_started = False
     for row in board.to_dict("records"):
-        is_control = row.get("method_kind") in plots.CONTROL_KINDS
+        is_control = row.get("method_kind") in CONTROL_KINDS
         if is_control and not controls_started:
             lines.append(r"\midrule")
             controls_started = True

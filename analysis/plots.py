@@ -16,9 +16,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from analysis.stats._common import CONTROL_KINDS
 from analysis.stats.correlation import logistic_4
 
-CONTROL_KINDS = ("hidden_reference", "low_anchor")
 BASELINE = "baseline"
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM"}
 FORMATS = {"png": "image/png", "svg": "image/svg+xml"}

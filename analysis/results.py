@@ -55,7 +55,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.plots import BASELINE, CONTROL_KINDS
+from analysis.plots import BASELINE
+from analysis.stats._common import CONTROL_KINDS
 from analysis.stats.report import full_report
 from analysis.stats.screening import exclude_raters
 from analysis.stats.subject_model import P910

@@ -18,6 +18,10 @@ import pandas as pd
 COUNTED_KINDS: tuple[str, ...] = ("rating", "control")
 #: Every kind a vote may have.
 KINDS: tuple[str, ...] = (*COUNTED_KINDS, "training")
+#: Method kinds of the controls: outputs whose expected vote is known (top, bottom).
+HIDDEN_REFERENCE = "hidden_reference"
+LOW_ANCHOR = "low_anchor"
+CONTROL_KINDS: tuple[str, ...] = (HIDDEN_REFERENCE, LOW_ANCHOR)
 
 
 @dataclass(frozen=True)

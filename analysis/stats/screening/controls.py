@@ -5,12 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .._common import Estimator, Votes, prepare_votes
+from .._common import HIDDEN_REFERENCE, LOW_ANCHOR, Estimator, Votes, prepare_votes
 
 CONTROLS = Estimator("failed-controls", "1.0")
-
-HIDDEN_REFERENCE = "hidden_reference"
-LOW_ANCHOR = "low_anchor"
 
 
 def control_thresholds(
