@@ -77,20 +77,30 @@ def test_production_profile_trusts_one_proxy_and_uses_redis_for_throttling(tmp_p
         "s.DATABASES['default']['CONN_HEALTH_CHECKS'])"
     )
     env = _clean_env(
-        DJANGO_ENV="production", DJANGO_SECRET_KEY=SECRET, DJANGO_ALLOWED_HOSTS="mosaic.example.org",
-        MOSAIC_VAR_DIR=str(tmp_path), DATABASE_URL="postgres://u:p@127.0.0.1:1/mosaic",
+        DJANGO_ENV="production",
+        DJANGO_SECRET_KEY=SECRET,
+        DJANGO_ALLOWED_HOSTS="mosaic.example.org",
+        MOSAIC_VAR_DIR=str(tmp_path),
+        DATABASE_URL="postgres://u:p@127.0.0.1:1/mosaic",
         CELERY_BROKER_URL="redis://127.0.0.1:1/0",
     )
-    result = subprocess.run([sys.executable, "-c", f"import django; django.setup(); {code}"], cwd=REPO,
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1", "RedisCache", "False", "True", "True"]
 
 
 def test_production_without_allowed_hosts_refuses_to_start(tmp_path):
     env = _clean_env(DJANGO_ENV="production", DJANGO_SECRET_KEY=SECRET, MOSAIC_VAR_DIR=str(tmp_path))
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
     assert "DJANGO_ENV=production needs DJANGO_ALLOWED_HOSTS" in result.stderr
 
@@ -112,17 +122,23 @@ def _free_port() -> int:
 def test_gunicorn_serves_the_production_profile_with_the_deploy_config(tmp_path):
     port = _free_port()
     env = _clean_env(
-        DJANGO_ENV="production", DJANGO_SECRET_KEY=SECRET, DJANGO_ALLOWED_HOSTS="127.0.0.1",
-        MOSAIC_VAR_DIR=str(tmp_path), GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1",
+        DJANGO_ENV="production",
+        DJANGO_SECRET_KEY=SECRET,
+        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        MOSAIC_VAR_DIR=str(tmp_path),
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_WORKERS="1",
     )
     log = (tmp_path / "gunicorn.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "config.wsgi"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/schema/",
-                                         headers={"X-Forwarded-Proto": "https"})
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/schema/", headers={"X-Forwarded-Proto": "https"})
         deadline = time.monotonic() + 60
         while True:
             try:

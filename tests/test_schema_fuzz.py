@@ -81,9 +81,7 @@ _CONVERTER = {"slug": r"[-a-zA-Z0-9_]+", "token": r"[^/]+", "trial_token": r"[^/
 
 
 def _routable(case) -> bool:
-    return all(
-        re.fullmatch(_CONVERTER[name], str(value)) for name, value in (case.path_parameters or {}).items()
-    )
+    return all(re.fullmatch(_CONVERTER[name], str(value)) for name, value in (case.path_parameters or {}).items())
 
 
 def _call(case, *, cookies: dict[str, str]) -> None:
