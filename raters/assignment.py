@@ -101,20 +101,30 @@ def choose(
     def covered(m: int) -> bool:
         return all(load[c.output_id] >= target for c in by_method[m])
 
+    def exhausted(m: int) -> bool:
+        """Every output of ``m`` is in the session already (rated or practised on)."""
+        return all(output_counts[c.output_id] for c in by_method[m])
+
     for _ in range(count):
+        # A method out of fresh outputs waits while another still has one (rule 2 before
+        # rule 1): its share of the session, equal or weighted, cannot be met anyway.
         if weights is None:
             catching_up = target is not None and any(needs_more(m) for m in by_method)
             method = min(
                 by_method,
-                key=lambda m: (catching_up and covered(m), method_counts[m], method_load[m], method_tie[m]),
+                key=lambda m: (
+                    exhausted(m),
+                    catching_up and covered(m),
+                    method_counts[m],
+                    method_load[m],
+                    method_tie[m],
+                ),
             )
         else:
-            # Weights may ask more of a method than it has outputs the session has not
-            # seen: such a method waits while another still has a fresh one.
             method = min(
                 by_method,
                 key=lambda m: (
-                    all(output_counts[c.output_id] for c in by_method[m]),
+                    exhausted(m),
                     (method_counts[m] + 1) / method_weight[m],
                     method_load[m] / method_weight[m],
                     method_tie[m],
@@ -123,10 +133,11 @@ def choose(
 
         def output_key(c: Candidate) -> tuple[object, ...]:
             over_cap = scene_cap is not None and scene_counts[c.scene_id] >= scene_cap
-            # An output the session holds already (rated or practised on) comes last.
+            # An output the session holds already (rated or practised on) comes last,
+            # even before a scene over its cap (which only costs a repeat in the order).
             return (
-                over_cap,
                 output_counts[c.output_id],
+                over_cap,
                 load[c.output_id] / weight[c.output_id],
                 scene_counts[c.scene_id],
                 output_tie[c.output_id],

@@ -19,10 +19,20 @@ from studies.models import Method
 BEST, WORST, MIDDLE = "best", "worst", "middle"
 
 
-def practice_without_controls(rows: Sequence[Candidate], rng: random.Random) -> list[Candidate]:
+def spare(rows: Sequence[Candidate], target: int, needed: int = 3) -> list[Candidate]:
+    """The outputs a session can practise on without costing coverage: those that have
+    their ``target`` load already, when there are ``needed`` of them; else all. A session
+    never rates what it practised on, so practising on an output still short of its votes
+    (a late team's, say) would hold it back."""
+    covered = [row for row in rows if row.load >= target]
+    return covered if len(covered) >= needed else list(rows)
+
+
+def practice_without_controls(rows: Sequence[Candidate], rng: random.Random, target: int) -> list[Candidate]:
     """The best, the worst and a middling output by PSNR (random ones while metrics are
-    missing), preferring different scenes; the most loaded among equals, as with controls."""
-    pool = list(rows)
+    missing) among the :func:`spare` ones, preferring different scenes; the most loaded
+    among equals, as with controls."""
+    pool = spare(rows, target)
     rng.shuffle(pool)
     scored = sorted((row for row in pool if row.psnr is not None), key=lambda row: row.psnr)
     if len(scored) < 3:

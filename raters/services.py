@@ -138,14 +138,15 @@ def _study_rows(study: Study) -> list[assignment.Candidate]:
     ]
 
 
-def _training_rows(rows: list[assignment.Candidate], rng: random.Random) -> list[assignment.Candidate]:
+def _training_rows(rows: list[assignment.Candidate], rng: random.Random, target: int) -> list[assignment.Candidate]:
     """A hidden reference, a low anchor and a middling output, on different scenes.
 
-    Among equals, the most loaded: the session will not rate what it practised on, and
+    The middling one among the outputs that have their votes (raters.practice.spare),
+    and among equals the most loaded: the session will not rate what it practised on, and
     the outputs it needs for even coverage are the least loaded ones. Without controls,
     see raters.practice."""
     if not any(row.control for row in rows):
-        return practice.practice_without_controls(rows, rng)
+        return practice.practice_without_controls(rows, rng, target)
     picks: list[assignment.Candidate] = []
 
     def pick(pool: list[assignment.Candidate]) -> None:
@@ -158,7 +159,7 @@ def _training_rows(rows: list[assignment.Candidate], rng: random.Random) -> list
         pool = [row for row in rows if row.method_kind == kind]
         rng.shuffle(pool)
         pick(pool)
-    submissions = [row for row in rows if not row.control]
+    submissions = practice.spare([row for row in rows if not row.control], target, needed=1)
     rng.shuffle(submissions)
     with_metric = sorted((row for row in submissions if row.psnr is not None), key=lambda row: row.psnr)
     if with_metric:
@@ -243,7 +244,7 @@ def _assign(*, session: Session, study: Study, rows: list[assignment.Candidate])
     rng = random.Random(f"{study.seed}:{session.pk}:training")
     training = [
         Trial(session=session, output_id=row.output_id, position=index, kind=Trial.Kind.TRAINING, token=_new_token(18))
-        for index, row in enumerate(_training_rows(rows, rng))
+        for index, row in enumerate(_training_rows(rows, rng, study.ratings_per_output))
     ]
     rated = _plan_trials(session=session, study=study, rows=rows, existing=training, start_position=len(training))
     _store_trials(training + rated)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from django.utils import timezone
 
 from raters import services as rater_services
-from raters.models import Trial
+from raters.models import Rater, Session, Trial
 from raters.platforms import RaterIdentity
 from studies.importer import ImportProblems
 from studies.models import ImageAsset, Method, Output, Scene, Study
@@ -97,6 +98,27 @@ def test_a_late_teams_outputs_get_the_next_sessions_trials(study, tmp_path):
         )
     )
     assert sorted(votes.values()) == [2, 2]
+
+
+@pytest.mark.parametrize("earlier_sessions", range(0, 40, 3))
+def test_a_late_teams_outputs_are_rated_not_practised_whatever_the_draw(study, tmp_path, earlier_sessions):
+    """Sessions are drawn with their id in the seed: earlier sessions (here of another
+    rater, deleted) change every draw. Whatever the draw, the late team's outputs are
+    rated by the next two sessions, each once per session, and never practised on (a
+    session does not rate what it practised on) while other outputs have their votes."""
+    for index in range(earlier_sessions):
+        rater = Rater.objects.create(platform=Rater.Platform.DIRECT)
+        Session.objects.create(rater=rater, study=study, token=f"earlier-{index}", last_seen_at=timezone.now()).delete()
+    study = study_open(study=study)
+    for index in range(2):
+        _rate_session(study, index)
+    study_methods_add(study=study, source=_late_team(tmp_path / "late"))
+    _rate_session(study, 2)
+    _rate_session(study, 3)
+    late = Trial.objects.filter(output__method__name="TeamLate")
+    assert not late.filter(kind=Trial.Kind.TRAINING).exists()
+    per_session = Counter(late.values_list("session_id", "output_id"))
+    assert sorted(per_session.values()) == [1, 1, 1, 1]
 
 
 @pytest.mark.parametrize(
