@@ -54,8 +54,10 @@ TEST_SET_CI = Estimator("mos-rater-cluster", "1.1")
 NEW_SCENES_CI = Estimator("mos-two-way-cluster", "1.0")
 MAXT = Estimator("ranking-stepdown-maxt", "1.1")
 
-#: Vote-mask sizes (outputs x raters) up to which the co-rating counts are a dense product.
-_DENSE_CELLS = 4_000_000
+#: The co-rating counts are a sparse product when it costs less than this share of the
+#: dense one (crowd and AIM-sized studies: each rater sees few outputs; a small dense
+#: product through a multithreaded BLAS on a busy machine took 10-100 ms).
+_SPARSE_SHARE = 0.1
 
 N_SIMULATIONS = 4000
 
@@ -144,12 +146,13 @@ def satterthwaite_df(votes: Votes, contrasts: np.ndarray) -> np.ndarray:
     d = np.bincount(cell, weights=a2, minlength=n_m * n_r).reshape(n_m, n_r)
     b = np.bincount(cell, weights=a2 * inv_n[o], minlength=n_m * n_r).reshape(n_m, n_r)
     # co-rating counts of every two outputs, each rater weighted by sigma**2
-    if votes.n_outputs * n_r <= _DENSE_CELLS:
-        mask = np.bincount(o * n_r + r, minlength=votes.n_outputs * n_r).reshape(votes.n_outputs, n_r)
-        co = (mask * sigma2) @ mask.T
-    else:
+    per_rater = np.bincount(r, minlength=n_r).astype(float)
+    if (per_rater * per_rater).sum() <= _SPARSE_SHARE * float(votes.n_outputs) ** 2 * n_r:
         mask = sparse.csr_matrix((np.ones(len(o)), (o, r)), shape=(votes.n_outputs, n_r))
         co = (mask @ sparse.diags(sigma2) @ mask.T).toarray()
+    else:
+        mask = np.bincount(o * n_r + r, minlength=votes.n_outputs * n_r).reshape(votes.n_outputs, n_r).astype(float)
+        co = (mask * sigma2) @ mask.T
     # ||B S^2 B'||^2 by blocks of methods: entries are k_o k_p co[o, p] / sqrt(n_o n_p)
     w = k * k * inv_n
     bb2 = co * co * w[:, None] * w[None, :]

@@ -155,12 +155,12 @@ def _ranking_table(
 
 
 def _rank_maxt(
-    votes: Votes, alpha: float, question: str, method_key: str, seed: int = 0
+    votes: Votes, alpha: float, question: str, method_key: str, seed: int = 0, cov: dict | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     if question not in QUESTIONS:
         raise ValueError(f"question must be one of {QUESTIONS}")
     img = _image_matrix(votes)
-    mos, cov, df = covariances(votes)[question]
+    mos, cov, df = (covariances(votes) if cov is None else cov)[question]
     names = np.asarray(votes.methods)
     order = np.lexsort((names.astype(str), -mos))
     pairs = np.array(list(combinations(order, 2)), dtype=np.int64).reshape(-1, 2)

@@ -58,10 +58,11 @@ def test_satterthwaite_df_matches_the_explicit_projection():
     contrasts = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, -1, 0], [1, 0, -1], [0, 1, -1]], dtype=float)
     expected = [min(_bell_mccaffrey_by_hand(votes, c), votes.n_raters - 1) for c in contrasts]
     assert satterthwaite_df(votes, contrasts) == pytest.approx(expected, rel=1e-10)
-    # the sparse product gives the same
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(inference, "_DENSE_CELLS", 0)
-        assert satterthwaite_df(votes, contrasts) == pytest.approx(expected, rel=1e-10)
+    # the sparse and the dense product of co-rating counts give the same
+    for share in (0.0, np.inf):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(inference, "_SPARSE_SHARE", share)
+            assert satterthwaite_df(votes, contrasts) == pytest.approx(expected, rel=1e-10)
     # and the test-set interval uses the per-method ones
     _, _, df_ = covariances(votes)[TEST_SET]
     assert df_ == pytest.approx(expected[:3], rel=1e-10)
