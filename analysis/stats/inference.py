@@ -167,11 +167,18 @@ def satterthwaite_df(votes: Votes, contrasts: np.ndarray) -> np.ndarray:
     return np.clip(df, 1.0, cap)
 
 
-def covariances(votes: Votes) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | float]]:
+#: Key of :func:`covariances`'s methods x methods matrix of test-set pair degrees of freedom.
+TEST_SET_PAIR_DF = "test set pair df"
+
+
+def covariances(votes: Votes) -> dict:
     """Method MOS, its covariance and degrees of freedom for each question.
 
-    The test-set degrees of freedom are one per method (:func:`satterthwaite_df`), the
-    new-scenes ones a single ``min(n_scenes, n_raters) - 1``.
+    ``{question: (mos, cov, df)}``. The test-set degrees of freedom are one per method
+    (:func:`satterthwaite_df`), the new-scenes ones a single ``min(n_scenes, n_raters) - 1``.
+    Under :data:`TEST_SET_PAIR_DF`, the methods x methods matrix of the test-set degrees
+    of freedom of every pair's difference (one :func:`satterthwaite_df` call for both:
+    its co-rating product is most of its cost).
     """
     c, mos_out, mos = _weights(votes)
     n_out = np.bincount(votes.output, minlength=votes.n_outputs).astype(float)
@@ -189,8 +196,17 @@ def covariances(votes: Votes) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndar
     cells, cell_code = np.unique(cell, return_inverse=True)
     cov_cell = _cluster_cov(cell_code, len(cells), votes.method, n_m, u)
     cov_new = _psd(cov_scene + cov_rater - cov_cell)
+    a, b = np.triu_indices(n_m, 1)
+    contrasts = np.zeros((n_m + len(a), n_m))
+    contrasts[np.arange(n_m), np.arange(n_m)] = 1.0
+    contrasts[n_m + np.arange(len(a)), a] = 1.0
+    contrasts[n_m + np.arange(len(a)), b] = -1.0
+    df_test = satterthwaite_df(votes, contrasts)
+    pair_df = np.full((n_m, n_m), np.nan)
+    pair_df[a, b] = pair_df[b, a] = df_test[n_m:]
     return {
-        TEST_SET: (mos, cov_test, satterthwaite_df(votes, np.eye(n_m))),
+        TEST_SET: (mos, cov_test, df_test[:n_m]),
+        TEST_SET_PAIR_DF: pair_df,
         NEW_SCENES: (mos, cov_new, float(max(min(n_s, n_r) - 1, 1))),
     }
 

@@ -8,7 +8,15 @@ import pytest
 
 from analysis.stats import inference
 from analysis.stats._common import prepare_votes
-from analysis.stats.inference import NEW_SCENES, TEST_SET, covariances, satterthwaite_df, stepdown_maxt
+from analysis.stats.inference import (
+    NEW_SCENES,
+    TEST_SET,
+    TEST_SET_PAIR_DF,
+    covariances,
+    satterthwaite_df,
+    stepdown_maxt,
+)
+from analysis.stats.ranking import rank_methods
 
 
 def test_test_set_variance_is_the_rater_cluster_sum_by_hand():
@@ -64,8 +72,13 @@ def test_satterthwaite_df_matches_the_explicit_projection():
             mp.setattr(inference, "_SPARSE_SHARE", share)
             assert satterthwaite_df(votes, contrasts) == pytest.approx(expected, rel=1e-10)
     # and the test-set interval uses the per-method ones
-    _, _, df_ = covariances(votes)[TEST_SET]
-    assert df_ == pytest.approx(expected[:3], rel=1e-10)
+    cov = covariances(votes)
+    assert cov[TEST_SET][2] == pytest.approx(expected[:3], rel=1e-10)
+    pair = cov[TEST_SET_PAIR_DF]
+    assert [pair[0, 1], pair[0, 2], pair[2, 1]] == pytest.approx(expected[3:], rel=1e-10)
+    # the test-set max-T refers to the multivariate t on the smallest pair df
+    ranking, _ = rank_methods(pd.DataFrame(rows, columns=["rater", "scene", "method", "score"]))
+    assert ranking.attrs["estimator"]["params"]["df"] == pytest.approx(min(expected[3:]), rel=1e-10)
 
 
 def test_equal_raters_and_balanced_votes_give_the_textbook_df():
