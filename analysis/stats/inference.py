@@ -193,8 +193,10 @@ def covariances(votes: Votes) -> dict:
     cov_scene = _cluster_cov(votes.scene, n_s, votes.method, n_m, u) * (n_s / max(n_s - 1, 1))
     cov_rater = _cluster_cov(votes.rater, n_r, votes.method, n_m, u) * (n_r / max(n_r - 1, 1))
     cell = votes.rater * n_s + votes.scene
-    cells, cell_code = np.unique(cell, return_inverse=True)
-    cov_cell = _cluster_cov(cell_code, len(cells), votes.method, n_m, u)
+    # dense codes of the (rater, scene) cells voted on, without sorting every vote
+    used = np.bincount(cell, minlength=n_r * n_s) > 0
+    code = np.cumsum(used) - 1
+    cov_cell = _cluster_cov(code[cell], int(used.sum()), votes.method, n_m, u)
     cov_new = _psd(cov_scene + cov_rater - cov_cell)
     a, b = np.triu_indices(n_m, 1)
     contrasts = np.zeros((n_m + len(a), n_m))
