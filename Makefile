@@ -53,11 +53,12 @@ bench-viewer: install
 bench-analysis: install
 	$(BIN)/python bench/analysis/run.py
 
-# Monte Carlo check of intervals, ranking and screening against known truth (about 10 min);
-# REPS=50 for a quick look.
+# Monte Carlo check of intervals, ranking and screening against known truth (about 15 min);
+# REPS=50 for a quick look. One BLAS thread: its matrices are small, and threads
+# contending for two busy cores made them 10-100x slower.
 REPS ?= 200
 bench-validity: install
-	$(BIN)/python bench/validity/run.py --reps $(REPS)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/validity/run.py --reps $(REPS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -63,7 +63,7 @@ from analysis.stats.subject_model import P910
 
 #: Version of this composition (which estimators, how tables are joined). Bumped when a
 #: stored table would come out differently from the same votes.
-PIPELINE = {"name": "mosaic-analysis", "version": "2.3"}
+PIPELINE = {"name": "mosaic-analysis", "version": "2.4"}
 
 
 DEFAULT_PARAMS: dict[str, Any] = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -79,8 +80,9 @@ class Votes:
     def n_outputs(self) -> int:
         return self.n_methods * self.n_scenes
 
-    @property
+    @cached_property
     def output(self) -> np.ndarray:
+        # computed once: the estimators of one report ask for it some 25 times
         return self.method * self.n_scenes + self.scene
 
     def output_labels(self) -> tuple[np.ndarray, np.ndarray]:

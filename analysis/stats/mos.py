@@ -25,6 +25,8 @@ BOOTSTRAP = Estimator("bootstrap-raters-scenes", "2.0")
 #: Below this share of voted output x rater cells the rater bootstrap multiplies sparse
 #: matrices (the same figures, up to the order of floating-point sums).
 BOOTSTRAP_SPARSE_DENSITY = 0.25
+#: Outputs rated by the same raters share one resampled count (see ``_same_raters``).
+BOOTSTRAP_GROUP_OUTPUTS = True
 
 
 def _t_interval(mean: np.ndarray, std: np.ndarray, n: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -191,6 +193,19 @@ def method_mos(
     return METHOD_MOS.stamp(table, confidence=confidence)
 
 
+def _same_raters(counts: np.ndarray) -> np.ndarray | None:
+    """Group code of each output (row of ``counts``): equal rows share a code.
+
+    ``None`` when every output has its own raters (nothing to gain). Rows are grouped by
+    a random projection and the grouping is then checked exactly against the rows.
+    """
+    key = counts @ np.random.default_rng(0).random(counts.shape[1])
+    _, first, group = np.unique(key, return_index=True, return_inverse=True)
+    if len(first) > counts.shape[0] // 2 or not (counts == counts[first][group]).all():
+        return None
+    return group.astype(np.int64)
+
+
 def _bootstrap_arrays(
     votes: Votes, n_resamples: int, seed: int, confidence: float, chunk: int = 250
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -224,8 +239,23 @@ def _bootstrap_arrays(
     # a crowd study fills few of its output x rater cells: the per-resample products
     # then cost the votes, not the empty cells (most of an AIM-sized report's time)
     sparse_cells = len(votes.score) < BOOTSTRAP_SPARSE_DENSITY * n_out * n_r
-    sums_m = sparse.csr_matrix(sums) if sparse_cells else sums
-    counts_m = sparse.csr_matrix(counts) if sparse_cells else counts
+    group = _same_raters(counts) if not sparse_cells and BOOTSTRAP_GROUP_OUTPUTS else None
+    if group is not None:
+        # outputs with the same raters (every output in a complete design, every method
+        # of a scene when raters are blocked by scene) get the same resampled counts, so
+        # only their sums per (method, group) need the per-resample product
+        n_g = int(group.max()) + 1
+        row = (np.arange(n_out) // n_s) * n_g + group
+        sums_m = np.zeros((n_m * n_g, n_r))
+        np.add.at(sums_m, row, sums)
+        first = np.zeros(n_g, dtype=np.int64)
+        first[group[::-1]] = np.arange(n_out)[::-1]
+        counts_m = counts[first]
+        # scenes of each method in each group
+        per_group = np.bincount(row, weights=has.ravel().astype(float), minlength=n_m * n_g).reshape(n_m, n_g)
+    else:
+        sums_m = sparse.csr_matrix(sums) if sparse_cells else sums
+        counts_m = sparse.csr_matrix(counts) if sparse_cells else counts
     rng = np.random.default_rng(seed)
     by_raters = np.empty((n_m, n_resamples))
     by_scenes = np.empty((n_m, n_resamples))
@@ -237,12 +267,22 @@ def _bootstrap_arrays(
         offsets = (np.arange(b) * n_s)[:, None]
         w_s = np.bincount((rng.integers(0, n_s, size=(b, n_s)) + offsets).ravel(), minlength=b * n_s).reshape(b, n_s)
         w_r = w_r.astype(float)
-        s_b = np.asarray(sums_m @ w_r.T).reshape(n_m, n_s, b)
-        c_b = np.asarray(counts_m @ w_r.T).reshape(n_m, n_s, b)
-        valid = c_b > 0
+        if group is not None:
+            s_b = (sums_m @ w_r.T).reshape(n_m, n_g, b)
+            c_b = counts_m @ w_r.T  # groups x resamples
+            valid = (c_b > 0)[None, :, :] & (per_group > 0)[:, :, None]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                img_b = np.where(valid, s_b / np.where(c_b > 0, c_b, 1.0)[None, :, :], 0.0)
+                n_valid = (valid * per_group[:, :, None]).sum(axis=1)
+                by_raters[:, done : done + b] = img_b.sum(axis=1) / n_valid
+        else:
+            s_b = np.asarray(sums_m @ w_r.T).reshape(n_m, n_s, b)
+            c_b = np.asarray(counts_m @ w_r.T).reshape(n_m, n_s, b)
+            valid = c_b > 0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                img_b = np.where(valid, s_b / np.where(valid, c_b, 1.0), 0.0)
+                by_raters[:, done : done + b] = (img_b * valid).sum(axis=1) / valid.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            img_b = np.where(valid, s_b / np.where(valid, c_b, 1.0), 0.0)
-            by_raters[:, done : done + b] = (img_b * valid).sum(axis=1) / valid.sum(axis=1)
             scene_w = has[:, :, None] * w_s.T[None, :, :]
             by_scenes[:, done : done + b] = (img[:, :, None] * scene_w).sum(axis=1) / scene_w.sum(axis=1)
         done += b

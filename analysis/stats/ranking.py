@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from ._common import Estimator, Votes, prepare_votes
-from .inference import MAXT, NEW_SCENES, QUESTIONS, TEST_SET, covariances, stepdown_maxt
+from .inference import MAXT, NEW_SCENES, QUESTIONS, TEST_SET, TEST_SET_PAIR_DF, covariances, stepdown_maxt
 
 RANKING = Estimator("ranking-paired-holm", "1.2")
 MIXED = Estimator("mixed-model-scene-method", "2.0")
@@ -155,15 +155,21 @@ def _ranking_table(
 
 
 def _rank_maxt(
-    votes: Votes, alpha: float, question: str, method_key: str, seed: int = 0
+    votes: Votes, alpha: float, question: str, method_key: str, seed: int = 0, cov: dict | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     if question not in QUESTIONS:
         raise ValueError(f"question must be one of {QUESTIONS}")
     img = _image_matrix(votes)
-    mos, cov, df = covariances(votes)[question]
+    cov = covariances(votes) if cov is None else cov
+    pair_df = cov[TEST_SET_PAIR_DF]
+    mos, cov, df = cov[question]
     names = np.asarray(votes.methods)
     order = np.lexsort((names.astype(str), -mos))
     pairs = np.array(list(combinations(order, 2)), dtype=np.int64).reshape(-1, 2)
+    if question == TEST_SET:
+        # one reference distribution for the whole table: the multivariate t on the
+        # smallest Satterthwaite degrees of freedom of the pairs tested (version 1.1)
+        df = float(pair_df[pairs[:, 0], pairs[:, 1]].min()) if len(pairs) else float(max(votes.n_raters - 1, 1))
     t, p, adjusted = stepdown_maxt(mos, cov, df, pairs, seed=seed)
     a, b = pairs[:, 0], pairs[:, 1]
     both = ~np.isnan(img[a]) & ~np.isnan(img[b])
@@ -182,7 +188,7 @@ def _rank_maxt(
     # the column name of version 1.0, kept for readers of stored runs and exports
     pairwise["p_holm"] = adjusted
     pairwise["significant"] = adjusted < alpha
-    pairwise["test"] = "z-rater-cluster" if question == TEST_SET else "t-two-way-cluster"
+    pairwise["test"] = "t-rater-cluster-cr2" if question == TEST_SET else "t-two-way-cluster"
     pairwise["estimand"] = question
     ranking = _ranking_table(names, order, mos, img, pairwise, method_key)
     ranking["estimand"] = question

@@ -17,12 +17,15 @@ from .screening import _screen, exclude_raters
 from .subject_model import _p910_from_votes, p910_method_table
 
 
-def _method_mos_all(votes: Votes, n_boot: int, seed: int, confidence: float) -> pd.DataFrame:
-    """Method MOS with the interval of each question (see :mod:`.inference`)."""
+def _method_mos_all(votes: Votes, n_boot: int, seed: int, confidence: float, cov: dict | None = None) -> pd.DataFrame:
+    """Method MOS with the interval of each question (see :mod:`.inference`).
+
+    ``cov`` is :func:`~.inference.covariances` of ``votes`` when the caller has it.
+    """
     table = _method_table(votes, confidence)
     table = table.rename(columns={"ci_method": "ci_method_t"})
     table["estimand_t"] = NEW_SCENES
-    cov = covariances(votes)
+    cov = covariances(votes) if cov is None else cov
     for question, suffix, est in ((TEST_SET, "test", TEST_SET_CI), (NEW_SCENES, "2way", NEW_SCENES_CI)):
         mos, c, df = cov[question]
         low, high = intervals(mos, c, df, confidence)
@@ -169,7 +172,8 @@ def full_report(
     result["screening"] = screening
     image = _image_table(votes, confidence, scale_min, scale_max)
     result["image_mos"] = IMAGE_MOS.stamp(image, confidence=confidence, scale_min=scale_min, scale_max=scale_max)
-    result["method_mos"] = _method_mos_all(votes, n_boot, seed, confidence)
+    cov = covariances(votes)
+    result["method_mos"] = _method_mos_all(votes, n_boot, seed, confidence, cov)
     # each question ranked once, over the ranked methods only
     ranked = votes
     if unranked:
@@ -181,7 +185,9 @@ def full_report(
         result["ranking"], result["pairwise"] = _rank(ranked, alpha, "t", "method")
         result["ranking_new_scenes"], result["pairwise_new_scenes"] = result["ranking"], result["pairwise"]
     else:
-        result["ranking"], result["pairwise"] = _rank_maxt(ranked, alpha, TEST_SET, "method", seed)
+        # the covariances of the whole table serve the ranking when no method is left out
+        shared = cov if ranked is votes else None
+        result["ranking"], result["pairwise"] = _rank_maxt(ranked, alpha, TEST_SET, "method", seed, shared)
         # the two-way cluster covariance is too optimistic with few scenes for max-T
         # (bench/validity: 8-14% false separation); Holm over paired t-tests holds
         result["ranking_new_scenes"], result["pairwise_new_scenes"] = _rank(ranked, alpha, "t", "method")

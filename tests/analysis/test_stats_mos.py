@@ -219,3 +219,24 @@ def test_bootstrap_on_sparse_cells_gives_the_dense_figures(monkeypatch):
     sparse = bootstrap_ci(votes, n_resamples=300, seed=2)
     for col in ("ci_low", "ci_high", "boot_se"):
         assert sparse[col].to_numpy() == pytest.approx(dense[col].to_numpy(), rel=1e-12)
+
+
+@pytest.mark.parametrize("design", ["complete", "scene-blocked"])
+def test_bootstrap_grouping_outputs_with_the_same_raters_gives_the_same_figures(monkeypatch, design):
+    from analysis.stats import mos
+
+    rng = np.random.default_rng(6)
+    r, m, s = (a.ravel() for a in np.meshgrid(np.arange(12), np.arange(4), np.arange(6), indexing="ij"))
+    votes = pd.DataFrame({"rater": r, "scene": s, "method": m, "score": rng.integers(1, 6, len(r)).astype(float)})
+    if design == "scene-blocked":
+        # each scene rated by its own half of the raters; one output left without votes
+        votes = votes[(votes["rater"] % 2) == (votes["scene"] % 2)]
+        votes = votes[~((votes["method"] == 3) & (votes["scene"] == 5))]
+    codes = mos.prepare_votes(votes)
+    counts = np.bincount(codes.output * codes.n_raters + codes.rater, minlength=codes.n_outputs * codes.n_raters)
+    assert mos._same_raters(counts.reshape(codes.n_outputs, codes.n_raters).astype(float)) is not None
+    grouped = bootstrap_ci(votes, n_resamples=300, seed=2)
+    monkeypatch.setattr(mos, "BOOTSTRAP_GROUP_OUTPUTS", False)
+    plain = bootstrap_ci(votes, n_resamples=300, seed=2)
+    for col in ("ci_low", "ci_high", "boot_se"):
+        assert grouped[col].to_numpy() == pytest.approx(plain[col].to_numpy(), rel=1e-12)
