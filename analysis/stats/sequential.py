@@ -55,6 +55,8 @@ STATES = (SEPARATED, EQUIVALENT, UNDECIDED)
 _SHRINK_DF = 10.0
 # Further votes beyond this are reported as "more than the study will ever collect".
 _VOTES_CAP = 10**7
+# Smallest score of an undecided pair relative to the cheapest one (allocation_weights).
+_PAIR_FLOOR = 0.25
 
 
 @dataclass(frozen=True)
@@ -206,14 +208,18 @@ def _votes_needed(var_a: float, n_a: float, var_b: float, n_b: float, target_var
 
 def _information_needed(half_width: float, *, alpha: float, rho: float) -> float:
     """Smallest information at which the sequence's half-width is at most ``half_width``."""
+
+    def width(info: float) -> float:  # cs_half_width for one number, without numpy's overhead
+        return math.sqrt((info + rho) * math.log((info + rho) / (rho * alpha**2))) / info
+
     low, high = 1e-9, 1.0
-    while cs_half_width(1 / high, alpha=alpha, rho=rho) > half_width:
+    while width(high) > half_width:
         high *= 2
         if high > 1e15:
             return np.inf
     for _ in range(60):
         mid = math.sqrt(low * high)
-        low, high = (mid, high) if cs_half_width(1 / mid, alpha=alpha, rho=rho) > half_width else (low, mid)
+        low, high = (mid, high) if width(mid) > half_width else (low, mid)
     return high
 
 
@@ -371,15 +377,32 @@ def allocation_weights(
 ) -> dict | None:
     """Relative share of the next votes each method should get; None while warming up.
 
-    Each undecided adjacent pair weighs its ``p_resolvable``: the probability, from its
-    estimate and standard error now, that the two methods differ by at least twice the
-    smallest difference, the differences a study is built to separate. Early on every
-    undecided pair weighs about the same; as votes come in, the pairs that look truly
-    equal (whose equivalence needs many votes) fall behind the ones about to be separated,
-    and get their turn once those are decided. A pair's weight is shared between its two
-    methods in proportion to how much one vote to each reduces the variance of their
-    difference (``se**2 / n_votes``). Decided pairs get nothing more; every method keeps
-    ``floor`` times the largest weight.
+    Votes go first to the undecided adjacent pairs that are cheapest to decide. For each
+    undecided pair, the cost is the further votes (split evenly between its two methods)
+    after which its confidence sequence would be narrower than the gap observed now, so
+    that the pair would be separated if the gap stayed where it is (the same computation
+    as ``votes_to_decide``, with the target half-width equal to the gap). A pair's score
+    is ``0.25 + 0.75 * cheapest / cost``: the cheapest pair scores 1, a pair ten times as
+    costly about 0.33, and a near-equal pair (whose gap, and so its cost, is mostly noise)
+    never less than 0.25, so a pair that only looks hopeless now still gets votes and a
+    wrong early estimate corrects itself. A method takes the largest score of its
+    undecided pairs (not their sum: a method between two undecided pairs needs no more
+    votes than one of them asks), so both methods of the pair being decided get the same
+    share and, within a session, about the same number of trials, which cancels most of
+    each rater's bias in their difference. Methods in no undecided pair keep ``floor``.
+
+    The equivalence goal (the interval within the smallest difference) enters the cost
+    only once no undecided pair has an observed gap of at least the smallest difference:
+    before that, pairs that look equal would draw votes away from the separations a study
+    is built to make. Then a pair's cost is the cheaper of separating it and showing it
+    equivalent.
+
+    Any rule that looks only at votes already stored keeps each confidence sequence
+    valid: the normal-mixture boundary holds at every stopping time of the vote stream
+    (Howard et al. 2021, section 3), and the allocation only decides which stream the next
+    vote joins (checked by simulation in ``bench/validity/sequential.py``). The 0.25 floor
+    of a pair's score is the allocation's exploration: without it a pair whose gap looks
+    small after the warm-up may wait until every other pair is decided.
 
     Parameters
     ----------
@@ -388,7 +411,7 @@ def allocation_weights(
     warmup_votes : int
         Uniform allocation until every output of every method has this many votes.
     floor : float
-        Smallest weight of a method relative to the largest.
+        Weight, relative to the largest, of a method in no undecided pair.
 
     Returns
     -------
@@ -401,22 +424,44 @@ def allocation_weights(
     >>> votes = pd.DataFrame({"method": list("AABBCC") * 3, "scene": "s1", "score": [5, 4, 4, 4, 1, 2] * 3})
     >>> weights = allocation_weights(decide_pairs(votes), warmup_votes=2)
     >>> {m: round(w, 2) for m, w in weights.items()}  # B vs C is separated, A vs B is not
-    {'A': 1.0, 'B': 0.57, 'C': 0.02}
+    {'A': 1.0, 'B': 1.0, 'C': 0.02}
     """
     methods = decision.methods
     if methods.empty or int(methods["min_output_votes"].min()) < warmup_votes:
         return None
     names = methods[method].tolist()
-    weights = dict.fromkeys(names, 0.0)
     undecided = decision.pairs[decision.pairs["state"] == UNDECIDED]
-    if len(undecided):
-        by_name = methods.set_index(method)
-        for a, b, pair_weight in undecided[["method_a", "method_b", "p_resolvable"]].itertuples(index=False):
-            gain = {m: by_name.at[m, "se"] ** 2 / max(by_name.at[m, "n_votes"], 1) for m in (a, b)}
-            total = gain[a] + gain[b]
-            for m in (a, b):
-                weights[m] += pair_weight * (gain[m] / total if total > 0 else 0.5)
-    top = max(weights.values(), default=0.0)
-    if top <= 0:
+    if not len(undecided):
         return dict.fromkeys(names, 1.0)
-    return {m: max(float(w / top), floor) for m, w in weights.items()}
+    by_name = methods.set_index(method)
+    delta = decision.smallest_difference
+    alpha_p = decision.alpha / max(len(decision.pairs), 1)
+    rho = mixture_rho(smallest_difference=delta, alpha=alpha_p)
+    gaps = undecided["diff"].abs().to_numpy(dtype=float)
+    with_equivalence = not bool((gaps >= delta).any())
+
+    def cost(a: object, b: object, gap: float) -> float:
+        """Further votes until the pair's interval is narrower than its gap (or, with
+        the equivalence goal, than the room left below the smallest difference)."""
+        var_a, var_b = by_name.at[a, "se"] ** 2, by_name.at[b, "se"] ** 2
+        n_a, n_b = max(by_name.at[a, "n_votes"], 1), max(by_name.at[b, "n_votes"], 1)
+        targets = [gap] + ([delta - gap] if with_equivalence and gap < delta else [])
+        votes = [
+            _votes_needed(var_a, n_a, var_b, n_b, 1 / _information_needed(t, alpha=alpha_p, rho=rho))
+            for t in targets
+            if t > 0
+        ]
+        votes = [v for v in votes if np.isfinite(v)]
+        return max(min(votes), 1.0) if votes else float(_VOTES_CAP)
+
+    costs = [
+        (a, b, cost(a, b, gap))
+        for (a, b), gap in zip(undecided[["method_a", "method_b"]].itertuples(index=False), gaps, strict=True)
+    ]
+    cheapest = min(c for _, _, c in costs)
+    weights = dict.fromkeys(names, floor)
+    for a, b, c in costs:
+        score = _PAIR_FLOOR + (1 - _PAIR_FLOOR) * cheapest / c
+        for m in (a, b):
+            weights[m] = max(weights[m], score)
+    return {m: float(w) for m, w in weights.items()}

@@ -141,6 +141,44 @@ def test_weights_favour_the_undecided_close_pair_and_wait_for_the_warmup():
     assert allocation_weights(decision, warmup_votes=4) is None
 
 
+def exact(means: dict[str, float], *, scenes: int = 10, votes: int = 4, sd: float = 0.7) -> pd.DataFrame:
+    """Votes whose per-method MOS is exactly ``means`` and whose spread is ``sd``."""
+    offsets = [sd if k % 2 else -sd for k in range(votes)]
+    return votes_frame({(m, f"s{i}"): [mu + o for o in offsets] for m, mu in means.items() for i in range(scenes)})
+
+
+def test_weights_favour_a_close_but_different_pair_over_a_near_equal_cluster():
+    # A-B differ by 0.2, a difference the study must separate; C, D and E look equal.
+    means = {"A": 4.5, "B": 4.3, "C": 3.52, "D": 3.5, "E": 3.48, "F": 2.0}
+    decision = decide_pairs(exact(means), smallest_difference=0.1)
+    states = decision.pairs.set_index(["method_a", "method_b"])["state"]
+    assert states[("A", "B")] == states[("C", "D")] == states[("D", "E")] == UNDECIDED
+    weights = allocation_weights(decision, warmup_votes=2)
+    assert weights["A"] == weights["B"] == pytest.approx(1.0)
+    # The cluster keeps the exploration floor of a pair's score, no more.
+    assert all(0.25 <= weights[m] < 0.3 for m in "CDE")
+    assert weights["F"] == 0.02  # E-F is separated
+
+
+def test_a_method_between_two_undecided_pairs_takes_the_larger_score_not_the_sum():
+    decision = decide_pairs(exact({"A": 3.4, "B": 3.2, "C": 3.0}), smallest_difference=0.1)
+    assert (decision.pairs["state"] == UNDECIDED).all()
+    weights = allocation_weights(decision, warmup_votes=2)
+    assert weights == pytest.approx({"A": 1.0, "B": 1.0, "C": 1.0})
+
+
+def test_equivalence_counts_only_once_no_pair_looks_separable():
+    # Both pairs look equal (gaps below the smallest difference): the cheaper goal of
+    # each, separation or equivalence, sets its cost, so the pair at 0.01 (cheap to show
+    # equivalent) comes first. Beside a separable pair it would only keep the floor.
+    near = {"A": 3.5, "B": 3.49, "C": 3.44}
+    weights = allocation_weights(decide_pairs(exact(near, votes=8), smallest_difference=0.2), warmup_votes=2)
+    assert weights["A"] == pytest.approx(1.0) and weights["C"] < 0.9
+    with_far = {**near, "D": 3.19}
+    weights = allocation_weights(decide_pairs(exact(with_far, votes=8), smallest_difference=0.2), warmup_votes=2)
+    assert weights["D"] == pytest.approx(1.0) and weights["A"] < 0.3
+
+
 def test_false_separation_of_equal_methods_under_monitoring_stays_at_alpha():
     # Three equal methods, the decision looked at after every rater's batch of votes
     # until it is decided or the votes run out: a false separation anywhere is counted.
