@@ -53,3 +53,75 @@ def test_makefile_checks_the_port_before_installing() -> None:
     lines = [line.strip() for line in recipe.strip().splitlines()]
     assert lines[0].startswith("@$(PYTHON) tools/port_free.py $(HOST) $(PORT)")
     assert "install" in lines[1] and "serve_demo --host $(HOST) --port $(PORT)" in lines[-1]
+
+
+def _running(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except FileNotFoundError:
+        return False
+
+
+def test_serve_demo_runs_a_worker_that_computes_the_images_and_ctrl_c_stops_both(tmp_path: Path) -> None:
+    """`make demo`'s command: one Celery worker beside the web server, on the embedded
+    broker (no broker server); the worker computes the demo's metrics and tiles; Ctrl-C
+    (SIGINT) stops the server and the worker it started."""
+    import os
+    import re
+    import signal
+    import sqlite3
+    import time
+    import urllib.request
+
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_URL", "CELERY_", "MOSAIC_"))
+    }
+    env |= {"DJANGO_SETTINGS_MODULE": "config.settings", "MOSAIC_VAR_DIR": str(tmp_path)}
+    manage = [sys.executable, "manage.py"]
+    run = dict(cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert subprocess.run([*manage, "migrate", "-v", "0"], **run).returncode == 0
+    # A one-scene demo built beforehand (serve_demo reuses it): its images wait for a worker.
+    assert subprocess.run([*manage, "build_demo", "--scenes", "1", "--no-links"], **run).returncode == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        ["timeout", "--signal=INT", "--kill-after=10", "300", *manage, "serve_demo", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while "Mosaic demo is serving." not in (tmp_path / "serve.log").read_text():
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.5)
+        output = (tmp_path / "serve.log").read_text()
+        worker_pid = int(re.search(r"Celery worker: pid (\d+)", output).group(1))
+        assert "Jobs" in output  # where the progress of the demo's images is shown
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/s/demo/", timeout=30) as response:
+            assert response.status == 200
+        # The worker, not the server, computes PSNR/SSIM and the tile pyramids.
+        database = sqlite3.connect(tmp_path / "db.sqlite3")
+        waiting = (
+            "SELECT (SELECT count(*) FROM studies_output WHERE metric_status != 'done')"
+            " + (SELECT count(*) FROM studies_imageasset WHERE tile_status != 'done')"
+        )
+        while database.execute(waiting).fetchone()[0]:
+            assert time.monotonic() < deadline, (tmp_path / "celery-worker.log").read_text()[-3000:]
+            time.sleep(1)
+        database.close()
+        os.killpg(server.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+        server.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while _running(worker_pid):
+            assert time.monotonic() < deadline, "the worker outlived the server"
+            time.sleep(0.2)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+        log.close()
