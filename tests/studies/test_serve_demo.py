@@ -105,6 +105,8 @@ def test_serve_demo_runs_a_worker_that_computes_the_images_and_ctrl_c_stops_both
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/s/demo/", timeout=30) as response:
             assert response.status == 200
         # The worker, not the server, computes PSNR/SSIM and the tile pyramids.
+        # The served demo's own database file, read directly: this process's ORM is bound
+        # to the test database, and a `manage.py shell` per poll would take seconds each.
         database = sqlite3.connect(tmp_path / "db.sqlite3")
         waiting = (
             "SELECT (SELECT count(*) FROM studies_output WHERE metric_status != 'done')"
