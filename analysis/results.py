@@ -201,6 +201,7 @@ def _report(
             "estimand_new_scenes": mm["estimand_2way"],
             "ci_low_t_scenes": mm["ci_low"],
             "ci_high_t_scenes": mm["ci_high"],
+            "estimand_t_scenes": mm["estimand_t"],
             "n_votes": mm["n_votes"],
             "n_raters": mm["n_raters"],
             "n_scenes": mm["n_scenes"],
@@ -250,7 +251,7 @@ def _report(
         + ["rank", "rank_high", "rank_display", "tied_with_winner", "ranked"]
         + ["ci_low_new_scenes", "ci_high_new_scenes", "ci_method_new_scenes", "estimand_new_scenes"]
         + ["rank_new_scenes", "rank_high_new_scenes", "rank_display_new_scenes"]
-        + ["ci_low_t_scenes", "ci_high_t_scenes", "n_votes", "n_raters", "n_scenes"]
+        + ["ci_low_t_scenes", "ci_high_t_scenes", "estimand_t_scenes", "n_votes", "n_raters", "n_scenes"]
         + ["psnr", "ssim", "boot_ci_low", "boot_ci_high", "boot_se"]
         + ["p910", "p910_ci_low", "p910_ci_high", "p910_ci_low_new_scenes", "p910_ci_high_new_scenes"]
         + ["runtime_s", "framework", "estimator", "estimator_version"]

@@ -49,6 +49,10 @@ from ._common import Estimator, Votes
 TEST_SET = "test set"
 NEW_SCENES = "new scenes"
 QUESTIONS = (TEST_SET, NEW_SCENES)
+#: What Student-t over the per-image MOS (the classic challenge interval) answers: scenes
+#: sampled, the study's own raters fixed. With a hundred raters it is close to "new
+#: scenes"; with twenty it leaves out how much another panel would differ.
+NEW_SCENES_PANEL = "new scenes, these raters"
 
 TEST_SET_CI = Estimator("mos-rater-cluster", "1.1")
 NEW_SCENES_CI = Estimator("mos-two-way-cluster", "1.0")

@@ -10,7 +10,7 @@ import pandas as pd
 from ._common import Votes, prepare_votes, select_votes
 from .agreement import _agreement
 from .correlation import metric_correlations
-from .inference import NEW_SCENES, NEW_SCENES_CI, TEST_SET, TEST_SET_CI, covariances, intervals
+from .inference import NEW_SCENES, NEW_SCENES_CI, NEW_SCENES_PANEL, TEST_SET, TEST_SET_CI, covariances, intervals
 from .mos import BOOTSTRAP, IMAGE_MOS, METHOD_MOS, _bootstrap_arrays, _image_table, _method_table
 from .ranking import _rank, _rank_maxt, single_entry_ranking
 from .screening import _screen, exclude_raters
@@ -24,7 +24,7 @@ def _method_mos_all(votes: Votes, n_boot: int, seed: int, confidence: float, cov
     """
     table = _method_table(votes, confidence)
     table = table.rename(columns={"ci_method": "ci_method_t"})
-    table["estimand_t"] = NEW_SCENES
+    table["estimand_t"] = NEW_SCENES_PANEL
     cov = covariances(votes) if cov is None else cov
     for question, suffix, est in ((TEST_SET, "test", TEST_SET_CI), (NEW_SCENES, "2way", NEW_SCENES_CI)):
         mos, c, df = cov[question]
@@ -122,7 +122,8 @@ def full_report(
     dict of str to DataFrame
         ``screening``, ``image_mos``, ``method_mos`` (intervals of both questions:
         ``ci_low_test``/``ci_high_test`` "test set", ``ci_low``/``ci_high`` Student-t
-        over scenes and ``ci_low_2way``/``ci_high_2way`` "new scenes", bootstrap;
+        over scenes "new scenes, these raters", ``ci_low_2way``/``ci_high_2way`` "new
+        scenes", bootstrap;
         each with its ``estimand_*`` column), ``ranking`` and ``pairwise`` ("test set"),
         ``ranking_new_scenes`` and ``pairwise_new_scenes``, ``p910`` (per output),
         ``p910_method``, ``p910_raters``, ``correlations_method`` and

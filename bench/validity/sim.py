@@ -14,7 +14,10 @@ averaged over the inconsistency distribution), not from a large simulation:
 * ``test_set_truth[m]``: the mean over *these* scenes of ``output_truth[m, i]`` ("on this
   test set": scenes fixed, raters sampled);
 * ``new_scenes_truth[m]``: the expected vote on method m for a scene *and* a rater drawn
-  from their populations ("on new scenes too").
+  from their populations ("on new scenes too");
+* ``panel_truth[m]``: the expected vote on method m for a scene drawn from its population,
+  given the raters who voted on m, each weighed as in the method's MOS ("new scenes,
+  these raters": what Student-t over the per-image MOS estimates; good raters only).
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ class Study:
     output_truth: np.ndarray  # methods x scenes
     test_set_truth: np.ndarray
     new_scenes_truth: np.ndarray
+    panel_truth: np.ndarray
     levels: tuple[int, int]
 
 
@@ -217,11 +221,17 @@ def simulate(design: Design, rng: np.random.Generator) -> Study:
     out_truth = _expected_vote(latent[:, :, None], var_out[None, None, :], design).mean(axis=2)
     var_new = var_out + design.scene_sd**2 + design.interaction_sd**2
     new_truth = _expected_vote(q[:, None], var_new[None, :], design).mean(axis=1)
+    # each vote weighs 1 / (scenes x votes on its output) in its method's MOS
+    per_output = np.bincount(m * n_s + s, minlength=n_m * n_s)[m * n_s + s]
+    var_panel = design.scene_sd**2 + design.interaction_sd**2 + upsilon[r] ** 2
+    expected = _expected_vote(q[m] + bias[r], var_panel, design)
+    panel_truth = np.bincount(m, weights=expected / (n_s * per_output), minlength=n_m)
     return Study(
         votes=votes,
         rater_type=pd.Series(types, index=np.arange(n_r)),
         output_truth=out_truth,
         test_set_truth=out_truth.mean(axis=1),
         new_scenes_truth=new_truth,
+        panel_truth=panel_truth,
         levels=design.levels,
     )

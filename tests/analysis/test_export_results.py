@@ -108,6 +108,7 @@ def test_leaderboard_matches_a_hand_computation(tmp_path: Path) -> None:
     assert board.loc["A", "mos"] == pytest.approx(mos)
     assert board.loc["A", "ci_low_t_scenes"] == pytest.approx(low)
     assert board.loc["A", "ci_high_t_scenes"] == pytest.approx(high)
+    assert board.loc["A", "estimand_t_scenes"] == "new scenes, these raters"
     assert board.loc["A", "ci_method"] == "mos-rater-cluster"
     assert board.loc["A", "estimand"] == "test set"
     assert board.loc["A", "estimand_new_scenes"] == "new scenes"

@@ -202,7 +202,9 @@ def test_straight_liner_and_random_rater_are_flagged_good_raters_kept():
     assert table.loc[19, "straight_lining_rejected"] and np.isnan(table.loc[19, "correlation"])
     assert table.loc[18, "inconsistency_rejected"]
     assert not table.loc[:17, "excluded"].any()
-    # the rule's test by hand: chi-square of the residual spread against 1.15 x the median
-    ref = 1.15 * np.median(table["inconsistency"])
+    # the rule's test by hand: chi-square of the residual spread against 1.25 x the pooled
+    # spread of the raters up to the 80th percentile (every rater has 60 votes)
+    u = table["inconsistency"].to_numpy()
+    ref = 1.25 * np.sqrt(np.mean(u[u <= np.quantile(u, 0.8)] ** 2))
     p = stats.chi2.sf(60 * table.loc[18, "inconsistency"] ** 2 / ref**2, 59)
     assert table.loc[18, "inconsistency_p"] == pytest.approx(p)

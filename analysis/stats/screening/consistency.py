@@ -8,11 +8,17 @@ rater with the other raters of the same study instead:
   model gives each rater an inconsistency ``upsilon`` (the spread of their votes around
   quality + their own bias, so a rater who is merely strict or lenient is not penalised).
   A careless rater who answers at random has a spread far above the pool's. The rule
-  takes the pool's typical inconsistency, ``u_ref = factor * median(upsilon)`` over the
-  raters with enough votes, and flags a rater when a one-sided chi-square test rejects
-  ``upsilon <= u_ref``: ``n * upsilon**2 / u_ref**2 > chi2.ppf(1 - alpha, n - 1)``. The
-  test accounts for how many votes the rater gave: a rater with 12 votes needs a larger
-  spread to be flagged than one with 50.
+  takes the pool's typical inconsistency, ``u_ref = factor * u_pool``, and flags a rater
+  when a one-sided chi-square test rejects ``upsilon <= u_ref``:
+  ``n * upsilon**2 / u_ref**2 > chi2.ppf(1 - alpha, n - 1)``. The test accounts for how
+  many votes the rater gave: a rater with 12 votes needs a larger spread to be flagged
+  than one with 50. ``u_pool`` (version 1.1) is the pooled spread of the raters with
+  enough votes up to the pool's 80th percentile of ``upsilon``:
+  ``sqrt(sum(n * upsilon**2) / sum(n))`` over them, so that the careless few at the top
+  do not set the bar. Pooling the votes of most of the pool estimates it with less noise
+  than version 1.0's median, and a noisy bar is what flags good raters in small studies:
+  in bench/validity's small design (20 raters of 15 votes), version 1.0 flagged
+  4.7-5.2% of good raters for 91-92% of careless ones, version 1.1 3.5-4.4% for 91-93%.
 * **straight-lining** (``straight-lining``): every vote of the rater at one level, over
   at least ``min_votes`` votes. Such a rater gives no information (their correlation
   with the others is undefined) and is always flagged.
@@ -26,12 +32,21 @@ from scipy import stats
 
 from .._common import Estimator, Votes, group_mean_std, prepare_votes
 
-INCONSISTENCY = Estimator("p910-inconsistency-vs-pool", "1.0")
+INCONSISTENCY = Estimator("p910-inconsistency-vs-pool", "1.1")
 STRAIGHT_LINING = Estimator("straight-lining", "1.0")
 
-DEFAULT_FACTOR = 1.15
+DEFAULT_FACTOR = 1.25
+#: Raters above this quantile of the pool's inconsistency do not set its reference.
+POOL_QUANTILE = 0.8
 DEFAULT_ALPHA = 0.005
 DEFAULT_MIN_VOTES = 5
+
+
+def pool_inconsistency(n_votes: np.ndarray, upsilon: np.ndarray) -> float:
+    """The pooled inconsistency of the raters up to the pool's ``POOL_QUANTILE`` (see the
+    module docstring): ``sqrt(sum(n * upsilon**2) / sum(n))`` over them."""
+    kept = upsilon <= np.quantile(upsilon, POOL_QUANTILE)
+    return float(np.sqrt(np.sum(n_votes[kept] * upsilon[kept] ** 2) / np.sum(n_votes[kept])))
 
 
 def _inconsistency(
@@ -39,7 +54,7 @@ def _inconsistency(
 ) -> pd.DataFrame:
     n = n_votes.astype(float)
     eligible = (n >= min_votes) & np.isfinite(upsilon)
-    u_ref = factor * float(np.median(upsilon[eligible])) if eligible.any() else np.nan
+    u_ref = factor * pool_inconsistency(n[eligible], upsilon[eligible]) if eligible.any() else np.nan
     with np.errstate(invalid="ignore", divide="ignore"):
         statistic = n * upsilon**2 / u_ref**2
         p = stats.chi2.sf(statistic, np.maximum(n - 1, 1))
@@ -112,8 +127,8 @@ def inconsistency_screening(
     """Flag raters whose P.910 inconsistency is well above the pool's.
 
     See the module docstring for the rule. ``factor`` says how much noisier than the
-    median rater a rater may be before the test starts (1.15: good raters differ in
-    care, and the rule must not flag the less careful half of them); ``alpha`` is the
+    pool a rater may be before the test starts (1.25: good raters differ in care, and
+    the rule must not flag the less careful half of them); ``alpha`` is the
     per-rater error rate of the one-sided chi-square test.
 
     Parameters
@@ -121,7 +136,7 @@ def inconsistency_screening(
     df : DataFrame
         Long-format votes; training rows are ignored.
     factor : float
-        ``u_ref = factor * median(upsilon)``.
+        ``u_ref = factor * u_pool`` (:func:`pool_inconsistency`).
     alpha : float
         Level of the one-sided test of ``upsilon <= u_ref``.
     min_votes : int
