@@ -173,6 +173,9 @@ def satterthwaite_df(votes: Votes, contrasts: np.ndarray) -> np.ndarray:
 
 #: Key of :func:`covariances`'s methods x methods matrix of test-set pair degrees of freedom.
 TEST_SET_PAIR_DF = "test set pair df"
+#: Key of the rater part of the new-scenes covariance, ``Cov_rater - Cov_rater x scene``
+#: (what raters shared between scenes add to a paired comparison over scenes).
+NEW_SCENES_RATER_PART = "new scenes rater part"
 
 
 def covariances(votes: Votes) -> dict:
@@ -182,7 +185,8 @@ def covariances(votes: Votes) -> dict:
     (:func:`satterthwaite_df`), the new-scenes ones a single ``min(n_scenes, n_raters) - 1``.
     Under :data:`TEST_SET_PAIR_DF`, the methods x methods matrix of the test-set degrees
     of freedom of every pair's difference (one :func:`satterthwaite_df` call for both:
-    its co-rating product is most of its cost).
+    its co-rating product is most of its cost); under :data:`NEW_SCENES_RATER_PART`, the
+    rater part of the new-scenes covariance (see :mod:`.ranking`).
     """
     c, mos_out, mos = _weights(votes)
     n_out = np.bincount(votes.output, minlength=votes.n_outputs).astype(float)
@@ -201,7 +205,8 @@ def covariances(votes: Votes) -> dict:
     used = np.bincount(cell, minlength=n_r * n_s) > 0
     code = np.cumsum(used) - 1
     cov_cell = _cluster_cov(code[cell], int(used.sum()), votes.method, n_m, u)
-    cov_new = _psd(cov_scene + cov_rater - cov_cell)
+    rater_part = cov_rater - cov_cell
+    cov_new = _psd(cov_scene + rater_part)
     a, b = np.triu_indices(n_m, 1)
     contrasts = np.zeros((n_m + len(a), n_m))
     contrasts[np.arange(n_m), np.arange(n_m)] = 1.0
@@ -213,6 +218,7 @@ def covariances(votes: Votes) -> dict:
     return {
         TEST_SET: (mos, cov_test, df_test[:n_m]),
         TEST_SET_PAIR_DF: pair_df,
+        NEW_SCENES_RATER_PART: rater_part,
         NEW_SCENES: (mos, cov_new, float(max(min(n_s, n_r) - 1, 1))),
     }
 

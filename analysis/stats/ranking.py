@@ -10,6 +10,17 @@ whole table (strong control, all pairs):
   Wilcoxon) over scenes, ``MOS[a, i] - MOS[b, i]`` over the scenes i where both have
   votes, Holm corrected over all pairs; it answers "on new scenes too".
 
+A paired t-test over scenes alone counts the study's raters as fixed: their biases, shared
+by every scene, do not cancel between two methods rated by different raters, so with a
+small panel it separated equal methods 5.5-6.7% of the time in bench/validity's small
+design (20 raters). Version 2.0 adds to each pair's variance the rater part of the
+two-way cluster decomposition (Cameron, Gelbach & Miller 2011: ``Cov_rater -
+Cov_rater x scene`` of the pair's difference, see :mod:`.inference`) when it is positive,
+and keeps the paired test's ``n_scenes - 1`` degrees of freedom: never narrower than the
+paired test, and without the noise of the full two-way estimate, which separated equal
+methods 8-11% of the time there. Same design: 3.7-4.2%; AIM-like power at 0.28 MOS 89%
+(the paired test alone: 90%).
+
 Pairs whose differences have no variance are never separated. A method's rank is ``1 + (number of methods significantly
 better than it)``, so methods nobody beats share rank 1; the display string is the
 range ``rank .. (number of methods not significantly worse than it)``, e.g. ``"1-2"``
@@ -26,9 +37,18 @@ import pandas as pd
 from scipy import stats
 
 from ._common import Estimator, Votes, prepare_votes
-from .inference import MAXT, NEW_SCENES, QUESTIONS, TEST_SET, TEST_SET_PAIR_DF, covariances, stepdown_maxt
+from .inference import (
+    MAXT,
+    NEW_SCENES,
+    NEW_SCENES_RATER_PART,
+    QUESTIONS,
+    TEST_SET,
+    TEST_SET_PAIR_DF,
+    covariances,
+    stepdown_maxt,
+)
 
-RANKING = Estimator("ranking-paired-holm", "1.2")
+RANKING = Estimator("ranking-paired-holm", "2.0")
 MIXED = Estimator("mixed-model-scene-method", "2.0")
 
 
@@ -61,7 +81,11 @@ def single_entry_ranking(names: list) -> tuple[pd.DataFrame, pd.DataFrame]:
     return ranking, pd.DataFrame(columns=["pair", "diff", "p", "p_holm", "significant", "estimand"])
 
 
-def _rank(votes: Votes, alpha: float, test: str, method_key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _rank(
+    votes: Votes, alpha: float, test: str, method_key: str, cov: dict | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Holm over paired tests (module docstring); ``cov`` is :func:`.inference.covariances`
+    of ``votes`` when the caller has it."""
     img = _image_matrix(votes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -90,8 +114,11 @@ def _rank(votes: Votes, alpha: float, test: str, method_key: str) -> tuple[pd.Da
     stat = np.full(len(pairs), np.nan)
     p = np.where(n >= 2, 1.0, np.nan)
     if test == "t":
+        rater_part = (covariances(votes) if cov is None else cov)[NEW_SCENES_RATER_PART]
+        a, b = pairs[:, 0], pairs[:, 1]
+        shared = rater_part[a, a] + rater_part[b, b] - 2 * rater_part[a, b]
         with np.errstate(invalid="ignore", divide="ignore"):
-            t = mean / np.sqrt(var / n)
+            t = mean / np.sqrt(var / n + np.maximum(shared, 0.0))
         stat[live] = t[live]
         p[live] = 2 * stats.t.sf(np.abs(t[live]), n[live] - 1)
     else:

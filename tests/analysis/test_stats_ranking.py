@@ -28,6 +28,27 @@ def votes(quality: dict[str, float], n_scenes: int = 20, n_raters: int = 8, seed
     return pd.DataFrame(rows, columns=["rater", "scene", "method", "score"])
 
 
+def paired_t(df: pd.DataFrame, a: str, b: str) -> tuple[float, float]:
+    """Paired t over the scenes both methods have, with the rater part of the two-way
+    cluster variance of the difference added when positive (ranking-paired-holm 2.0), by
+    hand: each vote weighs 1 / (its method's scenes x its output's votes)."""
+    per_image = df.groupby(["method", "scene"])["score"].mean().unstack()
+    common = per_image.loc[a].notna() & per_image.loc[b].notna()
+    d = (per_image.loc[a] - per_image.loc[b])[common]
+    n = len(d)
+    rows = df[df["method"].isin([a, b])]
+    size = df.groupby(["method", "scene"])["score"].transform("size")[rows.index]
+    n_scenes = rows["method"].map(per_image.notna().sum(axis=1))
+    mos = rows["method"].map(per_image.mean(axis=1))
+    sign = np.where(rows["method"] == a, 1.0, -1.0)
+    w = rows.assign(w=sign * (rows["score"] - mos) / (n_scenes * size))
+    n_raters = df["rater"].nunique()
+    by_rater = (w.groupby("rater")["w"].sum() ** 2).sum() * n_raters / (n_raters - 1)
+    by_cell = (w.groupby(["rater", "scene"])["w"].sum() ** 2).sum()
+    t = d.mean() / np.sqrt(d.var(ddof=1) / n + max(by_rater - by_cell, 0.0))
+    return t, 2 * stats.t.sf(abs(t), n - 1)
+
+
 def test_indistinguishable_leaders_tie_and_separated_methods_do_not():
     # A and B identical in expectation; C and D far below and far apart
     df = votes({"A": 4.0, "B": 4.0, "C": 3.0, "D": 2.0})
@@ -47,9 +68,13 @@ def test_pairwise_p_values_equal_scipy_paired_t_with_holm():
     per_image = df.groupby(["method", "scene"])["score"].mean().unstack()
     p_raw = []
     for row in pairwise.itertuples():
-        t, p = stats.ttest_rel(per_image.loc[row.method_a], per_image.loc[row.method_b])
+        t, p = paired_t(df, row.method_a, row.method_b)
         assert row.statistic == pytest.approx(t)
         assert row.p == pytest.approx(p)
+        # every rater rated every output: the raters' biases cancel in each scene's
+        # difference, and the test is scipy's paired t-test or a little wider
+        t_scipy, p_scipy = stats.ttest_rel(per_image.loc[row.method_a], per_image.loc[row.method_b])
+        assert abs(t) <= abs(t_scipy) + 1e-12
         assert row.diff == pytest.approx((per_image.loc[row.method_a] - per_image.loc[row.method_b]).mean())
         p_raw.append(p)
     expected = multipletests(p_raw, alpha=0.05, method="holm")[1]
@@ -57,6 +82,27 @@ def test_pairwise_p_values_equal_scipy_paired_t_with_holm():
     assert (pairwise["significant"] == (expected < 0.05)).all()
     # ranking order is by MOS, and MOS is the mean of per-image MOS
     assert ranking["mos"].to_numpy() == pytest.approx(per_image.mean(axis=1).sort_values(ascending=False).to_numpy())
+
+
+def test_a_difference_made_by_who_rated_which_method_is_no_separation_on_new_scenes():
+    # A and B are equal; four raters rated A and four others B, on every scene. Raters
+    # differ in lenience, so one group's mean lenience is higher by chance: the paired
+    # test over scenes alone sees that steady gap on all twelve scenes
+    rng = np.random.default_rng(9)  # a panel whose groups differ by 0.37 in mean lenience
+    lenience = rng.normal(0, 0.5, 8)
+    rows = [
+        (r, f"s{s:02d}", "A" if r < 4 else "B", 3.5 + lenience[r] + rng.normal(0, 0.3))
+        for s in range(12)
+        for r in range(8)
+    ]
+    df = pd.DataFrame(rows, columns=["rater", "scene", "method", "score"])
+    per_image = df.groupby(["method", "scene"])["score"].mean().unstack()
+    assert stats.ttest_rel(per_image.loc["A"], per_image.loc["B"]).pvalue < 1e-4
+    _, pairwise = rank_methods(df, procedure="holm")
+    # eight raters, not twelve scenes, say how sure the difference is
+    assert not pairwise["significant"].any()
+    t, p = paired_t(df, "A", "B")
+    assert pairwise["p"].iloc[0] == pytest.approx(p) and p > 0.05
 
 
 def test_rank_is_one_plus_methods_significantly_better():
@@ -157,7 +203,7 @@ def test_paired_t_on_common_scenes_and_holm_match_scipy_and_statsmodels_with_mis
             assert row.p == 1.0 and np.isnan(row.statistic) and not row.significant
             p_raw.append(1.0)
             continue
-        t, p = stats.ttest_rel(a[common], b[common])
+        t, p = paired_t(df, row.method_a, row.method_b)
         assert row.statistic == pytest.approx(t) and row.p == pytest.approx(p)
         p_raw.append(p)
     assert pairwise["p_holm"].to_numpy() == pytest.approx(multipletests(p_raw, method="holm")[1])
