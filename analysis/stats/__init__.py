@@ -15,7 +15,7 @@ from .correlation import fit_logistic_4, logistic_4, metric_correlations
 from .mos import bootstrap_ci, image_mos, method_mos
 from .pirm import pirm2018_scores, total_score
 from .planner import plan_study, simulate_study
-from .ranking import mixed_model_ranking, rank_methods
+from .ranking import rank_methods
 from .report import full_report
 from .screening import (
     bt500_screening,
@@ -46,7 +46,6 @@ __all__ = [
     "logistic_4",
     "method_mos",
     "metric_correlations",
-    "mixed_model_ranking",
     "p910_model",
     "pirm2018_scores",
     "plan_study",

@@ -49,7 +49,6 @@ from .inference import (
 )
 
 RANKING = Estimator("ranking-paired-holm", "2.0")
-MIXED = Estimator("mixed-model-scene-method", "2.0")
 
 
 def _image_matrix(votes: Votes) -> np.ndarray:
@@ -62,6 +61,9 @@ def _image_matrix(votes: Votes) -> np.ndarray:
 
 def holm(p: np.ndarray) -> np.ndarray:
     """Holm's step-down adjusted p-values (Holm, Scand. J. Statist. 6, 1979); NaN stays NaN.
+
+    Written out because statsmodels' ``multipletests`` takes about 35 ms a call, a third
+    of a whole AIM-sized report (tests check this against it).
 
     The i-th smallest of m finite p-values becomes ``max over j <= i of min(1, (m - j + 1) p_(j))``.
     """
@@ -287,108 +289,3 @@ def rank_methods(
     if procedure != "stepdown-maxt":
         raise ValueError("procedure must be 'stepdown-maxt' or 'holm'")
     return _rank_maxt(votes, alpha, question, method, seed)
-
-
-def mixed_model_ranking(
-    df: pd.DataFrame,
-    *,
-    confidence: float = 0.95,
-    rater: str = "rater",
-    scene: str = "scene",
-    method: str = "method",
-    score: str = "score",
-    kind: str = "kind",
-) -> pd.DataFrame:
-    """Second opinion: linear mixed model ``score ~ method + (1|scene) + (1|scene:method)``.
-
-    Version 2.0 adds the scene x method term: teams are not equally good on every
-    scene, and without it the model counts each scene's votes as independent evidence
-    about the method (90% coverage of the "new scenes" MOS in bench/validity for version
-    1.0's ``(1|rater) + (1|scene)``). Fitted by REML with ``statsmodels`` ``MixedLM``:
-    scenes are the groups (random intercept) and the scene x method effect is a variance
-    component (``vc_formula``) inside each scene, so the fit costs per-scene blocks, not
-    a dense matrix of every vote (crossing raters with scenes as well took minutes on an
-    AIM-sized study). Rater bias is left in the residual: in studies where each rater
-    sees many scenes it moves a method mean little. The fixed effects are the method
-    means over the population of scenes ("new scenes" estimand); the interval is
-    ``estimate -/+ t(q, n_scenes - 1) * se``, Student-t on the scenes' degrees of freedom
-    rather than the Wald normal quantile, since the scenes are the independent units.
-
-    If the fit fails or does not converge, the table still has one row per method with
-    the plain vote mean, NaN intervals, ``converged`` False and the reason in
-    ``message``.
-
-    Returns
-    -------
-    DataFrame
-        One row per method, sorted by estimate: ``estimate``, ``se``, ``ci_low``,
-        ``ci_high``, ``estimand`` (``"new scenes"``), ``converged``, ``message``.
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> votes = pd.DataFrame({"rater": np.tile(np.repeat(np.arange(8), 4), 2),
-    ...                       "scene": np.tile(list("abcd"), 16),
-    ...                       "method": np.repeat(["A", "B"], 32)})
-    >>> votes["score"] = np.where(votes["method"] == "A", 4, 2) + rng.normal(0, .5, 64)
-    >>> mixed_model_ranking(votes)["method"].tolist()
-    ['A', 'B']
-    """
-    import statsmodels.formula.api as smf
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning
-
-    votes = prepare_votes(df, rater=rater, scene=scene, method=method, score=score, kind=kind)
-    data = pd.DataFrame(
-        {
-            "score": votes.score,
-            "method": np.asarray(votes.methods)[votes.method].astype(str),
-            "scene": votes.scene,
-        }
-    )
-    names = [str(n) for n in votes.methods]
-    means = data.groupby("method")["score"].mean().reindex(names).to_numpy()
-    nan = np.full(len(names), np.nan)
-    estimate, se, low, high = means, nan, nan, nan
-    converged, message = False, ""
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model = smf.mixedlm(
-                "score ~ 0 + C(method)",
-                data,
-                groups="scene",
-                re_formula="1",
-                vc_formula={"scene_method": "0 + C(method)"},
-            )
-            # L-BFGS converges on these fits where statsmodels' default BFGS stops short
-            fit = model.fit(reml=True, method=["lbfgs"])
-        problems = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
-        keys = [f"C(method)[{n}]" for n in names]
-        estimate = fit.fe_params.reindex(keys).to_numpy()
-        se = fit.bse_fe.reindex(keys).to_numpy()
-        half = stats.t.ppf(1 - (1 - confidence) / 2, max(votes.n_scenes - 1, 1)) * se
-        low, high = estimate - half, estimate + half
-        converged = bool(getattr(fit, "converged", False))
-        notes = "; ".join(str(w.message) for w in problems)
-        message = ("ok" if converged else "did not converge") + (f" ({notes})" if notes else "")
-    except Exception as exc:  # noqa: BLE001 - any fitting failure falls back to means
-        message = f"mixed model failed, plain vote means reported: {exc}"
-    table = pd.DataFrame(
-        {
-            method: list(votes.methods),
-            "estimate": estimate,
-            "se": se,
-            "ci_low": low,
-            "ci_high": high,
-            "estimand": NEW_SCENES,
-            "converged": converged,
-            "message": message,
-        }
-    )
-    table = table.sort_values("estimate", ascending=False, kind="stable").reset_index(drop=True)
-    return MIXED.stamp(
-        table,
-        confidence=confidence,
-        formula="score ~ 0 + C(method) + (1|scene) + (1|scene:method)",
-        df=max(votes.n_scenes - 1, 1),
-    )

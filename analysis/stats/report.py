@@ -179,20 +179,21 @@ def full_report(
     ranked = votes
     if unranked:
         ranked = select_votes(votes, ~np.isin(np.asarray(votes.methods, dtype=object), list(unranked))[votes.method])
-    # the covariances of the whole table serve the ranking when no method is left out
-    shared = cov if ranked is votes else None
     if ranked.n_methods < 2:
         result["ranking"], result["pairwise"] = single_entry_ranking(list(ranked.methods))
         result["ranking_new_scenes"], result["pairwise_new_scenes"] = result["ranking"], result["pairwise"]
-    elif ranking_procedure == "holm":
-        result["ranking"], result["pairwise"] = _rank(ranked, alpha, "t", "method", shared)
-        result["ranking_new_scenes"], result["pairwise_new_scenes"] = result["ranking"], result["pairwise"]
     else:
-        result["ranking"], result["pairwise"] = _rank_maxt(ranked, alpha, TEST_SET, "method", seed, shared)
-        # the two-way cluster covariance is too optimistic with few scenes for max-T
-        # (bench/validity: 8-14% false separation); Holm over paired t-tests with the
-        # rater part added holds (see .ranking)
-        result["ranking_new_scenes"], result["pairwise_new_scenes"] = _rank(ranked, alpha, "t", "method", shared)
+        # the covariances of the ranked methods, computed once for both questions' rankings
+        shared = cov if ranked is votes else covariances(ranked)
+        if ranking_procedure == "holm":
+            result["ranking"], result["pairwise"] = _rank(ranked, alpha, "t", "method", shared)
+            result["ranking_new_scenes"], result["pairwise_new_scenes"] = result["ranking"], result["pairwise"]
+        else:
+            result["ranking"], result["pairwise"] = _rank_maxt(ranked, alpha, TEST_SET, "method", seed, shared)
+            # the two-way cluster covariance is too optimistic with few scenes for max-T
+            # (bench/validity: 8-14% false separation); Holm over paired t-tests with the
+            # rater part added holds (see .ranking)
+            result["ranking_new_scenes"], result["pairwise_new_scenes"] = _rank(ranked, alpha, "t", "method", shared)
     result["p910"], result["p910_raters"] = p910.outputs, p910.raters
     result["p910_method"] = p910_method_table(p910, confidence)
     result["agreement"] = _agreement(votes, n_splits=agreement_splits, seed=seed)

@@ -1,4 +1,4 @@
-"""Ranking with tied groups, Holm-corrected pairwise tests, mixed model second opinion."""
+"""Ranking with tied groups and Holm-corrected pairwise tests."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from analysis.stats import mixed_model_ranking, rank_methods
+from analysis.stats import rank_methods
 
 
 @pytest.fixture(autouse=True)
@@ -121,67 +121,6 @@ def test_wilcoxon_option_uses_the_signed_rank_test():
     per_image = df.groupby(["method", "scene"])["score"].mean().unstack()
     assert pairwise.loc[0, "p"] == pytest.approx(stats.wilcoxon(per_image.loc["A"], per_image.loc["B"]).pvalue)
     assert pairwise.loc[0, "test"] == "wilcoxon"
-
-
-def test_mixed_model_orders_methods_and_brackets_the_truth():
-    df = votes({"A": 4.0, "B": 3.0, "C": 2.0}, n_scenes=8, n_raters=6, seed=4)
-    df["score"] += df["rater"].map(dict(enumerate([-0.6, -0.3, 0.0, 0.1, 0.3, 0.5])))
-    table = mixed_model_ranking(df)
-    assert table["method"].tolist() == ["A", "B", "C"]
-    assert table["converged"].all()
-    # with balanced data the fixed effects equal the method means
-    means = df.groupby("method")["score"].mean()
-    assert table.set_index("method")["estimate"].to_numpy() == pytest.approx(
-        means.loc[["A", "B", "C"]].to_numpy(), abs=1e-6
-    )
-    assert (table["ci_low"] < table["estimate"]).all() and (table["estimate"] < table["ci_high"]).all()
-
-
-def test_mixed_model_interval_is_the_two_way_anova_one_on_balanced_data():
-    # balanced: every output has the same votes, so REML's variance components are the
-    # ANOVA ones of the methods x scenes table of per-image MOS, and the variance of a
-    # method mean is (MS_scene + (M - 1) * MS_interaction) / (M * S)
-    rng = np.random.default_rng(7)
-    methods, scenes, k = ["A", "B", "C"], 12, 4
-    scene_effect = rng.normal(0, 0.5, scenes)
-    inter = rng.normal(0, 0.4, (len(methods), scenes))
-    rows = []
-    for m, name in enumerate(methods):
-        for i in range(scenes):
-            for r in range(k):
-                rows.append(
-                    (r + 10 * i, f"s{i:02d}", name, 4.0 - m + scene_effect[i] + inter[m, i] + rng.normal(0, 0.7))
-                )
-    df = pd.DataFrame(rows, columns=["rater", "scene", "method", "score"])
-    table = mixed_model_ranking(df).set_index("method").loc[methods]
-    cells = df.groupby(["method", "scene"])["score"].mean().unstack().loc[methods].to_numpy()
-    n_m, n_s = cells.shape
-    resid = cells - cells.mean(axis=1, keepdims=True) - cells.mean(axis=0, keepdims=True) + cells.mean()
-    ms_scene = n_m * np.sum((cells.mean(axis=0) - cells.mean()) ** 2) / (n_s - 1)
-    ms_inter = np.sum(resid**2) / ((n_m - 1) * (n_s - 1))
-    se = np.sqrt((ms_scene + (n_m - 1) * ms_inter) / (n_m * n_s))
-    assert table["converged"].all()
-    assert table["estimate"].to_numpy() == pytest.approx(cells.mean(axis=1), abs=1e-6)
-    assert table["se"].to_numpy() == pytest.approx(np.full(n_m, se), rel=1e-3)
-    half = stats.t.ppf(0.975, n_s - 1) * se
-    assert table["ci_high"].to_numpy() == pytest.approx(cells.mean(axis=1) + half, rel=1e-3)
-    assert (table["estimand"] == "new scenes").all()
-    assert table["estimator_version"].iloc[0] == "2.0"
-
-
-def test_mixed_model_falls_back_with_a_message(monkeypatch):
-    import statsmodels.formula.api as smf
-
-    def broken(*args, **kwargs):
-        raise np.linalg.LinAlgError("Singular matrix")
-
-    monkeypatch.setattr(smf, "mixedlm", broken)
-    df = votes({"A": 4.0, "B": 3.0}, n_scenes=4, n_raters=3)
-    table = mixed_model_ranking(df)
-    assert not table["converged"].any()
-    assert table["message"].iloc[0].startswith("mixed model failed")
-    assert table["ci_low"].isna().all()
-    assert table["estimate"].to_numpy() == pytest.approx(df.groupby("method")["score"].mean().to_numpy())
 
 
 def test_paired_t_on_common_scenes_and_holm_match_scipy_and_statsmodels_with_missing_outputs():
