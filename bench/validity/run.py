@@ -95,36 +95,20 @@ def _per_method(table_key: str, low: str, high: str):
     return read
 
 
+CROSS = "cross-check"
+BOOTSTRAP_READ = _per_method("method_mos", "ci_low_boot", "ci_high_boot")
+
 INTERVALS = [
     Interval("per-output t over raters (image_mos)", "output", _per_output("image_mos")),
     Interval("per-output P.910 (p910)", "output", _per_output("p910"), "model"),
-    Interval(
-        "method t over scenes (method_mos ci)",
-        "new scenes, these raters",
-        _per_method("method_mos", "ci_low", "ci_high"),
+    # each judged against the estimand it names, and cross-checked against the others
+    *(
+        Interval("method t over scenes (method_mos ci)", estimand, _per_method("method_mos", "ci_low", "ci_high"), role)
+        for estimand, role in (("new scenes, these raters", "target"), ("new scenes", CROSS), ("test set", CROSS))
     ),
-    Interval(
-        "method t over scenes (method_mos ci)",
-        "new scenes",
-        _per_method("method_mos", "ci_low", "ci_high"),
-        "cross-check",
-    ),
-    Interval(
-        "method t over scenes (method_mos ci)",
-        "test set",
-        _per_method("method_mos", "ci_low", "ci_high"),
-        "cross-check",
-    ),
-    Interval(
-        "method bootstrap raters+scenes",
-        "new scenes",
-        _per_method("method_mos", "ci_low_boot", "ci_high_boot"),
-    ),
-    Interval(
-        "method bootstrap raters+scenes",
-        "test set",
-        _per_method("method_mos", "ci_low_boot", "ci_high_boot"),
-        "cross-check",
+    *(
+        Interval("method bootstrap raters+scenes", estimand, BOOTSTRAP_READ, role)
+        for estimand, role in (("new scenes", "target"), ("test set", CROSS))
     ),
     Interval("method rater-cluster (ci_*_test)", "test set", _per_method("method_mos", "ci_low_test", "ci_high_test")),
     Interval(
@@ -264,7 +248,7 @@ def run_report(votes: pd.DataFrame, levels: tuple[int, int] | None, n_boot: int,
 def _coverage_verdict(spec: Interval, design: sim.Design, cov: float, se: float, bad: int, outside: int) -> str:
     """Verdict of one interval in one design: a target, or information only."""
     where = design.name
-    if spec.role == "cross-check":
+    if spec.role == CROSS:
         return "info (cross-check: judged against a truth it does not name)"
     if spec.role == "model" and design.rounded:
         return "info (P.910 model does not hold: rounded scores)"
