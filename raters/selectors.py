@@ -32,7 +32,11 @@ def study_for_rater(*, slug: str) -> Study | None:
 
 
 def session_by_token(*, token: str) -> Session | None:
-    return Session.objects.select_related("study").filter(token=token).first()
+    # get(), not first(): the token is unique, and first() would compile an ORDER BY.
+    try:
+        return Session.objects.select_related("study").get(token=token)
+    except Session.DoesNotExist:
+        return None
 
 
 def session_of_rater(*, study: Study, platform: str, external_id: str) -> Session | None:

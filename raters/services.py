@@ -521,11 +521,10 @@ def _rating_store(
     """The session is locked first and its trials read after, so that a vote of the
     rater's other tab is seen, and progress and status are counted with every vote in."""
     now = now or timezone.now()
-    session = (
-        Session.objects.select_for_update(of=("self",)).select_related("study").filter(token=session_token).first()
-    )
-    if session is None:
-        raise SessionNotFound("No such session.")
+    try:
+        session = Session.objects.select_for_update(of=("self",)).select_related("study").get(token=session_token)
+    except Session.DoesNotExist:
+        raise SessionNotFound("No such session.") from None
     trials = selectors.session_trials(session=session, method=True)
     trial = next((trial for trial in trials if trial["token"] == trial_token), None)
     if trial is None:
