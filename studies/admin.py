@@ -403,6 +403,7 @@ class StudyAdmin(admin.ModelAdmin):
             rater_bias_sd=data["rater_bias_sd"],
             inconsistency=(data["inconsistency_low"], data["inconsistency_high"]),
             scene_sd=data["scene_sd"],
+            scale=(study.scale_min, study.scale_max),
             reps=data["reps"],
             max_raters=400,
             check_every=5,

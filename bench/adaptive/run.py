@@ -15,6 +15,12 @@ the way the organizer sees it. For each seed and policy it prints:
 * ``misordered``: separations in the wrong direction, ever;
 * ``srcc``: Spearman rank correlation of the final MOS with the truth.
 
+The published values are MOS, means of votes on five levels, so each method's latent level
+is solved for (analysis.stats.planner.latent_for_mos) so that its expected vote on the
+simulated test set is its published MOS: used as latent levels directly, rounding and
+clipping would compress the top of the table (MW-ISPNet's 4.7 would come out about 4.52,
+and its 0.2 lead over MacAI about 0.14), and "truly different by 0.2" would not hold.
+
 Both policies of a seed see common random numbers: the same scene effects, the same
 bias and inconsistency for the i-th rater, and the same standard normal draw for the k-th
 vote of each output, so the comparison measures the allocation rather than the luck of
@@ -50,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 TABLE = Path(os.environ.get("MOSAIC_AIM_TABLE", ROOT.parent / "shared" / "data" / "aim2020_isp_table1.csv"))
 DIFFERENT = 0.2  # a true adjacent difference at least this large must be separated
+BIAS_SD, NOISE_SD = 0.3, (0.4, 1.0)  # each rater's bias and the range of their inconsistency
 
 
 @dataclass
@@ -170,6 +177,7 @@ def run_one(*, policy: str, seed: int, scenes: int, workers: int, budget: int, f
     import numpy as np
     from django.db import connection
 
+    from analysis.stats.planner import latent_for_mos
     from raters import services
     from raters.platforms import RaterIdentity
     from studies.models import Output, Study
@@ -179,11 +187,14 @@ def run_one(*, policy: str, seed: int, scenes: int, workers: int, budget: int, f
         policy=policy, seed=seed, scenes=scenes, quality=quality, budget=budget, tag=f"{policy}-{seed}-{time.time_ns()}"
     )
     rng = np.random.default_rng(seed)
-    # One effect per scene, shared by every method and centred: on this test set the
-    # methods keep the table's MOS, and the two teams at 4.0 stay exactly equal.
+    # One effect per scene, shared by every method and centred; each method's latent
+    # level gives it the table's MOS on this test set, and the two teams at 4.0 stay
+    # exactly equal.
     effects = rng.normal(0, 0.3, scenes)
     effects -= effects.mean()
-    level = {**quality, "hidden-reference": 4.9, "low-anchor": 1.2}
+    mos = {**quality, "hidden-reference": 4.9, "low-anchor": 1.2}
+    latent = latent_for_mos(list(mos.values()), scene_effects=effects, rater_bias_sd=BIAS_SD, inconsistency=NOISE_SD)
+    level = dict(zip(mos, latent, strict=True))
     expected = {
         pk: level[method] + effects[int(scene_name.removeprefix("scene"))]
         for pk, method, scene_name in Output.objects.filter(method__study=study).values_list(
@@ -212,7 +223,7 @@ def run_one(*, policy: str, seed: int, scenes: int, workers: int, budget: int, f
         """One rater's whole session; the votes it stored. The i-th rater has the same
         bias and inconsistency under both policies."""
         r = random.Random(seed * 1_000_003 + index)
-        bias, noise = r.gauss(0, 0.3), r.uniform(0.4, 1.0)
+        bias, noise = r.gauss(0, BIAS_SD), r.uniform(*NOISE_SD)
         try:
             session, _ = services.session_start(
                 study=Study.objects.get(pk=study.pk),

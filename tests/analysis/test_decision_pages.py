@@ -104,6 +104,14 @@ def test_planner_form_refuses_bad_input(staff, voted):
     assert "errorlist" in html
 
 
+def test_planner_form_says_when_the_assumed_methods_leave_the_scale(staff, voted):
+    url = reverse("admin:studies_study_plan", args=[voted.pk])
+    html = staff.get(url, {"difference": 2.0, "rater_bias_sd": 0.2, "inconsistency_low": 0.3,
+                           "inconsistency_high": 0.6, "scene_sd": 0.2, "reps": 2}).content.decode()  # fmt: skip
+    assert 'id="plan"' not in html
+    assert "beyond the scale 1-5: plan for a smaller difference" in html
+
+
 def _change_form_data(staff, study: Study) -> tuple[str, dict]:
     url = reverse("admin:studies_study_change", args=[study.pk])
     form = staff.get(url).context["adminform"].form
